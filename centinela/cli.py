@@ -1,0 +1,98 @@
+"""The ``centinela`` command: one argparse parser, handlers imported on demand."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from centinela.errors import UsageError
+
+# subcommand -> "module:function"; each function takes the parsed args and returns an exit status.
+HANDLERS = {
+    "sim": "sim.main:run_sim",
+    "panel": "panel.main:run_panel",
+    "hub": "hub.main:run_hub",
+    "scenario": "sim.scenario_cli:run_scenarios",
+    "doctor": "drivers.doctor:run_doctor",
+    "events": "hub.events_cli:run_events",
+    "keygen": "protocol.keys:run_keygen",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(
+        prog="centinela", description="centinela alarm panel, hub and simulator"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("sim", help="run a whole simulated site (broker, panel, hub, cloud)")
+    p.add_argument("site", nargs="?", help="site file (TOML); the bundled demo site by default")
+    p.add_argument("--broker", help="use this broker (mqtt://HOST:PORT or mqtts://…)")
+    p.add_argument("--headless", action="store_true", help="no interactive view; log to stderr")
+
+    p = sub.add_parser("panel", help="run the panel process")
+    p.add_argument("--config", required=True, help="panel configuration file (TOML)")
+
+    p = sub.add_parser("hub", help="run the hub process")
+    p.add_argument("--config", required=True, help="hub configuration file (TOML)")
+
+    p = sub.add_parser("scenario", help="scenario files (simulated site or a rig)")
+    ssub = p.add_subparsers(dest="scenario_command", metavar="ACTION", required=True)
+    r = ssub.add_parser("run", help="run scenario files; exit 0 only if every expectation held")
+    r.add_argument("files", nargs="+", metavar="FILE")
+    r.add_argument("--junit", metavar="OUT.xml", help="write a JUnit XML report")
+    r.add_argument("--realtime", action="store_true", help="run in real time, not virtual time")
+    r.add_argument("--rig", metavar="RIG.toml", help="drive a real panel described by a rig file")
+
+    p = sub.add_parser("doctor", help="check devices, configuration and broker")
+    p.add_argument("--config", help="panel or hub configuration file to check")
+
+    p = sub.add_parser("events", help="the event log as the customer area shows it")
+    p.add_argument("--site", required=True)
+    p.add_argument("--panel")
+    p.add_argument("--since", help="ISO time or a duration such as 1h, 30m, 2d")
+    p.add_argument("--user")
+    p.add_argument("--type")
+    p.add_argument("--follow", action="store_true", help="keep printing new events")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--db", help="hub store (default: $CENTINELA_HUB_DB or ./hub.db)")
+    p.add_argument("--config", help="hub configuration file (for the store path)")
+
+    sub.add_parser("keygen", help="print a new random 256-bit panel key")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``centinela`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    module_name, func_name = HANDLERS[args.command].split(":")
+    try:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(module_name.split(".")[0]):
+                print(f"centinela {args.command}: not yet available", file=sys.stderr)
+                return 2
+            raise
+        handler = cast(Callable[[argparse.Namespace], int], getattr(module, func_name))
+        return handler(args)
+    except UsageError as exc:
+        print(f"centinela {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

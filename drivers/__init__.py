@@ -1,0 +1,1 @@
+"""Device drivers: keypad, NFC, zones and siren, climate, camera, and their simulated twins."""

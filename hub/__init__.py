@@ -1,0 +1,1 @@
+"""The hub: panel link <-> cloud JSON API."""

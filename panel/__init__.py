@@ -1,0 +1,1 @@
+"""centinela: the alarm panel firmware core and its process."""

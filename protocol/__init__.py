@@ -1,0 +1,1 @@
+"""The panel <-> hub wire: frames, messages, session, stream framing."""

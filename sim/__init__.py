@@ -1,0 +1,1 @@
+"""Simulated site, scenario runner and cloud stand-in."""
