@@ -111,7 +111,7 @@ class Backoff:
         """The delay before the next attempt."""
         ceiling = min(self.cap, self.base * 2**self.attempt)
         self.attempt += 1
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        return float(ceiling / 2 + self._rng.uniform(0, ceiling / 2))
 
     def reset(self) -> None:
         """Call after a successful connection."""
