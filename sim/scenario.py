@@ -1,0 +1,417 @@
+"""Scenario files (CONTRACT §6): typed steps loaded from YAML, errors naming file, step, reason."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from centinela.errors import ConfigError
+from panel.inputs import KEYS
+from protocol.messages import EventType, State
+
+SPEC_VERSION = 1
+STEP_TYPES = (
+    "press",
+    "tap",
+    "open",
+    "close",
+    "tamper",
+    "wait",
+    "cloud",
+    "broker",
+    "restart",
+    "expect",
+    "expect_not",
+)
+CONDITION_KEYS = ("state", "siren", "locked", "result", "event")
+_UID = re.compile(r"^[0-9A-Fa-f]{8,20}$")
+_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    """Keys typed on the keypad, as on the wire."""
+
+    keys: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """A tag tapped on the reader: a user's first tag, or a UID in hex."""
+
+    who: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetZone:
+    """A zone faulted (``open``) or restored."""
+
+    zone: str
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Tamper:
+    """The tamper switch of a zone, or of the keypad."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Let ``seconds`` of (simulated) time pass."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cloud:
+    """A command through the hub's cloud API; ``id`` and ``panel`` are filled in when absent."""
+
+    command: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """The broker goes down (``up`` False) or comes back."""
+
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Restart the panel or the hub process."""
+
+    which: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """What an expectation checks; None means not checked."""
+
+    state: State | None = None
+    siren: bool | None = None
+    locked: bool | None = None
+    result: Mapping[str, Any] | None = None
+    event: Mapping[str, Any] | None = None
+
+    def describe(self) -> str:
+        """The conditions as a short flow-style text."""
+        parts: list[str] = []
+        if self.state is not None:
+            parts.append(f"state: {self.state.value}")
+        if self.siren is not None:
+            parts.append(f"siren: {'on' if self.siren else 'off'}")
+        if self.locked is not None:
+            parts.append(f"locked: {str(self.locked).lower()}")
+        if self.result is not None:
+            parts.append(f"result: {flow(self.result)}")
+        if self.event is not None:
+            parts.append(f"event: {flow(self.event)}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """Every condition holds now, or within ``within`` seconds."""
+
+    conditions: Conditions
+    within: float | None = None
+    negate: bool = False
+
+
+Step = Press | Tap | SetZone | Tamper | Wait | Cloud | Broker | Restart | Expect
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A validated scenario file."""
+
+    path: str
+    name: str
+    site: Mapping[str, Any] | None
+    steps: tuple[Step, ...]
+    lines: tuple[int, ...] = field(default=())  # 1-based line of each step in the file
+
+
+def flow(value: object) -> str:
+    """A compact YAML-ish rendering of a value, for output lines."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(flow(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def describe_step(step: Step) -> str:
+    """A step as it would be written in the file."""
+    match step:
+        case Press(keys):
+            return f'press: "{keys}"'
+        case Tap(who):
+            return f"tap: {who}"
+        case SetZone(zone, is_open):
+            return f"{'open' if is_open else 'close'}: {zone}"
+        case Tamper(target):
+            return f"tamper: {target}"
+        case Wait(seconds):
+            return f"wait: {seconds:g}"
+        case Cloud(command):
+            return f"cloud: {flow(command)}"
+        case Broker(up):
+            return f"broker: {'start' if up else 'stop'}"
+        case Restart(which):
+            return f"restart: {which}"
+        case Expect(conditions, within, negate):
+            text = conditions.describe()
+            if within is not None:
+                text += f", within: {within:g}"
+            return f"{'expect_not' if negate else 'expect'}: {{{text}}}"
+    raise AssertionError(step)
+
+
+class _Parser:
+    """Turns loaded YAML into a Scenario; raises ConfigError on the first problem."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, reason: str, line: int | None = None) -> ConfigError:
+        if line is not None:
+            reason = f"{reason} (line {line})"
+        return ConfigError(self.source, key, reason)
+
+    def number(self, value: object, key: str, line: int | None, *, positive: bool) -> float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise self.fail(key, f"expected a number of seconds, got {flow(value)!r}", line)
+        if value < 0 or (positive and value == 0):
+            raise self.fail(key, f"must be {'above' if positive else 'at least'} 0", line)
+        return float(value)
+
+    def name(self, value: object, key: str, line: int | None, what: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"expected {what}, got {flow(value)!r}", line)
+        return value
+
+    def step(self, raw: object, key: str, line: int | None) -> Step:
+        if not isinstance(raw, Mapping) or len(raw) != 1:
+            raise self.fail(key, "a step is a mapping with exactly one step type", line)
+        ((kind, value),) = raw.items()
+        if kind not in STEP_TYPES:
+            close = difflib.get_close_matches(str(kind), STEP_TYPES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.fail(key, f'unknown step "{kind}"{hint}', line)
+        key = f"{key}.{kind}"
+        if kind == "press":
+            if isinstance(value, int) and not isinstance(value, bool):
+                raise self.fail(
+                    key, f'quote the keys (press: "{value}"): YAML reads them as a number', line
+                )
+            keys = self.name(value, key, line, "keys as a string")
+            bad = sorted({k for k in keys if k not in KEYS})
+            if bad:
+                raise self.fail(
+                    key, f"not a keypad key: {''.join(bad)!r} (keys are 0-9 * # A-D P)", line
+                )
+            return Press(keys)
+        if kind == "tap":
+            if isinstance(value, int) and not isinstance(value, bool):
+                raise self.fail(key, "quote the tag UID: YAML reads it as a number", line)
+            return Tap(self.name(value, key, line, "a user name or a tag UID"))
+        if kind in ("open", "close"):
+            return SetZone(self.name(value, key, line, "a zone name"), kind == "open")
+        if kind == "tamper":
+            return Tamper(self.name(value, key, line, "a zone name or keypad"))
+        if kind == "wait":
+            return Wait(self.number(value, key, line, positive=False))
+        if kind == "cloud":
+            if not isinstance(value, Mapping) or not value:
+                raise self.fail(key, "expected the command as a mapping (action, user, …)", line)
+            return Cloud(dict(value))
+        if kind == "broker":
+            if value not in ("stop", "start"):
+                raise self.fail(key, f"expected stop or start, got {flow(value)!r}", line)
+            return Broker(value == "start")
+        if kind == "restart":
+            if value not in ("panel", "hub"):
+                raise self.fail(key, f"expected panel or hub, got {flow(value)!r}", line)
+            return Restart(str(value))
+        return self.expect(value, key, line, negate=kind == "expect_not")
+
+    def expect(self, value: object, key: str, line: int | None, *, negate: bool) -> Expect:
+        if not isinstance(value, Mapping):
+            raise self.fail(
+                key, "expected a mapping of conditions (state, siren, locked, result, event)", line
+            )
+        unknown = [k for k in value if k not in (*CONDITION_KEYS, "within")]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), (*CONDITION_KEYS, "within"), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.fail(key, f'unknown condition "{unknown[0]}"{hint}', line)
+        if not any(k in value for k in CONDITION_KEYS):
+            raise self.fail(
+                key, "nothing to check: give state, siren, locked, result or event", line
+            )
+        state = None
+        if "state" in value:
+            try:
+                state = State(value["state"])
+            except ValueError:
+                names = ", ".join(s.value for s in State)
+                raise self.fail(
+                    f"{key}.state", f"unknown state {flow(value['state'])!r} ({names})", line
+                ) from None
+        siren = None
+        if "siren" in value:
+            raw = value["siren"]
+            if raw in ("on", "off"):
+                siren = raw == "on"
+            elif isinstance(raw, bool):
+                siren = raw
+            else:
+                raise self.fail(f"{key}.siren", f'expected "on" or "off", got {flow(raw)!r}', line)
+        locked = None
+        if "locked" in value:
+            if not isinstance(value["locked"], bool):
+                raise self.fail(
+                    f"{key}.locked", f"expected true or false, got {flow(value['locked'])!r}", line
+                )
+            locked = value["locked"]
+        result = self.fields(value, "result", key, line)
+        event = self.fields(value, "event", key, line)
+        if event is not None and "type" in event:
+            try:
+                EventType(event["type"])
+            except ValueError:
+                raise self.fail(
+                    f"{key}.event.type", f"unknown event type {flow(event['type'])!r}", line
+                ) from None
+        within = None
+        if "within" in value:
+            within = self.number(value["within"], f"{key}.within", line, positive=True)
+        return Expect(Conditions(state, siren, locked, result, event), within, negate)
+
+    def fields(
+        self, value: Mapping[str, Any], name: str, key: str, line: int | None
+    ) -> dict[str, Any] | None:
+        if name not in value:
+            return None
+        raw = value[name]
+        if not isinstance(raw, Mapping) or not raw:
+            raise self.fail(f"{key}.{name}", "expected a mapping of fields", line)
+        return {str(k): v for k, v in raw.items()}
+
+
+def _step_lines(text: str) -> list[int]:
+    """The 1-based line of each item under the top-level ``steps`` key."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    for key_node, value_node in node.value:
+        if getattr(key_node, "value", None) == "steps" and isinstance(
+            value_node, yaml.SequenceNode
+        ):
+            return [item.start_mark.line + 1 for item in value_node.value]
+    return []
+
+
+def parse_scenario(text: str, source: str) -> Scenario:
+    """Validate the text of a scenario file; ``source`` names it in errors."""
+    try:
+        data = yaml.safe_load(text)
+        lines = _step_lines(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(
+            source, "", f"YAML syntax error at {where}: {exc.problem or exc.context}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "", f"YAML error: {exc}") from None
+    parser = _Parser(source)
+    if not isinstance(data, Mapping):
+        raise parser.fail("", "a scenario is a mapping with spec, name, site and steps")
+    unknown = [k for k in data if k not in ("spec", "name", "description", "site", "steps")]
+    if unknown:
+        raise parser.fail(str(unknown[0]), "unknown key (spec, name, description, site, steps)")
+    if "spec" not in data:
+        raise parser.fail("spec", f"missing: write spec: {SPEC_VERSION} at the top")
+    if data["spec"] != SPEC_VERSION or isinstance(data["spec"], bool):
+        raise parser.fail(
+            "spec",
+            f"unsupported version {flow(data['spec'])!r} (this runner reads spec: {SPEC_VERSION})",
+        )
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str):
+        raise parser.fail("name", "expected a string")
+    site = data.get("site")
+    if site is not None and not isinstance(site, Mapping):
+        raise parser.fail("site", "expected a mapping with the keys of a site file")
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise parser.fail("steps", "expected a non-empty list of steps")
+    steps = tuple(
+        parser.step(raw, f"steps[{i}]", lines[i] if i < len(lines) else None)
+        for i, raw in enumerate(raw_steps)
+    )
+    return Scenario(source, name, site, steps, tuple(lines))
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "", f"cannot read: {exc}") from None
+    return parse_scenario(text, source)
+
+
+def check_against_site(
+    scenario: Scenario, users: Mapping[str, tuple[str, ...]], zones: set[str]
+) -> None:
+    """Check the names a scenario uses against its site: users with tags, zones."""
+    parser = _Parser(scenario.path)
+    for i, step in enumerate(scenario.steps):
+        line = scenario.lines[i] if i < len(scenario.lines) else None
+        match step:
+            case Tap(who) if who in users:
+                if not users[who]:
+                    raise parser.fail(f"steps[{i}].tap", f"user {who!r} has no tag", line)
+            case Tap(who) if not _UID.match(who):
+                raise parser.fail(
+                    f"steps[{i}].tap",
+                    f"no user {who!r} in the site, and not a tag UID in hex",
+                    line,
+                )
+            case SetZone(zone, is_open) if zone not in zones:
+                kind = "open" if is_open else "close"
+                raise parser.fail(f"steps[{i}].{kind}", f"no zone {zone!r} in the site", line)
+            case Tamper(target) if target != "keypad" and target not in zones:
+                raise parser.fail(
+                    f"steps[{i}].tamper", f"no zone {target!r} in the site (or keypad)", line
+                )
+
+
+def resolve_tag(who: str, users: Mapping[str, tuple[str, ...]]) -> str:
+    """The UID a ``tap`` step presents: the user's first tag, or the UID itself, upper-case."""
+    if users.get(who):
+        return users[who][0].upper()
+    return who.upper()
