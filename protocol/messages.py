@@ -31,7 +31,11 @@ class Mode(enum.StrEnum):
     NIGHT = "night"
 
 
-ARMED_STATE = {Mode.TOTAL: State.ARMED_TOTAL, Mode.PARTIAL: State.ARMED_PARTIAL, Mode.NIGHT: State.ARMED_NIGHT}
+ARMED_STATE = {
+    Mode.TOTAL: State.ARMED_TOTAL,
+    Mode.PARTIAL: State.ARMED_PARTIAL,
+    Mode.NIGHT: State.ARMED_NIGHT,
+}
 
 
 class EventType(enum.StrEnum):
