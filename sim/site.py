@@ -1,0 +1,294 @@
+"""A whole simulated site in one process: private broker, panel, hub and the cloud stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from centinela.errors import ConfigError, UsageError
+from centinela.mqtt import BrokerConfig, parse_broker_url
+from panel.clock import Clock
+from sim.cloud import CloudStandIn
+from sim.embedded import PrivateBroker, private_broker
+
+_LOGGER = logging.getLogger(__name__)
+
+DEMO_SITE = Path(__file__).parent / "sites" / "demo.toml"
+VIRTUAL_START_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z: every scenario starts here
+SETTLE_CAP_S = 3.0  # real seconds a settle waits for in-flight work at most
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFacts:
+    """The names a simulator needs, read from a site mapping (the loader validates the rest)."""
+
+    site: str
+    panel: str
+    users: dict[str, tuple[str, ...]]  # name -> tag UIDs
+    roles: dict[str, str]
+    zones: dict[str, str]  # name -> kind
+    cameras: tuple[str, ...]
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> SiteFacts:
+        """Read panel id, site, users, zones and cameras (missing parts are empty)."""
+        panel = data.get("panel") or {}
+        users = [u for u in data.get("users") or [] if isinstance(u, Mapping)]
+        zones = [z for z in data.get("zones") or [] if isinstance(z, Mapping)]
+        cameras = [c for c in data.get("cameras") or [] if isinstance(c, Mapping)]
+        return cls(
+            site=str(panel.get("site", "")),
+            panel=str(panel.get("id", "")),
+            users={str(u.get("name")): tuple(str(t) for t in u.get("tags") or []) for u in users},
+            roles={str(u.get("name")): str(u.get("role", "")) for u in users},
+            zones={str(z.get("name")): str(z.get("kind", "")) for z in zones},
+            cameras=tuple(str(c.get("name")) for c in cameras),
+        )
+
+
+def read_site_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of a site TOML file; errors name the file and the reason."""
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(source, "", "no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"TOML syntax error: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read: {exc}") from None
+
+
+def new_link_key() -> str:
+    """A fresh 256-bit panel link key, in hex."""
+    try:
+        from protocol.keys import generate_key
+    except ImportError:
+        return secrets.token_hex(32)
+    key: Any = generate_key()
+    return key.hex() if isinstance(key, bytes) else str(key)
+
+
+async def maybe_await(value: Any) -> Any:
+    """Await ``value`` when a device method turned out to be a coroutine."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class SimSite:
+    """Broker, panel, hub and cloud stand-in for one site, started and stopped together."""
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        source: str,
+        *,
+        clock: Clock,
+        workdir: Path,
+        broker_url: str | None = None,
+        prefer_broker: str = "auto",
+    ) -> None:
+        self.source = source
+        self.clock = clock
+        self.workdir = workdir
+        self.facts = SiteFacts.from_mapping(data)
+        self._external_url = broker_url
+        self._prefer = prefer_broker
+        self.broker: PrivateBroker | None = None
+        self.broker_url = broker_url or ""
+        self.panel: Any = None
+        self.hub: Any = None
+        self.cloud: CloudStandIn | None = None
+        self._data = dict(data)
+        self._key = str((data.get("link") or {}).get("key") or new_link_key())
+        self._open_zones: set[str] = set()
+        self._panel_config: Any = None
+        self._hub_config: Any = None
+
+    # -- life cycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the broker (unless external), the hub, the panel and the cloud stand-in."""
+        from panel.config import load_site_mapping
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self._external_url is None:
+            self.broker = private_broker(self._prefer)
+            self.broker_url = self.broker.url
+            await self.broker.start()
+        data = dict(self._data)
+        mqtt = dict(data.get("mqtt") or {})
+        mqtt["broker"] = self.broker_url
+        data["mqtt"] = mqtt
+        link = dict(data.get("link") or {})
+        link.setdefault("key", self._key)
+        data["link"] = link
+        store = dict(data.get("store") or {})
+        store.setdefault("path", str(self.workdir / "panel.db"))
+        data["store"] = store
+        self._panel_config = load_site_mapping(data, self.source)
+        self._hub_config = self._hub_mapping(mqtt)
+        host, port, tls = parse_broker_url(self.broker_url, file=self.source, key="broker")
+        cloud_broker = BrokerConfig(
+            host, port, tls, mqtt.get("username"), mqtt.get("password"), _path(mqtt.get("ca"))
+        )
+        self.cloud = CloudStandIn(cloud_broker, self.facts.site)
+        await self.cloud.start()
+        await self._start_hub()
+        await self._start_panel()
+
+    async def stop(self) -> None:
+        """Stop everything this site started, in reverse order."""
+        for name in ("panel", "hub"):
+            proc = getattr(self, name)
+            setattr(self, name, None)
+            if proc is not None:
+                with contextlib.suppress(Exception):
+                    await proc.stop()
+        if self.cloud is not None:
+            await self.cloud.stop()
+            self.cloud = None
+        if self.broker is not None:
+            await self.broker.close()
+            self.broker = None
+
+    async def __aenter__(self) -> SimSite:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _hub_mapping(self, mqtt: Mapping[str, Any]) -> Any:
+        from hub.config import load_hub_mapping
+
+        broker: dict[str, Any] = {"broker": self.broker_url}
+        for key in ("username", "password", "ca", "cert", "key"):
+            if mqtt.get(key):
+                broker[key] = mqtt[key]
+        mapping = {
+            "hub": {
+                "site": self.facts.site,
+                "store": str(self.workdir / "hub.db"),
+                "command_timeout": 10,
+            },
+            "local": dict(broker),
+            "cloud": dict(broker),
+            "panels": [{"id": self.facts.panel, "key": self._key}],
+        }
+        return load_hub_mapping(mapping, f"{self.source} (hub)")
+
+    async def _start_panel(self) -> None:
+        from panel.process import PanelProcess
+
+        panel = PanelProcess(self._panel_config, clock=self.clock, broker_url=self.broker_url)
+        await panel.start()
+        self.panel = panel
+        for zone in sorted(self._open_zones):
+            await maybe_await(panel.zones.twin.open(zone))
+
+    async def _start_hub(self) -> None:
+        from hub.process import HubProcess
+
+        hub = HubProcess(self._hub_config, clock=self.clock)
+        await hub.start()
+        self.hub = hub
+
+    # -- what scenarios and the UI do ---------------------------------------------------
+
+    async def restart(self, which: str) -> None:
+        """Stop and start the panel or the hub (their stores keep their state)."""
+        if which == "panel":
+            panel, self.panel = self.panel, None
+            if panel is not None:
+                await panel.stop()
+            await self._start_panel()
+        else:
+            hub, self.hub = self.hub, None
+            if hub is not None:
+                await hub.stop()
+            await self._start_hub()
+
+    async def set_broker(self, up: bool) -> None:
+        """Stop or start the private broker."""
+        if self.broker is None:
+            raise UsageError("broker steps need the simulator's own broker, not --broker")
+        await (self.broker.start() if up else self.broker.stop())
+
+    async def press(self, keys: str) -> None:
+        """Type keys on the simulated keypad."""
+        await maybe_await(self.panel.keypad.twin.type(keys))
+
+    async def present_tag(self, uid: str) -> None:
+        """Bring a tag into the reader's field."""
+        await maybe_await(self.panel.nfc.twin.present(uid))
+
+    async def remove_tag(self) -> None:
+        """Take the tag away."""
+        await maybe_await(self.panel.nfc.twin.remove())
+
+    async def set_zone(self, zone: str, is_open: bool) -> None:
+        """Fault or restore a zone (remembered across panel restarts, like a real door)."""
+        twin = self.panel.zones.twin
+        if is_open:
+            self._open_zones.add(zone)
+            await maybe_await(twin.open(zone))
+        else:
+            self._open_zones.discard(zone)
+            await maybe_await(twin.close(zone))
+
+    async def tamper(self, target: str) -> None:
+        """Open the tamper switch of a zone or of the keypad."""
+        if target == "keypad":
+            twin = self.panel.keypad.twin
+            if hasattr(twin, "tamper"):
+                await maybe_await(twin.tamper())
+                return
+            from panel.inputs import TamperDetected
+
+            await self.panel.submit(TamperDetected("keypad"))
+            return
+        await maybe_await(self.panel.zones.twin.tamper(target))
+
+    def idle(self) -> bool:
+        """Panel and hub have nothing in flight."""
+        panel, hub = self.panel, self.hub
+        return (panel is None or panel.idle()) and (hub is None or hub.idle())
+
+    async def settle(self, cap_s: float = SETTLE_CAP_S) -> bool:
+        """Wait (real time, at most ``cap_s``) until what the site produced reached the cloud."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + cap_s
+        delay = 0.0
+        while True:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if self.idle():
+                cloud = self.cloud
+                if cloud is None or not cloud.connected.is_set():
+                    return True
+                if await cloud.flush(max(0.05, deadline - loop.time())) and self.idle():
+                    return True
+            if loop.time() >= deadline:
+                _LOGGER.debug("settle: still busy after %.1f s", cap_s)
+                return False
+            await asyncio.sleep(delay)
+            delay = min(0.02, delay + 0.001)
+
+
+def _path(value: object) -> Path | None:
+    return Path(str(value)) if value else None
