@@ -1,0 +1,308 @@
+"""Small helpers to validate TOML-like mappings with errors naming file, key path and reason."""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import tomllib
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from centinela.errors import ConfigError
+from protocol.keys import parse_key
+
+NAME_RE: Final = re.compile(r"[a-z0-9_-]{1,32}")
+"""Names of panels, sites, users, zones and cameras."""
+
+
+class _Missing(enum.Enum):
+    MISSING = enum.auto()
+
+
+MISSING: Final = _Missing.MISSING
+"""Default for a required key."""
+
+
+def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and parse a TOML file; every failure is a ConfigError naming the file."""
+    name = os.fspath(path)
+    try:
+        raw = Path(name).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(name, "", "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(name, "", "is a directory, not a file") from None
+    except OSError as exc:
+        raise ConfigError(name, "", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(name, "", f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, "", f"not valid TOML: {exc}") from None
+
+
+def describe(value: object) -> str:
+    """A short name for the type of a value, as a TOML user would call it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+class Section:
+    """One table being validated; remembers the keys read so that unknown keys are errors."""
+
+    def __init__(self, data: Mapping[str, Any], file: str, path: str = "") -> None:
+        self.data = data
+        self.file = file
+        self.path = path
+        self._seen: set[str] = set()
+
+    def where(self, key: str | None = None) -> str:
+        """The full key path of ``key`` inside this section."""
+        if key is None:
+            return self.path
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str | None, reason: str) -> ConfigError:
+        """A ConfigError for ``key`` of this section (or the section itself)."""
+        return ConfigError(self.file, self.where(key), reason)
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is present."""
+        return key in self.data
+
+    def _raw(self, key: str, default: object) -> object:
+        self._seen.add(key)
+        if key in self.data:
+            return self.data[key]
+        if default is MISSING:
+            raise self.error(key, "required")
+        return default
+
+    def get_str(
+        self,
+        key: str,
+        default: str | _Missing = MISSING,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        choices: Collection[str] | None = None,
+        what: str = "",
+    ) -> str:
+        """A string, optionally matching ``pattern`` (whole string) or one of ``choices``."""
+        value = self._raw(key, default)
+        return self._check_str(key, value, pattern, choices, what)
+
+    def get_opt_str(
+        self,
+        key: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        choices: Collection[str] | None = None,
+        what: str = "",
+    ) -> str | None:
+        """A string, or None when the key is absent."""
+        value = self._raw(key, None)
+        if value is None:
+            return None
+        return self._check_str(key, value, pattern, choices, what)
+
+    def _check_str(
+        self,
+        key: str,
+        value: object,
+        pattern: re.Pattern[str] | None,
+        choices: Collection[str] | None,
+        what: str,
+    ) -> str:
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string, not {describe(value)}")
+        if choices is not None and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(sorted(choices))}, not {value!r}")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise self.error(key, f"must be {what or 'of the form ' + pattern.pattern}")
+        return value
+
+    def get_int(
+        self,
+        key: str,
+        default: int | _Missing = MISSING,
+        *,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int:
+        """An integer within bounds (booleans are refused)."""
+        value = self._raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be an integer, not {describe(value)}")
+        self._check_range(key, value, minimum, maximum)
+        return value
+
+    def get_number(
+        self,
+        key: str,
+        default: float | _Missing = MISSING,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float:
+        """A number (integer or float) within bounds."""
+        value = self._raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"must be a number, not {describe(value)}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.error(key, "must be a finite number")
+        self._check_range(key, value, minimum, maximum)
+        return float(value)
+
+    def _check_range(
+        self, key: str, value: float, minimum: float | None, maximum: float | None
+    ) -> None:
+        if minimum is not None and maximum is not None and not minimum <= value <= maximum:
+            raise self.error(key, f"must be between {minimum:g} and {maximum:g}, not {value:g}")
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum:g}, not {value:g}")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"must be at most {maximum:g}, not {value:g}")
+
+    def get_bool(self, key: str, default: bool | _Missing = MISSING) -> bool:
+        """A boolean."""
+        value = self._raw(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {describe(value)}")
+        return value
+
+    def get_str_list(
+        self,
+        key: str,
+        default: list[str] | _Missing = MISSING,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        choices: Collection[str] | None = None,
+        what: str = "",
+        unique: bool = True,
+    ) -> list[str]:
+        """A list of strings; each element is checked like ``get_str``; duplicates refused."""
+        value = self._raw(key, default)
+        if not isinstance(value, list | tuple):
+            raise self.error(key, f"must be a list of strings, not {describe(value)}")
+        out: list[str] = []
+        for i, item in enumerate(value):
+            item_key = f"{key}[{i}]"
+            out.append(self._check_str(item_key, item, pattern, choices, what))
+            if unique and out[-1] in out[:-1]:
+                raise self.error(item_key, f"{out[-1]!r} is listed twice")
+        return out
+
+    def get_section(self, key: str, *, required: bool = False) -> Section:
+        """A sub-table; an absent optional one reads as empty."""
+        value = self._raw(key, MISSING if required else {})
+        if not isinstance(value, Mapping):
+            raise self.error(key, f"must be a table, not {describe(value)}")
+        return Section(value, self.file, self.where(key))
+
+    def get_sections(self, key: str) -> list[Section]:
+        """An array of tables (``[[key]]``); absent reads as empty."""
+        value = self._raw(key, [])
+        if not isinstance(value, list | tuple):
+            raise self.error(key, f"must be a list of tables, not {describe(value)}")
+        out: list[Section] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                raise self.error(f"{key}[{i}]", f"must be a table, not {describe(item)}")
+            out.append(Section(item, self.file, self.where(f"{key}[{i}]")))
+        return out
+
+    def get_path(
+        self, key: str, base: Path, *, must_exist: bool = True, default: str | None = None
+    ) -> Path | None:
+        """A file path, relative to ``base`` unless absolute; None when absent and no default."""
+        value = self.get_opt_str(key)
+        if value is None:
+            if default is None:
+                return None
+            value = default
+        if not value:
+            raise self.error(key, "must not be empty")
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        if must_exist and not path.is_file():
+            raise self.error(key, f"no such file: {path}")
+        return path
+
+    def finish(self) -> None:
+        """Raise for the first key that was never read (an unknown key)."""
+        unknown = sorted(k for k in self.data if k not in self._seen)
+        if unknown:
+            known = ", ".join(sorted(self._seen)) or "none"
+            raise self.error(unknown[0], f"unknown key (expected one of: {known})")
+
+
+def read_secret_file(section: Section, key: str, base: Path) -> str:
+    """The first line of a secret file named by ``key`` (relative to ``base``), stripped."""
+    path = section.get_path(key, base)
+    if path is None:
+        raise section.error(key, "required")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise section.error(key, f"cannot read {path}: {exc}") from None
+    lines = text.splitlines()
+    value = lines[0].strip() if lines else ""
+    if not value:
+        raise section.error(key, f"{path} is empty")
+    return value
+
+
+def parse_hex_key(section: Section, key: str, text: str) -> bytes:
+    """A 256-bit key written as 64 hex digits (``protocol.keys.parse_key``'s rules)."""
+    return parse_key(text, file=section.file, key=section.where(key))
+
+
+def parse_broker_url(section: Section, key: str, url: str) -> tuple[str, str, int]:
+    """``mqtt://HOST[:PORT]`` or ``mqtts://HOST[:PORT]`` -> (scheme, host, port)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise section.error(key, f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise section.error(key, f"must start with mqtt:// or mqtts://, not {url!r}")
+    if not parts.hostname:
+        raise section.error(key, f"names no host: {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise section.error(key, f"must be mqtt[s]://HOST:PORT only, not {url!r}")
+    if parts.username or parts.password:
+        raise section.error(key, "must not carry a user name or password (use username/password)")
+    default_port = 8883 if parts.scheme == "mqtts" else 1883
+    return parts.scheme, parts.hostname, port if port is not None else default_port
+
+
+def check_device_url(
+    section: Section, key: str, url: str, schemes: Collection[str] | None = None
+) -> str:
+    """A device URL ``scheme:rest``; with ``schemes`` the scheme must be one of them."""
+    scheme, sep, _rest = url.partition(":")
+    if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+        raise section.error(key, f"must be a device URL such as 'sim:', not {url!r}")
+    if schemes is not None and scheme not in schemes:
+        raise section.error(
+            key, f"unknown device URL scheme {scheme + ':'!r} (known: {', '.join(schemes)})"
+        )
+    return url
