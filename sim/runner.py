@@ -49,9 +49,11 @@ class Observed:
 class Target(Protocol):
     """What a scenario drives: the simulated site, or a real panel on a rig."""
 
-    facts: SiteFacts
-    cloud: CloudStandIn
-    virtual: bool
+    @property
+    def facts(self) -> SiteFacts: ...
+
+    @property
+    def cloud(self) -> CloudStandIn: ...
 
     async def press(self, keys: str) -> None: ...
 

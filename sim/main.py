@@ -1,0 +1,101 @@
+"""``centinela sim [SITE.toml] [--broker URL] [--headless]``: a whole site in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from panel.clock import RealClock
+from sim.runner import event_line
+from sim.site import DEMO_SITE, SimSite, read_site_file
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    """The command's handler."""
+    from panel.config import load_site_mapping
+
+    path = Path(args.site) if args.site else DEMO_SITE
+    data = read_site_file(path)
+    load_site_mapping(data, str(path))  # a bad site file: one line, exit 2, before anything starts
+    interactive = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive:
+        # Log lines would tear the full-screen view: keep only errors, in a file-less quiet.
+        logging.getLogger().setLevel(logging.CRITICAL)
+    return asyncio.run(serve(data, str(path), broker_url=args.broker, interactive=interactive))
+
+
+async def serve(
+    data: Mapping[str, Any], source: str, *, broker_url: str | None, interactive: bool
+) -> int:
+    """Run the site until Ctrl-C, SIGTERM or (interactive) quit; stop everything on the way out."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    view: Any = None
+
+    def on_signal() -> None:
+        stop.set()
+        if view is not None:
+            view.exit()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        with tempfile.TemporaryDirectory(prefix="centinela-sim-") as tmp:
+            site = SimSite(
+                data, source, clock=RealClock(), workdir=Path(tmp), broker_url=broker_url
+            )
+            async with site:
+                banner = describe(site)
+                if interactive:
+                    from sim.tui import SimView
+
+                    view = SimView(site, banner)
+                    if not stop.is_set():
+                        await view.run()
+                else:
+                    _headless(site, banner)
+                    await stop.wait()
+                    _LOGGER.info("stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def describe(site: SimSite) -> str:
+    """One line: site, panel, broker, and the keypad's serial path for a person to type into."""
+    broker = site.broker.kind if site.broker is not None else "external"
+    path = getattr(site.panel.keypad.twin, "path", "") if site.panel and site.panel.keypad else ""
+    keypad = f" · keypad serial {path}" if path else ""
+    return (
+        f"centinela sim · site {site.facts.site} · panel {site.facts.panel}"
+        f" · broker {site.broker_url} ({broker}){keypad}"
+    )
+
+
+def _headless(site: SimSite, banner: str) -> None:
+    """Log the banner, then every event and state the cloud sees, one line each."""
+    _LOGGER.info("%s", banner)
+    _LOGGER.info("running; Ctrl-C or SIGTERM stops")
+
+    def on_cloud(kind: str, value: Any) -> None:
+        if kind == "event":
+            _LOGGER.info("event %s", event_line(value))
+        elif kind == "state":
+            _LOGGER.info("state %s %s", value[0], value[1].get("state"))
+        elif kind == "result":
+            _LOGGER.info("result %s", value)
+        elif kind == "availability":
+            _LOGGER.info("panel %s %s", value[0], value[1])
+
+    assert site.cloud is not None
+    site.cloud.listeners.append(on_cloud)
