@@ -160,6 +160,7 @@ class ScenarioRun:
         self.window_start = 0  # index into cloud.events: start of the latest action step
         self.window_step: int | None = None
         self.last_cloud_id: str | None = None
+        self.grace_s = DELIVERY_WAIT_S
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -190,7 +191,7 @@ class ScenarioRun:
     def _print(self, step: StepOutcome) -> None:
         mark = "✓" if step.ok else "✗"
         where = f"  (line {step.line})" if step.line and not step.ok else ""
-        note = f"  — {step.note}" if step.note and step.ok else ""
+        note = f"  — {step.note}" if step.note and (step.ok or not step.detail) else ""
         self.out(f"  {mark} steps[{step.index}] {step.text}{note}{where}")
         for text in step.detail:
             self.out(f"      {text}")
@@ -294,7 +295,7 @@ class ScenarioRun:
             await target.run_for(step.within, holds)
         if not holds():
             # Whatever is still in flight gets a short real-time grace, never simulated time.
-            deadline = time.monotonic() + DELIVERY_WAIT_S
+            deadline = time.monotonic() + self.grace_s
             while not holds() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
                 await target.settle()
