@@ -64,6 +64,8 @@ def decode_spec(spec: MessageSpec, payload: bytes) -> Message:
         return spec.from_wire(spec.schema.parse_exact(payload, spec.cls.__name__))
     except MalformedPayload:
         raise
+    except struct.error:
+        raise MalformedPayload(f"{spec.cls.__name__} payload ends inside a field") from None
     except _DECODE_ERRORS as exc:
         raise MalformedPayload(f"bad {spec.cls.__name__} payload: {exc}") from exc
 

@@ -156,7 +156,7 @@ class StreamDecoder:
             self.bad_cobs += 1
             self.discarded_bytes += len(chunk)
             return None
-        if len(body) <= CRC_SIZE:
+        if len(body) < CRC_SIZE:
             self.bad_cobs += 1
             self.discarded_bytes += len(chunk)
             return None
