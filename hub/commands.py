@@ -1,0 +1,190 @@
+"""Cloud commands: validation of the JSON (pure) and the commands waiting for a panel's answer."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from panel.clock import Clock, TimerHandle
+from protocol.messages import Action, Command, ErrorCode, Mode, Result, Via
+
+MAX_COMMAND: Final = 4096
+"""Largest command payload in bytes; anything bigger is dropped and counted."""
+
+NAME_RE: Final = re.compile(r"[a-z0-9_-]{1,32}")
+TAG_RE: Final = re.compile(r"(?:[0-9A-Fa-f]{2}){4,10}")
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
+_FIELDS: Final = frozenset({"id", "panel", "action", "mode", "user", "via", "camera", "tag"})
+_NEEDS: Final = {Action.ARM: "mode", Action.PHOTO: "camera", Action.REVOKE_TAG: "tag"}
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid command for ``panel``."""
+
+    panel: str
+    command: Command
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A command with a usable id that gets a ``bad_request`` result."""
+
+    id: str
+    panel: str | None
+    detail: str
+
+    def result(self) -> Result:
+        """The ``bad_request`` result."""
+        return Result(self.id, False, error=ErrorCode.BAD_REQUEST, detail=self.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A command that cannot be answered (no usable id, too big): counted as ``reason``."""
+
+    reason: str
+    detail: str
+
+
+Parsed = Accepted | Rejected | Dropped
+
+
+def parse_command(payload: bytes, panels: Collection[str]) -> Parsed:
+    """Validate one command payload against the configured ``panels``."""
+    if len(payload) > MAX_COMMAND:
+        return Dropped("oversized_command", f"{len(payload)} bytes (at most {MAX_COMMAND})")
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return Dropped("bad_command", f"not JSON: {exc}")
+    if not isinstance(data, dict):
+        return Dropped("bad_command", "not a JSON object")
+    command_id = data.get("id")
+    if not isinstance(command_id, str) or not _valid_id(command_id):
+        return Dropped("bad_command", "no usable id (a string of 1 to 64 characters)")
+    panel = data.get("panel")
+    known_panel = panel if isinstance(panel, str) and panel in panels else None
+    problem = _problem(data, panels)
+    if problem is not None:
+        return Rejected(command_id, known_panel, problem)
+    assert known_panel is not None
+    action = Action(data["action"])
+    return Accepted(
+        known_panel,
+        Command(
+            id=command_id,
+            action=action,
+            user=data["user"],
+            via=Via(data["via"]),
+            mode=Mode(data["mode"]) if action is Action.ARM else None,
+            camera=data["camera"] if action is Action.PHOTO else None,
+            tag=data["tag"].upper() if action is Action.REVOKE_TAG else None,
+        ),
+    )
+
+
+def _valid_id(value: str) -> bool:
+    return 1 <= len(value) <= 64 and not _CONTROL_RE.search(value)
+
+
+def _choices(enum_values: Collection[str]) -> str:
+    return ", ".join(enum_values)
+
+
+def _problem(data: Mapping[str, Any], panels: Collection[str]) -> str | None:
+    """The first thing wrong with a command, naming the field; None when it is valid."""
+    unknown = sorted(k for k in data if k not in _FIELDS)
+    if unknown:
+        return f"{unknown[0]}: unknown field"
+    panel = data.get("panel")
+    if not isinstance(panel, str):
+        return "panel: required (a panel id)"
+    if panel not in panels:
+        return f"panel: unknown panel {panel[:40]!r}"
+    action = data.get("action")
+    if action not in {a.value for a in Action}:
+        return f"action: must be one of {_choices([a.value for a in Action])}"
+    user = data.get("user")
+    if not isinstance(user, str) or not NAME_RE.fullmatch(user):
+        return "user: required, 1 to 32 of a-z 0-9 _ -"
+    via = data.get("via")
+    if via not in {v.value for v in Via}:
+        return f"via: must be one of {_choices([v.value for v in Via])}"
+    needed = _NEEDS.get(Action(action))
+    for name in ("mode", "camera", "tag"):
+        if name in data and name != needed:
+            return f"{name}: not a field of {action}"
+    if needed is None:
+        return None
+    value = data.get(needed)
+    if needed == "mode" and value not in {m.value for m in Mode}:
+        return f"mode: must be one of {_choices([m.value for m in Mode])}"
+    if needed == "camera" and (not isinstance(value, str) or not NAME_RE.fullmatch(value)):
+        return "camera: required, a camera name (1 to 32 of a-z 0-9 _ -)"
+    if needed == "tag" and (not isinstance(value, str) or not TAG_RE.fullmatch(value)):
+        return "tag: required, the tag UID in hex (4 to 10 bytes)"
+    return None
+
+
+@dataclass(slots=True)
+class Pending:
+    """A command sent to a panel, waiting for its result."""
+
+    panel: str
+    command: Command
+    response_topic: str | None
+    correlation: bytes | None
+    timer: TimerHandle | None = None
+
+
+class PendingCommands:
+    """Commands in flight, each with a timeout on the clock."""
+
+    def __init__(
+        self, clock: Clock, timeout_s: float, on_timeout: Callable[[Pending], None]
+    ) -> None:
+        self._clock = clock
+        self._timeout_ms = round(timeout_s * 1000)
+        self._on_timeout = on_timeout
+        self._pending: dict[str, Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, command_id: object) -> bool:
+        return command_id in self._pending
+
+    def add(self, pending: Pending) -> None:
+        """Start waiting for ``pending``'s result."""
+        command_id = pending.command.id
+        pending.timer = self._clock.call_at(
+            self._clock.now_ms() + self._timeout_ms, lambda: self._expire(command_id)
+        )
+        self._pending[command_id] = pending
+
+    def discard(self, command_id: str) -> Pending | None:
+        """Stop waiting for a command (it could not be sent)."""
+        pending = self._pending.pop(command_id, None)
+        if pending is not None and pending.timer is not None:
+            pending.timer.cancel()
+        return pending
+
+    def resolve(self, panel: str, result: Result) -> Pending | None:
+        """The pending command ``result`` answers, if any (it is no longer pending)."""
+        pending = self._pending.get(result.id)
+        if pending is None or pending.panel != panel:
+            return None
+        return self.discard(result.id)
+
+    def take_all(self) -> list[Pending]:
+        """Stop waiting for every command and return them (the hub is stopping)."""
+        return [p for cid in list(self._pending) if (p := self.discard(cid)) is not None]
+
+    def _expire(self, command_id: str) -> None:
+        pending = self._pending.pop(command_id, None)
+        if pending is not None:
+            self._on_timeout(pending)

@@ -1,0 +1,149 @@
+"""The hub's configuration (TOML): site, store, the two brokers and the panels' link keys."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from centinela.configcheck import (
+    NAME_RE,
+    Section,
+    load_toml,
+    parse_broker_url,
+    parse_hex_key,
+    read_secret_file,
+)
+from centinela.mqtt import BrokerConfig
+from hub.linkkeys import derived_key_id
+
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+
+
+@dataclass(frozen=True, slots=True)
+class PanelKeys:
+    """One panel the hub relays for, and its link key(s)."""
+
+    id: str
+    key: bytes = field(repr=False)
+    previous_key: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    """A validated hub configuration."""
+
+    site: str
+    store: Path
+    local: BrokerConfig
+    cloud: BrokerConfig
+    panels: tuple[PanelKeys, ...]
+    command_timeout: float = 10.0
+    offline_after: float = 90.0
+    source: str = "<memory>"
+
+    def panel(self, panel_id: str) -> PanelKeys | None:
+        """The panel called ``panel_id``, if configured."""
+        return next((p for p in self.panels if p.id == panel_id), None)
+
+    @property
+    def panel_ids(self) -> frozenset[str]:
+        """Ids of every configured panel."""
+        return frozenset(p.id for p in self.panels)
+
+
+def load_hub_file(path: str | os.PathLike[str]) -> HubConfig:
+    """Read and validate a hub configuration file."""
+    name = os.fspath(path)
+    return load_hub_mapping(load_toml(name), name)
+
+
+def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
+    """Validate a parsed hub configuration; relative paths are relative to ``source``'s folder."""
+    base = Path(source).resolve().parent if source and not source.startswith("<") else Path.cwd()
+    if not isinstance(data, Mapping):
+        raise Section({}, source).error(None, "the configuration must be a table of keys")
+    root = Section(data, source)
+    hub = root.get_section("hub", required=True)
+    site = hub.get_str("site", pattern=NAME_RE, what="1 to 32 of a-z 0-9 _ -")
+    store = hub.get_path("store", base, must_exist=False, default="hub.db")
+    assert store is not None  # a default is given
+    command_timeout = hub.get_number("command_timeout", 10, minimum=0.1, maximum=3600)
+    offline_after = hub.get_number("offline_after", 90, minimum=1, maximum=86400)
+    hub.finish()
+
+    local_sec = root.get_section("local")
+    local = _broker(local_sec, base)
+    cloud = _broker(root.get_section("cloud"), base) if root.has("cloud") else local
+
+    panels: list[PanelKeys] = []
+    sections = root.get_sections("panels")
+    if not sections:
+        raise root.error("panels", "at least one [[panels]] table is required")
+    for sec in sections:
+        panel_id = sec.get_str("id", pattern=NAME_RE, what="1 to 32 of a-z 0-9 _ -")
+        if any(p.id == panel_id for p in panels):
+            raise sec.error("id", f"panel {panel_id!r} is listed twice")
+        key = _key(sec, "key", base, required=True)
+        assert key is not None
+        previous = _key(sec, "previous_key", base, required=False)
+        if previous == key:
+            raise sec.error("previous_key", "is the same as key")
+        if previous is not None and derived_key_id(previous) == derived_key_id(key):
+            raise sec.error(
+                "key", "has the same key id as previous_key: generate another (centinela keygen)"
+            )
+        sec.finish()
+        panels.append(PanelKeys(panel_id, key, previous))
+    root.finish()
+    return HubConfig(
+        site=site,
+        store=store,
+        local=local,
+        cloud=cloud,
+        panels=tuple(panels),
+        command_timeout=command_timeout,
+        offline_after=offline_after,
+        source=source,
+    )
+
+
+def _key(sec: Section, key: str, base: Path, *, required: bool) -> bytes | None:
+    file_key = f"{key}_file"
+    if sec.has(key) and sec.has(file_key):
+        raise sec.error(file_key, f"give {key} or {file_key}, not both")
+    if sec.has(file_key):
+        return parse_hex_key(sec, file_key, read_secret_file(sec, file_key, base))
+    text = sec.get_opt_str(key)
+    if text is None:
+        if required:
+            raise sec.error(key, f"required (or {file_key}): 64 hex digits from centinela keygen")
+        return None
+    return parse_hex_key(sec, key, text)
+
+
+def _broker(sec: Section, base: Path) -> BrokerConfig:
+    url = sec.get_str("broker", DEFAULT_BROKER)
+    scheme, host, port = parse_broker_url(sec, "broker", url)
+    tls = scheme == "mqtts"
+    username = sec.get_opt_str("username")
+    if sec.has("password") and sec.has("password_file"):
+        raise sec.error("password_file", "give password or password_file, not both")
+    password = sec.get_opt_str("password")
+    if sec.has("password_file"):
+        password = read_secret_file(sec, "password_file", base)
+    if password is not None and username is None:
+        raise sec.error("password" if sec.has("password") else "password_file", "needs a username")
+    files = {k: sec.get_path(k, base) for k in ("ca", "cert", "key")}
+    for k, path in files.items():
+        if path is not None and not tls:
+            raise sec.error(k, "TLS files need an mqtts:// broker")
+    if (files["cert"] is None) != (files["key"] is None):
+        missing = "key" if files["key"] is None else "cert"
+        raise sec.error(missing, "cert and key go together")
+    sec.finish()
+    return BrokerConfig(
+        host, port, tls, username, password, files["ca"], files["cert"], files["key"]
+    )

@@ -1,0 +1,454 @@
+"""The hub process: the panel link on the local broker <-> the JSON API on the cloud broker.
+
+Frames from the panels go through one queue to one consumer (``Relay``), which
+stores each batch in one transaction; acks go back after the commit. Whatever
+must reach the cloud waits in the store's outbox until the cloud broker's
+PUBACK. Commands from the cloud are validated, sealed and sent down; their
+results come back up through the relay, or a timeout on the clock answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from centinela.errors import ConfigError
+from centinela.mqtt import Backoff, LinkState
+from hub.availability import Availability
+from hub.cloudapi import Topics, dumps, iso_ms, result_json
+from hub.commands import Accepted, Dropped, Pending, PendingCommands, Rejected, parse_command
+from hub.config import HubConfig
+from hub.counters import Counters
+from hub.mqttlink import LinkDown, MqttLink
+from hub.relay import Inbound, Relay, link_topics
+from hub.store import HubStore, OutboxItem, StoreError
+from panel.clock import Clock, RealClock, TimerHandle
+from protocol.messages import Ack, ErrorCode, Result
+
+_LOGGER = logging.getLogger(__name__)
+
+BATCH: Final = 256
+"""Most frames committed in one transaction."""
+WINDOW: Final = 16
+"""Most cloud publishes in flight at once."""
+DIAGNOSTICS_EVERY_MS: Final = 60_000
+MAX_RESPONSE_TOPIC: Final = 256
+
+
+class HubProcess:
+    """One hub: its store, its two broker links, its panels' sessions."""
+
+    def __init__(
+        self, config: HubConfig, *, clock: Clock | None = None, backoff_cap: float = 5.0
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or RealClock()
+        self.topics = Topics(config.site)
+        self.listeners: list[Callable[[], None]] = []
+        self._counters = Counters(self.clock.now_ms)
+        self._backoff_cap = backoff_cap
+        self.store: HubStore | None = None
+        self.relay: Relay | None = None
+        self.availability = Availability(
+            [p.id for p in config.panels], self.clock, config.offline_after, self._availability
+        )
+        self.pending = PendingCommands(self.clock, config.command_timeout, self._timed_out)
+        self.local = self._link("local", v5=False)
+        self.cloud = self._link("cloud", v5=True)
+        self._inbound: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._active = 0
+        self._outbox = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: set[asyncio.Task[Any]] = set()
+        self._diag_timer: TimerHandle | None = None
+
+    def _link(self, name: str, *, v5: bool) -> MqttLink:
+        site = self.config.site
+        if name == "local":
+            subscriptions = [f"centinela-link/{site}/+/up", f"centinela-link/{site}/+/status"]
+            return MqttLink(
+                "local",
+                self.config.local,
+                identifier=f"centinela-hub-{site}-local",
+                subscriptions=subscriptions,
+                on_message=self._on_local,
+                on_state=self._on_link_state,
+                backoff=Backoff(base=0.05, cap=self._backoff_cap),
+            )
+        return MqttLink(
+            "cloud",
+            self.config.cloud,
+            identifier=f"centinela-hub-{site}-cloud",
+            subscriptions=[self.topics.command, self.topics.diagnostics_request],
+            on_message=self._on_cloud,
+            on_state=self._on_link_state,
+            on_connect=self._cloud_connected,
+            v5=True,
+            will=aiomqtt.Will(self.topics.hub_availability, b"offline", qos=1, retain=True),
+            backoff=Backoff(base=0.05, cap=self._backoff_cap),
+        )
+
+    # -- public surface -----------------------------------------------------------------
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Everything counted: dropped and rejected input by kind, and what went well."""
+        return self._counters.counts
+
+    def idle(self) -> bool:
+        """No frame or command being handled, and nothing to publish (or the cloud is down)."""
+        if self._active or not self._inbound.empty() or not self._commands.empty():
+            return False
+        if self.local.backlog() or self.cloud.backlog():
+            return False
+        return self._outbox == 0 or self.cloud.state is not LinkState.UP
+
+    @property
+    def outbox_size(self) -> int:
+        """Publishes waiting for the cloud broker."""
+        return self._outbox
+
+    async def start(self) -> None:
+        """Open the store and start both links and the workers."""
+        try:
+            self.store = HubStore(self.config.store)
+        except StoreError as exc:
+            raise ConfigError(self.config.source, "hub.store", str(exc)) from None
+        self.relay = Relay(self.config, self.store, self._counters, self._result_rows)
+        self._outbox = self.store.outbox_size()
+        self._wake.set()
+        self.availability.start()
+        self._diag_timer = self.clock.call_at(
+            self.clock.now_ms() + DIAGNOSTICS_EVERY_MS, self._diagnostics_tick
+        )
+        for coro in (
+            self.local.run(),
+            self.cloud.run(),
+            self._process_frames(),
+            self._process_commands(),
+            self._pump(),
+        ):
+            self._tasks.append(asyncio.create_task(coro))
+        _LOGGER.info(
+            "hub %s: %d panel(s), store %s, %d publish(es) waiting",
+            self.config.site, len(self.config.panels), self.config.store, self._outbox,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        """Stop cleanly: answer waiting commands, say offline, close the links and the store."""
+        if self.store is None:
+            return
+        for pending in self.pending.take_all():
+            self._respond(
+                Result(pending.command.id, False, error=ErrorCode.TIMEOUT,
+                       detail="the hub stopped before the panel answered"),
+                pending.panel, pending.response_topic, pending.correlation,
+            )  # fmt: skip
+        if self.cloud.state is LinkState.UP:
+            await self.cloud.say(self.topics.hub_availability, b"offline", retain=True)
+        if self._diag_timer is not None:
+            self._diag_timer.cancel()
+        self.availability.stop()
+        tasks = [*self._tasks, *self._jobs]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._jobs.clear()
+        self.store.close()
+        self.store = None
+        _LOGGER.info("hub %s stopped", self.config.site)
+
+    async def __aenter__(self) -> HubProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _notify(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:
+                _LOGGER.exception("hub listener failed")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+
+    def _on_link_state(self, state: LinkState) -> None:
+        if state is LinkState.UP:
+            self._wake.set()
+        self._notify()
+
+    # -- frames from the panels -----------------------------------------------------------
+
+    def _on_local(self, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        if not isinstance(payload, bytes | bytearray):
+            payload = b"" if payload is None else str(payload).encode()
+        self._inbound.put_nowait(Inbound(str(message.topic), bytes(payload), bool(message.retain)))
+
+    async def _process_frames(self) -> None:
+        assert self.relay is not None
+        while True:
+            batch = [await self._inbound.get()]
+            while len(batch) < BATCH and not self._inbound.empty():
+                batch.append(self._inbound.get_nowait())
+            self._active += 1
+            try:
+                await self._handle_batch(batch)
+            finally:
+                self._active -= 1
+                self._notify()
+
+    async def _handle_batch(self, batch: list[Inbound]) -> None:
+        assert self.relay is not None
+        now = self.clock.now_ms()
+        try:
+            outcome = self.relay.handle_batch(batch, now)
+        except sqlite3.Error as exc:
+            # Nothing was committed, so nothing is acked: the panels send again.
+            self._counters.drop("store_error", str(exc))
+            await asyncio.sleep(0.5)
+            return
+        for panel in outcome.seen:
+            self.availability.seen(panel)
+        for panel, online in outcome.statuses.items():
+            self.availability.status(panel, online)
+        if outcome.queued:
+            self._outbox += outcome.queued
+            self._wake.set()
+        for panel, upto in outcome.acks.items():
+            down = link_topics(self.config.site, panel)[1]
+            try:
+                await self.local.publish(down, self.relay.seal(panel, Ack(upto), now))
+            except LinkDown as exc:
+                _LOGGER.debug("ack %d to %s not sent: %s", upto, panel, exc)
+
+    # -- the cloud outbox ---------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.cloud.state is LinkState.UP and self.store is not None:
+                rows = self.store.outbox_head(WINDOW)
+                if not rows:
+                    break
+                outcomes = await asyncio.gather(
+                    *(self._publish(item) for _, item in rows), return_exceptions=True
+                )
+                done = [rid for (rid, _), res in zip(rows, outcomes, strict=True) if res is None]
+                for (rid, item), res in zip(rows, outcomes, strict=True):
+                    if isinstance(res, BaseException) and not isinstance(res, LinkDown):
+                        # A row the broker can never take must not block the rest forever.
+                        self._counters.drop("outbox_unpublishable", f"{item.topic}: {res!r}")
+                        done.append(rid)
+                self.store.outbox_remove(done)
+                self._outbox -= len(done)
+                self._counters.add("published", len(done))
+                self._notify()
+                if len(done) < len(rows):
+                    await asyncio.sleep(0.2)  # the link is down or stalled: let it recover
+                    break
+            if self._outbox and self.cloud.state is LinkState.UP:
+                self._wake.set()
+
+    async def _publish(self, item: OutboxItem) -> None:
+        properties = None
+        if item.correlation is not None:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.CorrelationData = item.correlation
+        await self.cloud.publish(
+            item.topic, item.payload, qos=item.qos, retain=item.retain, properties=properties
+        )
+
+    def _enqueue(self, items: list[OutboxItem]) -> None:
+        assert self.store is not None
+        with self.store.transaction():
+            for item in items:
+                self.store.enqueue(item)
+        self._outbox += len(items)
+        self._wake.set()
+        self._notify()
+
+    def _availability(self, panel: str, online: bool) -> None:
+        if self.store is None:
+            return
+        payload = b"online" if online else b"offline"
+        self._enqueue([OutboxItem(self.topics.availability(panel), payload, retain=True)])
+
+    async def _cloud_connected(self) -> None:
+        await self.cloud.say(self.topics.hub_availability, b"online", retain=True)
+        self._spawn(self._publish_diagnostics())
+
+    # -- commands from the cloud ------------------------------------------------------
+
+    def _on_cloud(self, message: aiomqtt.Message) -> None:
+        topic = str(message.topic)
+        if topic == self.topics.diagnostics_request:
+            if not message.retain:
+                self._spawn(self._publish_diagnostics())
+            return
+        if topic == self.topics.command:
+            self._commands.put_nowait(message)
+
+    async def _process_commands(self) -> None:
+        while True:
+            message = await self._commands.get()
+            self._active += 1
+            try:
+                await self._command(message)
+            finally:
+                self._active -= 1
+                self._notify()
+
+    async def _command(self, message: aiomqtt.Message) -> None:
+        assert self.relay is not None
+        if message.retain:
+            self._counters.drop("retained_command", "a retained command is never executed")
+            return
+        payload = message.payload
+        if not isinstance(payload, bytes | bytearray):
+            payload = b"" if payload is None else str(payload).encode()
+        response_topic, correlation = self._reply_to(message)
+        parsed = parse_command(bytes(payload), self.config.panel_ids)
+        if isinstance(parsed, Dropped):
+            self._counters.drop(parsed.reason, parsed.detail)
+            return
+        if isinstance(parsed, Rejected):
+            self._counters.drop("bad_command", f"{parsed.id}: {parsed.detail}")
+            self._respond(parsed.result(), parsed.panel, response_topic, correlation)
+            return
+        assert isinstance(parsed, Accepted)
+        command, panel = parsed.command, parsed.panel
+        if command.id in self.pending:
+            self._counters.drop("bad_command", f"{command.id}: id already in flight")
+            self._respond(
+                Result(command.id, False, error=ErrorCode.BAD_REQUEST,
+                       detail="id: a command with this id is still in flight"),
+                panel, response_topic, correlation,
+            )  # fmt: skip
+            return
+        offline = None
+        if self.availability.is_offline(panel):
+            offline = f"panel {panel} is offline"
+        elif self.local.state is not LinkState.UP:
+            offline = "the hub is not connected to the panels' broker"
+        if offline is None:
+            self.pending.add(Pending(panel, command, response_topic, correlation))
+            down = link_topics(self.config.site, panel)[1]
+            try:
+                await self.local.publish(down, self.relay.seal(panel, command, self.clock.now_ms()))
+                self._counters.add("commands")
+                return
+            except LinkDown as exc:
+                if self.pending.discard(command.id) is None:
+                    return  # answered or timed out meanwhile
+                offline = f"the command could not be sent: {exc}"
+        self._counters.add("commands_offline")
+        self._respond(
+            Result(command.id, False, error=ErrorCode.PANEL_OFFLINE, detail=offline),
+            panel, response_topic, correlation,
+        )  # fmt: skip
+
+    def _reply_to(self, message: aiomqtt.Message) -> tuple[str | None, bytes | None]:
+        props = message.properties
+        topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        if topic is not None and (
+            not isinstance(topic, str)
+            or not 0 < len(topic) <= MAX_RESPONSE_TOPIC
+            or "+" in topic
+            or "#" in topic
+        ):
+            self._counters.drop("bad_response_topic", f"{str(topic)[:60]!r}")
+            topic = None
+        return topic, None if correlation is None else bytes(correlation)
+
+    def _result_items(
+        self,
+        result: Result,
+        panel: str | None,
+        response_topic: str | None,
+        correlation: bytes | None,
+    ) -> list[OutboxItem]:
+        payload = dumps(result_json(result, panel))
+        items = [OutboxItem(self.topics.result, payload)]
+        if response_topic is not None and response_topic != self.topics.result:
+            items.append(OutboxItem(response_topic, payload, correlation=correlation))
+        elif response_topic is not None:
+            items[0] = OutboxItem(self.topics.result, payload, correlation=correlation)
+        return items
+
+    def _result_rows(self, panel: str, result: Result) -> list[OutboxItem]:
+        """Relay hook: rows for a panel's result, if a command waits for it (in the batch's txn)."""
+        pending = self.pending.resolve(panel, result)
+        if pending is None:
+            return []
+        self._counters.add("results")
+        return self._result_items(result, panel, pending.response_topic, pending.correlation)
+
+    def _respond(
+        self,
+        result: Result,
+        panel: str | None,
+        response_topic: str | None,
+        correlation: bytes | None,
+    ) -> None:
+        if self.store is None:
+            return
+        self._enqueue(self._result_items(result, panel, response_topic, correlation))
+
+    def _timed_out(self, pending: Pending) -> None:
+        self._counters.drop("command_timeout", f"{pending.panel}: command {pending.command.id}")
+        self._respond(
+            Result(pending.command.id, False, error=ErrorCode.TIMEOUT,
+                   detail=f"panel {pending.panel} did not answer within "
+                          f"{self.config.command_timeout:g} s"),
+            pending.panel, pending.response_topic, pending.correlation,
+        )  # fmt: skip
+
+    # -- diagnostics ------------------------------------------------------------------
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What the hub publishes on ``centinela/<site>/hub/diagnostics``."""
+        relay = self.relay
+        return {
+            "time": iso_ms(self.clock.now_ms()),
+            "site": self.config.site,
+            "links": {"local": self.local.state.value, "cloud": self.cloud.state.value},
+            "outbox": self._outbox,
+            "pending_commands": len(self.pending),
+            "panels": {
+                p.id: {
+                    "availability": self.availability.label(p.id),
+                    "last_seq": None if relay is None else relay.last_seq.get(p.id),
+                }
+                for p in self.config.panels
+            },
+            "counters": dict(sorted(self.counters.items())),
+        }
+
+    def _diagnostics_tick(self) -> None:
+        self._diag_timer = self.clock.call_at(
+            self.clock.now_ms() + DIAGNOSTICS_EVERY_MS, self._diagnostics_tick
+        )
+        self._spawn(self._publish_diagnostics())
+
+    async def _publish_diagnostics(self) -> None:
+        with contextlib.suppress(LinkDown):
+            await self.cloud.say(self.topics.diagnostics, dumps(self.diagnostics()), retain=True)

@@ -1,0 +1,251 @@
+"""The hub's synchronous core: link frames in, store rows and cloud outbox rows out.
+
+``Relay.handle_batch`` takes what arrived on the local broker, verifies every
+frame, applies the delivery rules of docs/link.md (contiguous event seqs,
+duplicates re-acknowledged, gaps dropped) and writes the whole batch in one
+transaction. It returns what to acknowledge; the process publishes the acks
+only after this returns, i.e. after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from hub.cloudapi import Topics, dumps, event_json, state_json, telemetry_json
+from hub.config import HubConfig
+from hub.counters import Counters
+from hub.linkkeys import PanelSecurity
+from hub.store import HubStore, OutboxItem
+from protocol.errors import ProtocolError, Replay
+from protocol.frame import MAX_FRAME, peek_header
+from protocol.messages import (
+    Event,
+    Heartbeat,
+    Message,
+    PhotoChunk,
+    Result,
+    StateSnapshot,
+    Telemetry,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+LINK_PREFIX: Final = "centinela-link"
+PHOTO_ID_RE: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+TELEMETRY_DAYS: Final = 31
+
+
+def link_topics(site: str, panel: str) -> tuple[str, str, str]:
+    """The (up, down, status) topics of one panel (docs/link.md)."""
+    base = f"{LINK_PREFIX}/{site}/{panel}"
+    return f"{base}/up", f"{base}/down", f"{base}/status"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message from the local broker."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What a batch did, for the process to act on after the commit."""
+
+    acks: dict[str, int] = field(default_factory=dict)  # panel -> newest stored seq
+    seen: set[str] = field(default_factory=set)  # panels that sent an authentic frame
+    statuses: dict[str, bool] = field(default_factory=dict)  # panel -> online (status topic)
+    queued: int = 0  # cloud outbox rows added
+    events: int = 0  # events stored
+
+
+ResultSink = Callable[[str, Result], list[OutboxItem]]
+"""Turns a panel's result into outbox rows (empty when no command waits for it)."""
+
+
+def snake(name: str) -> str:
+    """``AuthenticationFailed`` -> ``authentication_failed``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Relay:
+    """Frames from the panels -> the store and the cloud outbox, and sealed frames back."""
+
+    def __init__(
+        self, config: HubConfig, store: HubStore, counters: Counters, on_result: ResultSink
+    ) -> None:
+        self.config = config
+        self.site = config.site
+        self.store = store
+        self.counters = counters
+        self.topics = Topics(config.site)
+        self._on_result = on_result
+        self._panels = {
+            p.id: PanelSecurity(p.id, p.key, p.previous_key, store) for p in config.panels
+        }
+        self.last_seq: dict[str, int | None] = {
+            p.id: store.last_event_seq(p.id) for p in config.panels
+        }
+        self._last_prune_ms = 0
+
+    def seal(self, panel: str, message: Message, now_ms: int) -> bytes:
+        """A sealed frame for ``panel`` (an Ack or a Command)."""
+        return self._panels[panel].seal(message, now_ms)
+
+    def handle_batch(self, items: Sequence[Inbound], now_ms: int) -> BatchOutcome:
+        """Verify, store and queue a batch in one transaction (raises only on store failure)."""
+        out = BatchOutcome()
+        last = dict(self.last_seq)
+        touched: set[str] = set()
+        with self.store.transaction():
+            for item in items:
+                self._handle(item, now_ms, last, out, touched)
+            for panel in touched:
+                self._panels[panel].persist_rx()
+            if now_ms - self._last_prune_ms > 3_600_000:
+                self._last_prune_ms = now_ms
+                self.store.prune_telemetry(now_ms - TELEMETRY_DAYS * 86_400_000)
+        self.last_seq = last
+        return out
+
+    # -- one message ------------------------------------------------------------------
+
+    def _handle(
+        self,
+        item: Inbound,
+        now_ms: int,
+        last: dict[str, int | None],
+        out: BatchOutcome,
+        touched: set[str],
+    ) -> None:
+        parts = item.topic.split("/")
+        if len(parts) != 4 or parts[0] != LINK_PREFIX or parts[1] != self.site:
+            self.counters.drop("bad_topic", f"message on {item.topic[:80]!r}")
+            return
+        panel, kind = parts[2], parts[3]
+        if kind == "status":
+            self._status(panel, item, out)
+            return
+        if kind != "up":
+            self.counters.drop("bad_topic", f"message on {item.topic[:80]!r}")
+            return
+        if item.retain:
+            self.counters.drop("retained_frame", f"retained frame on {item.topic}")
+            return
+        if len(item.payload) > MAX_FRAME:
+            self.counters.drop("oversized_frame", f"{len(item.payload)} bytes from {panel!r}")
+            return
+        security = self._panels.get(panel)
+        if security is None:
+            self.counters.drop("unknown_panel", f"frame on {item.topic[:80]!r}")
+            return
+        try:
+            header = peek_header(item.payload)
+            if header.panel_id != panel:
+                self.counters.drop(
+                    "panel_mismatch", f"frame for {header.panel_id!r} on the topic of {panel!r}"
+                )
+                return
+            received = security.open(item.payload)
+        except Replay as exc:
+            self.counters.drop("replay", f"{panel}: {exc}")
+            return
+        except ProtocolError as exc:
+            self.counters.drop(f"bad_frame.{snake(type(exc).__name__)}", f"{panel}: {exc}")
+            return
+        touched.add(panel)
+        out.seen.add(panel)
+        self.counters.add("frames")
+        self._message(panel, received.message, now_ms, last, out)
+
+    def _status(self, panel: str, item: Inbound, out: BatchOutcome) -> None:
+        if panel not in self._panels:
+            self.counters.drop("unknown_panel", f"status of {panel[:40]!r}")
+            return
+        text = item.payload.decode("ascii", "replace").strip()
+        if text not in ("online", "offline"):
+            self.counters.drop("bad_status", f"{panel}: status {text[:20]!r}")
+            return
+        out.statuses[panel] = text == "online"
+
+    def _message(
+        self,
+        panel: str,
+        message: Message,
+        now_ms: int,
+        last: dict[str, int | None],
+        out: BatchOutcome,
+    ) -> None:
+        if isinstance(message, Event):
+            self._event(panel, message, now_ms, last, out)
+        elif isinstance(message, StateSnapshot):
+            self.store.put_state(panel, message, now_ms)
+            self._queue(out, self.topics.state(panel), dumps(state_json(message)), retain=True)
+        elif isinstance(message, Telemetry):
+            self.store.add_telemetry(panel, message)
+            self._queue(out, self.topics.telemetry(panel), dumps(telemetry_json(message)))
+        elif isinstance(message, PhotoChunk):
+            self._photo(panel, message, now_ms, out)
+        elif isinstance(message, Result):
+            items = self._on_result(panel, message)
+            if not items:
+                self.counters.drop("late_result", f"{panel}: result {message.id!r} not awaited")
+            for row in items:
+                self.store.enqueue(row)
+                out.queued += 1
+        elif isinstance(message, Heartbeat):
+            self.counters.add("heartbeats")
+        else:  # Ack or Command: the codec refuses them in this direction already.
+            self.counters.drop("unexpected_message", f"{panel}: {type(message).__name__}")
+
+    def _event(
+        self,
+        panel: str,
+        event: Event,
+        now_ms: int,
+        last: dict[str, int | None],
+        out: BatchOutcome,
+    ) -> None:
+        newest = last.get(panel)
+        if newest is not None and event.seq <= newest:
+            self.counters.drop("duplicate", f"{panel}: event {event.seq} (have {newest})")
+            out.acks[panel] = newest
+            return
+        if newest is not None and event.seq != newest + 1:
+            self.counters.drop("gap", f"{panel}: event {event.seq} (waiting for {newest + 1})")
+            out.acks[panel] = newest
+            return
+        self.store.add_event(self.site, panel, event, now_ms)
+        last[panel] = event.seq
+        out.acks[panel] = event.seq
+        out.events += 1
+        self.counters.add("events")
+        self._queue(out, self.topics.event, dumps(event_json(self.site, panel, event)))
+
+    def _photo(self, panel: str, chunk: PhotoChunk, now_ms: int, out: BatchOutcome) -> None:
+        if not PHOTO_ID_RE.fullmatch(chunk.photo_id):
+            self.counters.drop("bad_photo", f"{panel}: photo id {chunk.photo_id[:40]!r}")
+            return
+        if self.store.has_photo(panel, chunk.photo_id):
+            self.counters.add("photo_chunk_repeated")
+            return
+        try:
+            jpeg = self.store.add_photo_chunk(panel, chunk, now_ms)
+        except ValueError as exc:
+            self.counters.drop("bad_photo", f"{panel}: photo {chunk.photo_id}: {exc}")
+            return
+        if jpeg is not None:
+            self.counters.add("photos")
+            self._queue(out, self.topics.photo(panel, chunk.photo_id), jpeg)
+
+    def _queue(
+        self, out: BatchOutcome, topic: str, payload: bytes, *, retain: bool = False
+    ) -> None:
+        self.store.enqueue(OutboxItem(topic, payload, qos=1, retain=retain))
+        out.queued += 1
