@@ -1,0 +1,317 @@
+"""The panel's durable store: event log, outbox, seq counter and core snapshot in one SQLite file.
+
+WAL journal with ``synchronous=FULL``: a commit is on disk when ``commit`` returns, and a
+``kill -9`` at any moment leaves either the whole commit or none of it. A state change and
+its events go in one transaction, so after a restart the seq counter, the log and the state
+always agree. Nothing derived from a user code is ever written here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+from centinela.errors import UsageError
+from panel.machine import PanelSnapshot
+from protocol.messages import Event, EventType, Method, Mode, State
+
+_LOGGER = logging.getLogger(__name__)
+
+KEEP_EVENTS: Final = 10_000
+"""Acknowledged events beyond the newest this many are pruned."""
+
+SNAPSHOT_VERSION: Final = 1
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY,
+    time_ms INTEGER NOT NULL,
+    type    TEXT NOT NULL,
+    method  TEXT NOT NULL,
+    cid     TEXT NOT NULL,
+    sia     TEXT NOT NULL,
+    mode    TEXT,
+    user    TEXT,
+    zone    TEXT,
+    tag     TEXT,
+    photo   TEXT,
+    detail  TEXT
+);
+CREATE TABLE IF NOT EXISTS state (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    next_seq INTEGER NOT NULL,
+    snapshot TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivery (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    acked_upto INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_INSERT_EVENT: Final = (
+    "INSERT INTO events"
+    " (seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_EVENTS: Final = (
+    "SELECT seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail"
+    " FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+
+
+class StoreError(UsageError):
+    """The store file cannot be used (not a database, newer schema, corrupt snapshot)."""
+
+
+class SeqError(ValueError):
+    """A commit would skip or repeat a seq: a bug in the caller, refused."""
+
+
+def snapshot_to_json(snap: PanelSnapshot) -> str:
+    """The snapshot as a JSON document (sets sorted, enums by value)."""
+    doc: dict[str, Any] = {
+        "v": SNAPSHOT_VERSION,
+        "state": snap.state.value,
+        "mode": None if snap.mode is None else snap.mode.value,
+        "since_ms": snap.since_ms,
+        "armed_by": snap.armed_by,
+        "armed_method": None if snap.armed_method is None else snap.armed_method.value,
+        "timers": dict(sorted(snap.timers.items())),
+        "siren": snap.siren,
+        "alarm_cid": snap.alarm_cid,
+        "alarm_sia": snap.alarm_sia,
+        "alarm_zones": sorted(snap.alarm_zones),
+        "entry_zone": snap.entry_zone,
+        "failed_attempts": snap.failed_attempts,
+        "locked_until_ms": snap.locked_until_ms,
+        "lockout_level": snap.lockout_level,
+        "revoked_tags": sorted(snap.revoked_tags),
+        "next_seq": snap.next_seq,
+        "open_zones": sorted(snap.open_zones),
+    }
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def snapshot_from_json(text: str) -> PanelSnapshot:
+    """The snapshot from ``snapshot_to_json``; raises ValueError when it cannot be read."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or doc.get("v") != SNAPSHOT_VERSION:
+        raise ValueError(
+            f"unknown snapshot version {doc.get('v') if isinstance(doc, dict) else doc!r}"
+        )
+
+    def opt(key: str) -> Any:
+        return doc.get(key)
+
+    return PanelSnapshot(
+        state=State(doc["state"]),
+        mode=None if opt("mode") is None else Mode(doc["mode"]),
+        since_ms=int(doc["since_ms"]),
+        armed_by=opt("armed_by"),
+        armed_method=None if opt("armed_method") is None else Method(doc["armed_method"]),
+        timers={str(k): int(v) for k, v in (opt("timers") or {}).items()},
+        siren=bool(opt("siren")),
+        alarm_cid=opt("alarm_cid"),
+        alarm_sia=opt("alarm_sia"),
+        alarm_zones=frozenset(opt("alarm_zones") or ()),
+        entry_zone=opt("entry_zone"),
+        failed_attempts=int(opt("failed_attempts") or 0),
+        locked_until_ms=None if opt("locked_until_ms") is None else int(doc["locked_until_ms"]),
+        lockout_level=int(opt("lockout_level") or 0),
+        revoked_tags=frozenset(opt("revoked_tags") or ()),
+        next_seq=int(doc["next_seq"]),
+        open_zones=frozenset(opt("open_zones") or ()),
+    )
+
+
+def _row(event: Event) -> tuple[object, ...]:
+    return (
+        event.seq,
+        event.time_ms,
+        event.type.value,
+        event.method.value,
+        event.cid,
+        event.sia,
+        None if event.mode is None else event.mode.value,
+        event.user,
+        event.zone,
+        event.tag,
+        event.photo,
+        event.detail,
+    )
+
+
+def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
+    seq, time_ms, type_, method, cid, sia, mode, user, zone, tag, photo, detail = row
+    return Event(
+        seq=seq,
+        time_ms=time_ms,
+        type=EventType(type_),
+        method=Method(method),
+        cid=cid,
+        sia=sia,
+        mode=None if mode is None else Mode(mode),
+        user=user,
+        zone=zone,
+        tag=tag,
+        photo=photo,
+        detail=detail,
+    )
+
+
+class PanelStore:
+    """One panel's SQLite store; calls are serialised, so a worker thread may share it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the panel store: {exc}") from None
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{self.path}: not a usable panel store: {exc}") from None
+        self._next_seq = self._read_next_seq()
+
+    def _setup(self) -> None:
+        db = self._db
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            _LOGGER.warning("%s: WAL journal not available (got %s)", self.path, mode)
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer centinela (schema {version})")
+        with self._transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
+            db.execute("INSERT OR IGNORE INTO delivery (id, acked_upto) VALUES (1, 0)")
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _read_next_seq(self) -> int:
+        row = self._db.execute("SELECT next_seq FROM state WHERE id = 1").fetchone()
+        top = self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+        if row is None:
+            return int(top) + 1
+        if int(row[0]) <= top:
+            raise StoreError(f"{self.path}: seq counter {row[0]} behind the event log ({top})")
+        return int(row[0])
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next committed event must carry."""
+        return self._next_seq
+
+    def load(self) -> PanelSnapshot | None:
+        """The last committed core snapshot, or None for a new store."""
+        with self._lock:
+            row = self._db.execute("SELECT snapshot FROM state WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        try:
+            return snapshot_from_json(row[0])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{self.path}: the saved panel state cannot be read: {exc}") from None
+
+    def commit(self, snapshot: PanelSnapshot, events: Sequence[Event]) -> None:
+        """Store the snapshot and its events in one transaction (all or nothing, on disk)."""
+        with self._lock:
+            expected = self._next_seq
+            for event in events:
+                if event.seq != expected:
+                    raise SeqError(f"event seq {event.seq} where {expected} was due")
+                expected += 1
+            if snapshot.next_seq != expected:
+                raise SeqError(f"snapshot next_seq {snapshot.next_seq} where {expected} was due")
+            with self._transaction() as db:
+                db.executemany(
+                    _INSERT_EVENT,
+                    [_row(e) for e in events],
+                )
+                db.execute(
+                    "INSERT INTO state (id, next_seq, snapshot) VALUES (1, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET next_seq = excluded.next_seq, "
+                    "snapshot = excluded.snapshot",
+                    (expected, snapshot_to_json(snapshot)),
+                )
+            self._next_seq = expected
+
+    def pending(self, limit: int = 100) -> list[Event]:
+        """The outbox: events the hub has not acknowledged yet, oldest first."""
+        with self._lock:
+            acked = self._db.execute("SELECT acked_upto FROM delivery").fetchone()[0]
+            rows = self._db.execute(_SELECT_EVENTS, (acked, limit)).fetchall()
+        return [_event(r) for r in rows]
+
+    @property
+    def acked_upto(self) -> int:
+        """The newest seq the hub has acknowledged."""
+        with self._lock:
+            return int(self._db.execute("SELECT acked_upto FROM delivery").fetchone()[0])
+
+    def ack(self, upto_seq: int) -> int:
+        """Mark events up to ``upto_seq`` delivered; returns how many were newly acknowledged.
+
+        Acknowledged events older than the newest ``KEEP_EVENTS`` are pruned.
+        """
+        with self._lock:
+            upto = min(upto_seq, self._next_seq - 1)
+            with self._transaction() as db:
+                acked = int(db.execute("SELECT acked_upto FROM delivery").fetchone()[0])
+                if upto <= acked:
+                    return 0
+                db.execute("UPDATE delivery SET acked_upto = ? WHERE id = 1", (upto,))
+                keep_from = self._next_seq - KEEP_EVENTS
+                db.execute("DELETE FROM events WHERE seq <= ? AND seq < ?", (upto, keep_from))
+            return upto - acked
+
+    def events(self, since_seq: int = 0, limit: int = 1000) -> list[Event]:
+        """Logged events with seq above ``since_seq``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(_SELECT_EVENTS, (since_seq, limit)).fetchall()
+        return [_event(r) for r in rows]
+
+    def get_meta(self, key: str) -> str | None:
+        """A small durable value, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a small value durably (its own transaction)."""
+        with self._lock, self._transaction() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def close(self) -> None:
+        """Close the database (everything committed is already on disk)."""
+        with self._lock:
+            self._db.close()
