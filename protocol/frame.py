@@ -60,6 +60,9 @@ MAX_HEADER: Final = FIXED_HEADER + MAX_PANEL_ID
 MAX_PAYLOAD: Final = MAX_FRAME - MAX_HEADER - TAG_SIZE
 """The largest plaintext payload that fits any frame (8122 bytes)."""
 
+Buffer = bytes | bytearray | memoryview
+"""What a frame may arrive as."""
+
 PANEL_ID_RE: Final = re.compile(r"[a-z0-9_-]{1,32}")
 
 
@@ -221,7 +224,7 @@ def _parse_prefix(prefix: bytes) -> tuple[str, Direction, int, int]:
     return panel_id, direction, c["key_id"], c["msg_type"]
 
 
-def parse_header(frame: bytes) -> tuple[Header, int]:
+def parse_header(frame: Buffer) -> tuple[Header, int]:
     """``(header, header length)`` of an unverified frame; checks sizes and ranges only."""
     n = len(frame)
     if n > MAX_FRAME:
@@ -262,13 +265,13 @@ def parse_header(frame: bytes) -> tuple[Header, int]:
     return header, header_len
 
 
-def peek_header(frame: bytes) -> Header:
+def peek_header(frame: Buffer) -> Header:
     """The header of a frame, NOT authenticated: only to choose the key to open it with."""
     return parse_header(frame)[0]
 
 
 def open_with(
-    aead: ChaCha20Poly1305, header: Header, header_len: int, frame: bytes
+    aead: ChaCha20Poly1305, header: Header, header_len: int, frame: Buffer
 ) -> tuple[MessageSpec, bytes]:
     """Verify and decrypt a parsed frame: ``(spec, plaintext payload)``."""
     spec = spec_for_type(header.msg_type, header.version)
@@ -287,7 +290,7 @@ def open_with(
 
 
 def open_frame(
-    key: bytes | Callable[[Header], bytes | None], frame: bytes
+    key: bytes | Callable[[Header], bytes | None], frame: Buffer
 ) -> tuple[Header, Message]:
     """Verify, decrypt and decode a frame; ``key`` may be a lookup from the header to a key.
 

@@ -22,6 +22,7 @@ from protocol.errors import ClockSkew, Replay, SequenceExhausted, UnknownKey, Wr
 from protocol.frame import (
     KEY_SIZE,
     MAX_SEQ,
+    Buffer,
     Direction,
     Header,
     check_panel_id,
@@ -224,7 +225,7 @@ class Receiver:
         self._aeads.pop(key_id, None)
         self._windows.pop(key_id, None)
 
-    def open(self, frame: bytes, now_ms: int | None = None) -> Received:
+    def open(self, frame: Buffer, now_ms: int | None = None) -> Received:
         """Verify ``frame``; raises a ``ProtocolError`` unless it is authentic and new.
 
         ``now_ms`` is needed only when the receiver checks clock skew.

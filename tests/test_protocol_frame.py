@@ -242,10 +242,10 @@ def test_frame_size_cap() -> None:
         seal_frame(KEY, UP, huge)
     # The cap counts the whole frame: the largest payload fits with the longest panel id.
     limit = Header("x" * 32, Direction.PANEL_TO_HUB, 1, 0)
-    fits = dataclasses.replace(huge, detail="x" * (MAX_PAYLOAD - 25))  # 25: the other fields
-    assert len(seal_frame(KEY, limit, fits)) == MAX_FRAME
+    longest = "x" * (MAX_PAYLOAD - 25)  # 25: the other fields of the event
+    assert len(seal_frame(KEY, limit, dataclasses.replace(huge, detail=longest))) == MAX_FRAME
     with pytest.raises(FrameTooLarge):
-        seal_frame(KEY, limit, dataclasses.replace(fits, detail=fits.detail + "x"))
+        seal_frame(KEY, limit, dataclasses.replace(huge, detail=longest + "x"))
     # Over-long input is refused before parsing, and so is a header that declares it.
     with pytest.raises(FrameTooLarge):
         open_frame(KEY, frame + bytes(MAX_FRAME))
