@@ -1,0 +1,322 @@
+"""A simulated NFC tag on nfcpy's UDP wire, bound to 127.0.0.1.
+
+It plays an NFC Forum Type 2 tag (NTAG213-like) with a 4-, 7- or 10-byte
+ISO 14443-A UID: REQA/WUPA, anticollision and select over the cascade levels,
+then READ, GET_VERSION and HLTA. The real reader driver (nfcpy's UDP driver
+underneath) polls it exactly as it would poll a card.
+
+With no tag in the field a poll (REQA) is held for up to ``hold`` seconds and
+answered the moment a tag is presented, the way a card entering a polling
+reader's field answers the next REQA; when the hold runs out the emulator sends
+nfcpy's ``RFOFF``, which the reader takes as "nothing answered" at once rather
+than after nfcpy's hard-coded one-second timeout. For half a second after the
+emulator starts and after a tag is removed, polls are not held at all, so the
+reader's first poll and its presence checks of a departed tag fail quickly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import threading
+import time
+from binascii import hexlify, unhexlify
+from functools import reduce
+from operator import xor
+
+from drivers.nfc import is_random_uid
+from drivers.twin import Twin
+from panel.inputs import TagPresented, TagRemoved
+
+_LOGGER = logging.getLogger(__name__)
+
+_NTAG213_VERSION = bytes.fromhex("0004040201000F03")
+_NAK = b"\x00"
+_IDLE, _READY, _ACTIVE, _HALT = range(4)
+_GRACE = 0.5  # seconds after start, plug or removal during which polls are not held
+
+
+def normalize_uid(uid: str) -> bytes:
+    """Hex UID (``04A1B2C3``, ``04:a1:b2:c3``) as bytes; 4, 7 or 10 bytes."""
+    clean = uid.replace(":", "").replace(" ", "").replace("-", "")
+    try:
+        raw = bytes.fromhex(clean)
+    except ValueError:
+        raise ValueError(f"tag UID is not hex: {uid!r}") from None
+    if len(raw) not in (4, 7, 10):
+        raise ValueError(f"an ISO 14443-A UID has 4, 7 or 10 bytes, not {len(raw)}: {uid!r}")
+    return raw
+
+
+class _Card:
+    """What a Type 2 tag answers during anticollision and after selection."""
+
+    def __init__(self, uid: bytes, sak: int = 0x00) -> None:
+        self.uid = uid
+        parts = [uid] if len(uid) == 4 else []
+        if len(uid) == 7:
+            parts = [b"\x88" + uid[:3], uid[3:]]
+        elif len(uid) == 10:
+            parts = [b"\x88" + uid[:3], b"\x88" + uid[3:6], uid[6:]]
+        self.levels = [p + bytes([reduce(xor, p)]) for p in parts]
+        self.sak = sak
+        self.atqa = bytes([{4: 0x04, 7: 0x44, 10: 0x84}[len(uid)], 0x00])
+        mem = bytearray(180)  # 45 pages, NTAG213
+        if len(uid) == 7:
+            mem[0:4] = self.levels[0][1:4] + self.levels[0][4:5]
+            mem[4:8] = uid[3:7]
+            mem[8] = self.levels[1][4]
+        else:
+            mem[0:4] = uid[:4]
+            mem[4] = reduce(xor, uid[:4])
+        mem[9] = 0x48
+        mem[12:16] = b"\xe1\x10\x12\x00"  # capability container: NDEF, 144 bytes, read/write
+        mem[16:19] = b"\x03\x00\xfe"  # an empty NDEF message, then the terminator
+        self.memory = bytes(mem)
+
+    def read(self, page: int) -> bytes:
+        start = (page * 4) % len(self.memory)
+        return (self.memory + self.memory)[start : start + 16]
+
+
+class SimTagEmulator(Twin):
+    """The tag side of the simulated reader: ``present(uid)``, ``remove()``, ``unplug()``."""
+
+    def __init__(self, port: int = 0, *, hold: float = 0.5) -> None:
+        super().__init__()
+        self.port = port
+        self.hold = hold
+        self.polls = 0
+        self.reads = 0
+        self._card: _Card | None = None
+        self._state = _IDLE
+        self._level = 0
+        self._held: dict[tuple[str, int], float] = {}
+        self._quiet_until = 0.0
+        self._lock = threading.RLock()
+        self._sock: socket.socket | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self.plugged = True
+
+    @property
+    def path(self) -> str:
+        """The nfcpy path of the reader that polls this emulator."""
+        return f"udp:127.0.0.1:{self.port}"
+
+    @property
+    def holding(self) -> bool:
+        """True while a reader poll waits for a tag."""
+        with self._lock:
+            return bool(self._held)
+
+    @property
+    def uid(self) -> str | None:
+        """The UID in the field, if any."""
+        card = self._card
+        return card.uid.hex().upper() if card else None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind 127.0.0.1 and start answering (returns once listening)."""
+        if self._thread is not None:
+            return
+        self._closing = False
+        self._bind()
+        self._thread = threading.Thread(target=self._run, name="centinela-sim-tag", daemon=True)
+        self._thread.start()
+
+    def _bind(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
+        with self._lock:
+            self._sock = sock
+            self._quiet_until = time.monotonic() + _GRACE
+        self._wake()
+
+    def close(self) -> None:
+        """Release held polls, stop the thread, close the socket."""
+        with self._lock:
+            self._closing = True
+            self._release_held()
+            self._drop_socket()
+        self._wake()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(5)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _drop_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    # -- what a person does with the tag ----------------------------------------------
+    def present(self, uid: str) -> None:
+        """Put a tag in the field (another tag there is taken away first)."""
+        raw = normalize_uid(uid)
+        with self._lock:
+            if self._card is not None and self._card.uid == raw:
+                return
+            if self._card is not None:
+                self.remove()
+            self._card = _Card(raw)
+            self._state = _IDLE
+            if not is_random_uid(raw):
+                hexuid = raw.hex().upper()
+                self._expect(lambda i: isinstance(i, TagPresented) and i.uid == hexuid)
+            for addr in list(self._held):
+                del self._held[addr]
+                self._answer_reqa(addr)
+
+    def remove(self) -> None:
+        """Take the tag out of the field."""
+        with self._lock:
+            card, self._card = self._card, None
+            self._state = _IDLE
+            if card is not None:
+                self._quiet_until = time.monotonic() + _GRACE
+        if card is not None and not is_random_uid(card.uid):
+            hexuid = card.uid.hex().upper()
+            self._expect(lambda i: isinstance(i, TagRemoved) and i.uid == hexuid)
+
+    async def tap(self, uid: str) -> None:
+        """Present the tag, wait until the panel has it, take it away, wait again."""
+        self.present(uid)
+        await self.settle()
+        self.remove()
+        await self.settle()
+
+    def unplug(self) -> None:
+        """The reader goes away: its next poll fails (ECONNREFUSED)."""
+        with self._lock:
+            self.plugged = False
+            self._release_held()
+            self._drop_socket()
+            self._card = None
+        self.forget()
+        self._wake()
+
+    def plug(self) -> None:
+        """The reader comes back on the same port."""
+        if not self.plugged:
+            self.plugged = True
+            self._bind()
+
+    # -- the wire -----------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._closing:
+            with self._lock:
+                sock = self._sock
+                deadline = min(self._held.values(), default=None)
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            watched = [self._wake_r] if sock is None else [self._wake_r, sock]
+            try:
+                ready, _, _ = select.select(watched, [], [], timeout)
+            except (OSError, ValueError):
+                continue  # the socket was closed under us (unplug); look again
+            if self._wake_r in ready:
+                with contextlib.suppress(OSError):
+                    self._wake_r.recv(4096)
+            if sock is not None and sock in ready:
+                try:
+                    data, addr = sock.recvfrom(1024)
+                except OSError:
+                    continue
+                with self._lock:
+                    if self._sock is sock:
+                        self._handle(data, addr)
+            self._expire()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for addr, deadline in list(self._held.items()):
+                if deadline <= now:
+                    del self._held[addr]
+                    self._send(addr, b"RFOFF")
+
+    def _release_held(self) -> None:
+        for addr in list(self._held):
+            self._send(addr, b"RFOFF")
+        self._held.clear()
+
+    def _send(self, addr: tuple[str, int], datagram: bytes) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.sendto(datagram, addr)
+
+    def _reply(self, addr: tuple[str, int], data: bytes) -> None:
+        self._send(addr, b"106A " + hexlify(data))
+
+    def _answer_reqa(self, addr: tuple[str, int]) -> None:
+        assert self._card is not None
+        self._state = _READY
+        self._level = 0
+        self._reply(addr, self._card.atqa)
+
+    def _handle(self, datagram: bytes, addr: tuple[str, int]) -> None:
+        if datagram.startswith(b"RFOFF"):
+            self._held.pop(addr, None)
+            self._state = _IDLE
+            return
+        try:
+            brty, payload = datagram.split()
+            cmd = unhexlify(payload)
+        except ValueError:
+            return
+        if brty != b"106A" or not cmd:
+            self._send(addr, b"RFOFF")  # no tag of that technology answers
+            return
+        card = self._card
+        if cmd in (b"\x26", b"\x52"):
+            self.polls += 1
+            now = time.monotonic()
+            if card is None and now < self._quiet_until:
+                self._send(addr, b"RFOFF")  # the field just emptied: presence checks fail fast
+            elif card is None:
+                self._held[addr] = now + self.hold
+            elif cmd == b"\x52" or self._state != _HALT:
+                self._answer_reqa(addr)
+            else:
+                self._send(addr, b"RFOFF")
+            return
+        if card is None:
+            self._send(addr, b"RFOFF")
+            return
+        if self._state == _ACTIVE:
+            self._command(card, cmd, addr)
+            return
+        level = {0x93: 0, 0x95: 1, 0x97: 2}.get(cmd[0])
+        if self._state == _READY and level is not None and level < len(card.levels):
+            if cmd[1:] == b"\x20":
+                self._reply(addr, card.levels[level])
+                return
+            if cmd[1] == 0x70 and cmd[2:] == card.levels[level]:
+                final = level == len(card.levels) - 1
+                self._reply(addr, bytes([card.sak if final else 0x04]))
+                if final:
+                    self._state = _ACTIVE
+                return
+        self._send(addr, b"RFOFF")  # a real tag stays silent; say so without the 1 s wait
+
+    def _command(self, card: _Card, cmd: bytes, addr: tuple[str, int]) -> None:
+        if cmd[0] == 0x30 and len(cmd) == 2:
+            self.reads += 1
+            self._reply(addr, card.read(cmd[1]))
+        elif cmd == b"\x60" and len(card.uid) == 7:
+            self._reply(addr, _NTAG213_VERSION)
+        elif cmd[:2] == b"\x50\x00":
+            self._state = _HALT
+        else:
+            self._reply(addr, _NAK)
+            self._state = _IDLE
