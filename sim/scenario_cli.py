@@ -91,7 +91,12 @@ async def run_files(
     for path in files:
         try:
             scenario = load_scenario(path)
-            data, source = validate(scenario)
+            if rig_config is not None:
+                # On a rig the panel runs its own site file: names are checked against it.
+                facts = rig_config.facts
+                check_against_site(scenario, facts.users, set(facts.zones))
+            else:
+                data, source = validate(scenario)
         except UsageError as exc:
             err(str(exc))
             out(f"✗ {path}: malformed: {exc}")
