@@ -193,8 +193,9 @@ class RigTarget:
         emulator = self._need(self._emulator, "[nfc] emulator")
         reads = emulator.reads
         emulator.present(uid)
-        deadline = time.monotonic() + TAG_HOLD_S
-        while emulator.reads == reads and time.monotonic() < deadline:
+        for _ in range(int(TAG_HOLD_S / 0.01)):
+            if emulator.reads != reads:
+                break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
         emulator.remove()
