@@ -49,7 +49,8 @@ def parse_command(text: str, facts: SiteFacts) -> Command:
     if not words:
         raise CommandError("type a command (help lists them)")
     verb, rest = words[0].lower(), words[1:]
-    if _KEYS_ONLY.match(words[0].upper()) and len(words) == 1 and words[0][0] in KEYS:
+    if len(words) == 1 and (_KEYS_ONLY.match(words[0]) or words[0].upper() in KEYS):
+        # Keys as typed on the keypad (letters in capitals, or a single key).
         return Press(words[0].upper())
     if verb in ("k", "press", "keys"):
         keys = "".join(rest).upper()
