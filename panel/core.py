@@ -12,7 +12,17 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from panel.actions import Action, Beep, Reply, SetSiren, StartTimer, StateChanged, Timer, Tone
+from panel.actions import (
+    Action,
+    Beep,
+    CancelTimer,
+    Reply,
+    SetSiren,
+    StartTimer,
+    StateChanged,
+    Timer,
+    Tone,
+)
 from panel.codes import CODE_RE, MAX_CODE_DIGITS
 from panel.config import TAG_RE, SiteConfig, User
 from panel.effects import Effects
@@ -145,6 +155,7 @@ class Panel(Effects):
                 return
             at_ms, name = min(due)
             del self._timers[name]
+            self._out.append(CancelTimer(name))  # the process's own timer is now stale
             # A timer fires at its deadline: its events carry that time, not the input's.
             now, self._now = self._now, (at_ms if at_deadline else self._now)
             try:
