@@ -1,0 +1,103 @@
+"""`centinela scenario run` as a rig engineer uses it: exit codes, messages, JUnit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.broker import Mosquitto
+
+ROOT = Path(__file__).parent.parent
+LIBRARY = ROOT / "sim" / "scenarios"
+
+
+def centinela(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "centinela", "scenario", "run", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=50,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "spec: 1\nsteps:\n  - press: '1234A'\n  - wait: 1\n  - tap: alice\n  - presss: '1'\n",
+            "steps[3]: unknown step \"presss\" (did you mean 'press'?) (line 6)",
+        ),
+        ("spec: 1\nsteps:\n  - {press: '1'\n", "YAML syntax error at line 4"),
+        ("spec: 1\nsteps:\n  - open: garage\n", "steps[0].open: no zone 'garage' in the site"),
+        (
+            "spec: 1\nsite: {panel: {id: P!, site: demo}}\nsteps:\n  - wait: 1\n",
+            ": site: panel.id",
+        ),
+    ],
+)
+def test_a_malformed_file_exits_2_naming_file_step_and_reason(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    proc = centinela(path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{path}: " in proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "0 passed, 0 failed, 1 malformed" in proc.stdout
+
+
+def test_a_missing_file_exits_2(tmp_path: Path) -> None:
+    proc = centinela(tmp_path / "nope.yaml")
+    assert proc.returncode == 2
+    assert "nope.yaml: no such file" in proc.stderr
+
+
+WRONG = """\
+spec: 1
+name: deliberately wrong
+steps:
+  - press: "1234A"
+  - expect: {state: arming}
+  - wait: 10
+  - expect: {state: armed_total, event: {type: armed, user: bob}}
+  - press: "1234D"
+"""
+
+
+def test_a_good_and_a_wrong_scenario_pass_and_fail_with_junit(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(WRONG)
+    junit = tmp_path / "out.xml"
+    good = LIBRARY / "02_arm_total_code.yaml"
+    proc = centinela(good, wrong, "--junit", junit)
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    assert '  ✓ steps[0] press: "1234A"' in out
+    assert (
+        "  ✗ steps[3] expect: {state: armed_total, event: {type: armed, user: bob}}  (line 7)"
+        in out
+    )
+    assert "but:      no event {type: armed, user: bob} on the cloud" in out
+    assert "seen:     state armed_total, siren off, keypad unlocked" in out
+    assert "events since steps[2] (on the cloud):" in out
+    assert "armed mode=total user=alice method=keypad" in out
+    assert "  - 1 step not run" in out
+    assert "scenarios: 1 passed, 1 failed in" in out.splitlines()[-1]
+    xml = junit.read_text()
+    assert 'tests="2" failures="1"' in xml
+    assert "deliberately wrong" in xml
+
+
+def test_a_passing_file_exits_0(mosquitto: Mosquitto) -> None:
+    proc = centinela(LIBRARY / "21_star_clears.yaml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "scenarios: 1 passed, 0 failed" in proc.stdout
