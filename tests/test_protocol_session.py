@@ -306,3 +306,28 @@ def test_long_random_run_delivers_every_frame_exactly_once() -> None:
             continue
     assert sorted(accepted) == list(range(1, 3001))
     assert accepted != sorted(accepted)
+
+
+def test_damaged_and_random_frames_raise_only_protocol_errors() -> None:
+    rng = random.Random(99)
+    sender = Sender("p1", UP, K0)
+    receiver = Receiver("p1", UP, {0: K0, 1: K1}, window=16)
+    good = [sender.seal(beat(i), NOW) for i in range(200)]
+    accepted = 0
+    for i in range(20_000):
+        frame = bytearray(rng.choice(good))
+        if i % 3 == 0:
+            frame[rng.randrange(len(frame))] ^= 1 << rng.randrange(8)
+        elif i % 3 == 1:
+            frame = frame[: rng.randrange(len(frame))]
+        else:
+            frame = bytearray(rng.randbytes(rng.randrange(64)))
+        try:
+            receiver.open(bytes(frame))
+        except ProtocolError:
+            continue
+        accepted += 1
+    assert accepted == 0
+    # The genuine frames still open (the newest ones, within the window), once.
+    for frame in good[-16:]:
+        receiver.open(frame)
