@@ -29,6 +29,7 @@ from tests.test_core_support import (
     T0,
     Rig,
     fields_of,
+    reach,
     site_config,
 )
 
@@ -236,27 +237,10 @@ def test_panic_fire_and_tamper_zones_alarm_even_disarmed(
     assert rig.last_event(E.ALARM_END).cid == "3" + cid[1:]
 
 
-def _reach(rig: Rig, state: State) -> None:
-    """Drive the rig into ``state``."""
-    if state is State.DISARMED:
-        return
-    if state is State.ARMING:
-        rig.press("1234A")
-    elif state in (State.ARMED_TOTAL, State.ARMED_PARTIAL, State.ARMED_NIGHT):
-        rig.arm({State.ARMED_TOTAL: "A", State.ARMED_PARTIAL: "B", State.ARMED_NIGHT: "C"}[state])
-    elif state is State.PENDING:
-        rig.arm()
-        rig.open("front_door")
-    elif state is State.TRIGGERED:
-        rig.arm()
-        rig.open("window")
-    assert rig.state is state
-
-
 @pytest.mark.parametrize("state", list(State))
 def test_panic_key_alarms_at_once_in_every_state(state: State) -> None:
     rig = Rig()
-    _reach(rig, state)
+    reach(rig, state)
     rig.press("12")  # digits typed so far do not matter
     rig.press("P")
     assert rig.state is State.TRIGGERED
@@ -275,7 +259,7 @@ def test_panic_key_alarms_at_once_in_every_state(state: State) -> None:
 @pytest.mark.parametrize("state", list(State))
 def test_tamper_switch_alarms_in_every_state(state: State) -> None:
     rig = Rig()
-    _reach(rig, state)
+    reach(rig, state)
     rig.feed(TamperDetected("keypad"))
     assert rig.state is State.TRIGGERED
     tamper = rig.last_event(E.TAMPER)
@@ -352,7 +336,7 @@ def test_instant_zone_open_at_the_end_of_the_exit_delay_alarms() -> None:
 @pytest.mark.parametrize("state", [State.ARMING, State.ARMED_TOTAL, State.PENDING, State.TRIGGERED])
 def test_disarm_stops_everything_at_once(state: State) -> None:
     rig = Rig()
-    _reach(rig, state)
+    reach(rig, state)
     rig.press("2345D")
     assert rig.state is State.DISARMED
     assert not rig.siren
@@ -462,7 +446,7 @@ def test_a_digit_after_a_tag_starts_a_code_instead() -> None:
 @pytest.mark.parametrize("state", [State.ARMING, State.ARMED_NIGHT, State.PENDING, State.TRIGGERED])
 def test_a_tag_tap_disarms(state: State) -> None:
     rig = Rig()
-    _reach(rig, state)
+    reach(rig, state)
     rig.tap(BOB_TAG)
     assert rig.state is State.DISARMED
     assert not rig.siren
@@ -526,7 +510,7 @@ def test_duress_code_disarms_silently_and_raises_duress() -> None:
 
 def test_duress_while_triggered_stops_the_siren() -> None:
     rig = Rig()
-    _reach(rig, State.TRIGGERED)
+    reach(rig, State.TRIGGERED)
     rig.press("1299D")
     assert rig.state is State.DISARMED
     assert not rig.siren
@@ -860,7 +844,7 @@ def test_restart_during_the_exit_delay_keeps_its_deadline() -> None:
 
 def test_restart_while_triggered_keeps_the_siren_on() -> None:
     rig = Rig()
-    _reach(rig, State.TRIGGERED)
+    reach(rig, State.TRIGGERED)
     rig.restart(gap_s=1)
     assert rig.siren
     assert SetSiren(True) in rig.last
