@@ -36,6 +36,7 @@ from protocol.errors import (
     EncodeError,
     FrameTooLarge,
     MalformedHeader,
+    MalformedPayload,
     Truncated,
     UnknownKey,
     UnknownType,
@@ -211,7 +212,7 @@ def seal_frame(key: bytes, header: Header, message: Message) -> bytes:
 def _parse_prefix(prefix: bytes) -> tuple[str, Direction, int, int]:
     try:
         c = _PREFIX.parse_exact(prefix, "header")
-    except (ConstructError, struct.error, ValueError) as exc:
+    except (ConstructError, struct.error, ValueError, MalformedPayload) as exc:
         raise MalformedHeader(f"bad header: {exc}") from exc
     panel_id = c["panel_id"]
     if not PANEL_ID_RE.fullmatch(panel_id):

@@ -329,5 +329,5 @@ def test_damaged_and_random_frames_raise_only_protocol_errors() -> None:
         accepted += 1
     assert accepted == 0
     # The genuine frames still open (the newest ones, within the window), once.
-    for frame in good[-16:]:
-        receiver.open(frame)
+    for genuine in good[-16:]:
+        receiver.open(genuine)
