@@ -66,6 +66,7 @@ class HubProcess:
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue()
         self._commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
         self._wake = asyncio.Event()
+        self._window = asyncio.Lock()  # held while a window of publishes is out
         self._active = 0
         self._outbox = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -154,17 +155,23 @@ class HubProcess:
                        detail="the hub stopped before the panel answered"),
                 pending.panel, pending.response_topic, pending.correlation,
             )  # fmt: skip
-        if self.cloud.state is LinkState.UP:
-            await self.cloud.say(self.topics.hub_availability, b"offline", retain=True)
         if self._diag_timer is not None:
             self._diag_timer.cancel()
         self.availability.stop()
+        # Let a window of publishes in flight finish, so that a clean stop repeats nothing.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self._window.acquire()
+        if self.cloud.state is LinkState.UP:
+            await self.cloud.say(self.topics.hub_availability, b"offline", retain=True)
         tasks = [*self._tasks, *self._jobs]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._jobs.clear()
+        if self._window.locked():
+            self._window.release()
         self.store.close()
         self.store = None
         _LOGGER.info("hub %s stopped", self.config.site)
@@ -245,27 +252,37 @@ class HubProcess:
             await self._wake.wait()
             self._wake.clear()
             while self.cloud.state is LinkState.UP and self.store is not None:
-                rows = self.store.outbox_head(WINDOW)
-                if not rows:
+                async with self._window:
+                    complete = await self._publish_window()
+                if complete is None:
                     break
-                outcomes = await asyncio.gather(
-                    *(self._publish(item) for _, item in rows), return_exceptions=True
-                )
-                done = [rid for (rid, _), res in zip(rows, outcomes, strict=True) if res is None]
-                for (rid, item), res in zip(rows, outcomes, strict=True):
-                    if isinstance(res, BaseException) and not isinstance(res, LinkDown):
-                        # A row the broker can never take must not block the rest forever.
-                        self._counters.drop("outbox_unpublishable", f"{item.topic}: {res!r}")
-                        done.append(rid)
-                self.store.outbox_remove(done)
-                self._outbox -= len(done)
-                self._counters.add("published", len(done))
-                self._notify()
-                if len(done) < len(rows):
+                if not complete:
                     await asyncio.sleep(0.2)  # the link is down or stalled: let it recover
                     break
             if self._outbox and self.cloud.state is LinkState.UP:
                 self._wake.set()
+
+    async def _publish_window(self) -> bool | None:
+        """Publish the oldest rows at once; remove those acknowledged. None when empty."""
+        if self.store is None:
+            return None
+        rows = self.store.outbox_head(WINDOW)
+        if not rows:
+            return None
+        outcomes = await asyncio.gather(
+            *(self._publish(item) for _, item in rows), return_exceptions=True
+        )
+        done = [rid for (rid, _), res in zip(rows, outcomes, strict=True) if res is None]
+        for (rid, item), res in zip(rows, outcomes, strict=True):
+            if isinstance(res, Exception) and not isinstance(res, LinkDown):
+                # A row the broker can never take must not block the rest forever.
+                self._counters.drop("outbox_unpublishable", f"{item.topic}: {res!r}")
+                done.append(rid)
+        self.store.outbox_remove(done)
+        self._outbox -= len(done)
+        self._counters.add("published", len(done))
+        self._notify()
+        return len(done) == len(rows)
 
     async def _publish(self, item: OutboxItem) -> None:
         properties = None

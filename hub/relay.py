@@ -89,6 +89,8 @@ class Relay:
         self._panels = {
             p.id: PanelSecurity(p.id, p.key, p.previous_key, store) for p in config.panels
         }
+        # Before a panel's first stored event: the lowest seq seen from it (see _event).
+        self._first_seen: dict[str, int] = {}
         self.last_seq: dict[str, int | None] = {
             p.id: store.last_event_seq(p.id) for p in config.panels
         }
@@ -213,6 +215,9 @@ class Relay:
         out: BatchOutcome,
     ) -> None:
         newest = last.get(panel)
+        if newest is None and not self._starts_sequence(panel, event.seq):
+            self.counters.drop("gap", f"{panel}: event {event.seq} (waiting for its oldest)")
+            return
         if newest is not None and event.seq <= newest:
             self.counters.drop("duplicate", f"{panel}: event {event.seq} (have {newest})")
             out.acks[panel] = newest
@@ -227,6 +232,23 @@ class Relay:
         out.events += 1
         self.counters.add("events")
         self._queue(out, self.topics.event, dumps(event_json(self.site, panel, event)))
+
+    def _starts_sequence(self, panel: str, seq: int) -> bool:
+        """Whether the first event ever stored from ``panel`` may be ``seq``.
+
+        Seq 1 starts at once. Any other seq may follow events lost before the hub
+        subscribed; the panel resends from its oldest unacknowledged event, so the
+        lowest seq seen, seen a second time, is that oldest one (docs/link.md, rule 3).
+        """
+        if seq == 1:
+            return True
+        lowest = self._first_seen.get(panel)
+        if lowest == seq:
+            del self._first_seen[panel]
+            return True
+        if lowest is None or seq < lowest:
+            self._first_seen[panel] = seq
+        return False
 
     def _photo(self, panel: str, chunk: PhotoChunk, now_ms: int, out: BatchOutcome) -> None:
         if not PHOTO_ID_RE.fullmatch(chunk.photo_id):
