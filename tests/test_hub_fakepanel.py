@@ -1,4 +1,4 @@
-"""A raw panel (sealed frames over aiomqtt) and a cloud watcher for the hub's tests; and their checks.
+"""A raw panel (sealed frames over aiomqtt) and a cloud watcher for the hub tests, and their checks.
 
 The other ``test_hub_*`` modules import ``RawPanel``, ``Cloud`` and ``hub_mapping`` from here.
 """

@@ -1,4 +1,4 @@
-"""The hub over real mosquitto brokers: events in order, exactly once, across outages and restarts."""
+"""The hub over real mosquitto: events in order, exactly once, across outages and restarts."""
 
 from __future__ import annotations
 
@@ -81,12 +81,16 @@ async def test_events_reach_the_cloud_as_json_in_order_with_qos1(
             "type": "armed", "mode": "total", "user": "alice", "method": "keypad",
             "zone": None, "cid": "3401", "sia": "CL",
         }  # fmt: skip
-        assert got[3]["zone"] == "front_door" and got[3]["mode"] is None
-        assert got[3]["user"] is None and "tag" not in got[3]
-        assert got[4]["tag"] == "04A1B2C3D4E5F6" and got[4]["detail"] == "by bob"
+        assert got[3]["zone"] == "front_door"
+        assert got[3]["mode"] is None
+        assert got[3]["user"] is None
+        assert "tag" not in got[3]
+        assert got[4]["tag"] == "04A1B2C3D4E5F6"
+        assert got[4]["detail"] == "by bob"
         await until(hub.idle)
         assert hub.counters["events"] == 20
-        assert hub.store is not None and hub.store.count_events("p1") == 20
+        assert hub.store is not None
+        assert hub.store.count_events("p1") == 20
 
 
 async def test_duplicates_and_resends_are_stored_once_and_acked_again(
@@ -107,7 +111,8 @@ async def test_duplicates_and_resends_are_stored_once_and_acked_again(
             got = await cloud.wait_events(6)
         assert [e["seq"] for e in got] == [1, 2, 3, 4, 5, 6]
         assert hub.counters["duplicate"] == 3
-        assert hub.store is not None and hub.store.count_events("p1") == 6
+        assert hub.store is not None
+        assert hub.store.count_events("p1") == 6
 
 
 async def test_a_gap_is_dropped_until_the_missing_event_comes(
@@ -125,7 +130,8 @@ async def test_a_gap_is_dropped_until_the_missing_event_comes(
         await panel.send(event(3), event(4))  # 2 was lost in transit
         await until(lambda: hub.counters.get("gap", 0) == 2 and hub.idle())
         assert panel.acked == 1
-        assert hub.store is not None and hub.store.last_event_seq("p1") == 1
+        assert hub.store is not None
+        assert hub.store.last_event_seq("p1") == 1
         await panel.send(event(2), event(3), event(4))
         await panel.wait_acked(4)
         got = await cloud.wait_events(4)
