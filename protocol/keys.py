@@ -50,3 +50,12 @@ def run_keygen(args: argparse.Namespace) -> int:
     """``centinela keygen``: print a new random key on stdout."""
     print(generate_key())
     return 0
+
+
+def key_id(key: bytes) -> int:
+    """The key id a frame carries for ``key``: the first byte of its fingerprint.
+
+    Panel and hub derive it from the key itself, so a rotation needs no extra
+    setting; two keys whose ids collide cannot be used side by side (generate another).
+    """
+    return int(fingerprint(key)[:2], 16)
