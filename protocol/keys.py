@@ -53,9 +53,9 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def key_id(key: bytes) -> int:
-    """The key id a frame carries for ``key``: the first byte of its fingerprint.
+    """The key id (1-255) a frame carries for ``key``, derived from the key (docs/link.md).
 
-    Panel and hub derive it from the key itself, so a rotation needs no extra
-    setting; two keys whose ids collide cannot be used side by side (generate another).
+    Panel and hub compute it from the key itself, so a rotation needs no extra
+    setting; two keys whose ids collide cannot be used side by side.
     """
-    return int(fingerprint(key)[:2], 16)
+    return 1 + hashlib.sha256(b"centinela key id\x00" + key).digest()[0] % 255
