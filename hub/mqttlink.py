@@ -15,6 +15,7 @@ from typing import Any
 
 import aiomqtt
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from centinela.mqtt import Backoff, BrokerConfig, LinkState, client_options
 
@@ -97,7 +98,12 @@ class MqttLink:
                 async with self._client_for() as client:
                     client.pending_calls_threshold = 10_000
                     for topic in self._subscriptions:
-                        await client.subscribe(topic, qos=1)
+                        if self._v5:
+                            # Retain-as-published: a retained command stays visible as one.
+                            options = SubscribeOptions(qos=1, retainAsPublished=True)
+                            await client.subscribe(topic, options=options)
+                        else:
+                            await client.subscribe(topic, qos=1)
                     self._lost = asyncio.Event()
                     self._client = client
                     self._backoff.reset()
