@@ -63,6 +63,7 @@ class SerialKeypad(KeypadDriver):
     async def _start(self) -> None:
         if self.twin is not None:
             await self.twin.start()
+            self.port = self.twin.driver_port
         if not await self._open():
             self._schedule_reconnect()
 

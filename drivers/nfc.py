@@ -83,7 +83,11 @@ def is_random_uid(uid: bytes) -> bool:
     return len(uid) == 4 and uid[0] == 0x08
 
 
-class NfcReader(ThreadedDriver):
+class NfcDriver(ThreadedDriver):
+    """An NFC reader: yields TagPresented and TagRemoved (and DeviceLost/DeviceBack)."""
+
+
+class NfcReader(NfcDriver):
     """Yields TagPresented once per tap and TagRemoved when the tag leaves the field."""
 
     def __init__(
@@ -110,6 +114,7 @@ class NfcReader(ThreadedDriver):
     async def _start(self) -> None:
         if self.twin is not None:
             self.twin.start()
+            self.path = self.twin.path
         await super()._start()
 
     async def _stop(self) -> None:

@@ -27,6 +27,8 @@ class KeypadTwin(Twin):
     """What every simulated keypad offers: typing, the display, the beeps, unplugging."""
 
     path: str = ""
+    driver_port: str = ""
+    """What the serial driver opens (a pyserial port or URL)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,6 +118,7 @@ class SimKeypad(KeypadTwin):
         super().__init__()
         self._dir = tempfile.mkdtemp(prefix="centinela-keypad-")
         self.driver_path = os.path.join(self._dir, "keypad")
+        self.driver_port = self.driver_path
         self._line: tuple[int, int] | None = None
         self._human: tuple[int, int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -226,6 +229,7 @@ class SimSocketKeypad(KeypadTwin):
     def __init__(self, port: int = 0) -> None:
         super().__init__()
         self.port = port
+        self.driver_port = self.url
         self._server: asyncio.Server | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._clients: set[asyncio.Task[None]] = set()
@@ -242,6 +246,7 @@ class SimSocketKeypad(KeypadTwin):
             self._server = await asyncio.start_server(self._on_client, "127.0.0.1", self.port)
             self.port = self._server.sockets[0].getsockname()[1]
             self.path = f"127.0.0.1:{self.port}"
+            self.driver_port = self.url
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._writer is not None:

@@ -97,7 +97,8 @@ class SimTagEmulator(Twin):
         self._quiet_until = 0.0
         self._lock = threading.RLock()
         self._sock: socket.socket | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
         self.plugged = True
@@ -125,6 +126,7 @@ class SimTagEmulator(Twin):
         if self._thread is not None:
             return
         self._closing = False
+        self._wake_r, self._wake_w = socket.socketpair()
         self._bind()
         self._thread = threading.Thread(target=self._run, name="centinela-sim-tag", daemon=True)
         self._thread.start()
@@ -148,8 +150,10 @@ class SimTagEmulator(Twin):
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(5)
-        self._wake_r.close()
-        self._wake_w.close()
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+        self._wake_r = self._wake_w = None
 
     def _drop_socket(self) -> None:
         sock, self._sock = self._sock, None
@@ -157,8 +161,9 @@ class SimTagEmulator(Twin):
             sock.close()
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
 
     # -- what a person does with the tag ----------------------------------------------
     def present(self, uid: str) -> None:
@@ -214,19 +219,21 @@ class SimTagEmulator(Twin):
 
     # -- the wire -----------------------------------------------------------------------
     def _run(self) -> None:
+        wake = self._wake_r
+        assert wake is not None
         while not self._closing:
             with self._lock:
                 sock = self._sock
                 deadline = min(self._held.values(), default=None)
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            watched = [self._wake_r] if sock is None else [self._wake_r, sock]
+            watched = [wake] if sock is None else [wake, sock]
             try:
                 ready, _, _ = select.select(watched, [], [], timeout)
             except (OSError, ValueError):
                 continue  # the socket was closed under us (unplug); look again
-            if self._wake_r in ready:
+            if wake in ready:
                 with contextlib.suppress(OSError):
-                    self._wake_r.recv(4096)
+                    wake.recv(4096)
             if sock is not None and sock in ready:
                 try:
                     data, addr = sock.recvfrom(1024)

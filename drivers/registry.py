@@ -1,0 +1,183 @@
+"""Device URLs to drivers: the one place that knows which class serves which scheme.
+
+``sim:`` gives the real driver reading a simulated twin on the real wire; the
+twin is the driver's ``.twin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from centinela.errors import ConfigError
+from drivers.camera import CameraDriver
+from drivers.climate import ClimateDriver
+from drivers.keypad import KeypadDriver
+from drivers.urls import Plan, parse
+from drivers.zones import GpioOptions, ZonesDriver, ZoneSpec
+
+if TYPE_CHECKING:
+    from drivers.nfc import NfcDriver
+
+__all__ = [
+    "check_url",
+    "open_camera",
+    "open_climate",
+    "open_keypad",
+    "open_nfc",
+    "open_zones",
+]
+
+
+def check_url(kind: str, url: str, *, file: str = "config") -> None:
+    """Validate a ``[devices]`` URL without opening anything; raises ConfigError."""
+    parse(kind, url, file=file)
+
+
+def open_keypad(url: str, *, file: str = "config") -> KeypadDriver:
+    """A keypad driver for ``url`` (enter it with ``async with``)."""
+    plan = parse("keypad", url, file=file)
+    if plan.scheme == "sim":
+        return _sim_keypad(plan.target)
+    if plan.scheme in ("serial", "socket"):
+        from drivers.keypad_serial import SerialKeypad
+
+        baud = plan.options.get("baud", 9600)
+        assert isinstance(baud, int)
+        return SerialKeypad(plan.target, baudrate=baud)
+    from drivers.keypad_usb import UsbHidKeypad
+
+    vid, pid = plan.options["vid"], plan.options["pid"]
+    assert isinstance(vid, int)
+    assert isinstance(pid, int)
+    return UsbHidKeypad(vid, pid)
+
+
+def _sim_keypad(variant: str) -> KeypadDriver:
+    driver: KeypadDriver
+    if variant == "usbhid":
+        from drivers.keypad_usb import UsbHidKeypad
+        from drivers.sim_usb import SimUsbKeypad
+
+        usb_twin = SimUsbKeypad()
+        driver = UsbHidKeypad(usb_twin.backend.vid, usb_twin.backend.pid, backend=usb_twin.backend)
+        driver.twin = usb_twin
+        usb_twin.attach(driver)
+        return driver
+    from drivers.keypad_serial import SerialKeypad
+    from drivers.sim_keypad import SimKeypad, SimSocketKeypad
+
+    twin = SimSocketKeypad() if variant == "socket" else SimKeypad()
+    driver = SerialKeypad(twin.driver_port)  # re-read from the twin once it has started
+    driver.twin = twin
+    twin.attach(driver)
+    return driver
+
+
+def open_nfc(url: str, *, file: str = "config") -> NfcDriver:
+    """An NFC reader driver for ``url``."""
+    from drivers.nfc import NfcReader
+
+    plan = parse("nfc", url, file=file)
+    if plan.scheme == "sim":
+        from drivers.sim_nfc import SimTagEmulator
+
+        twin = SimTagEmulator()
+        reader = NfcReader(twin.path)  # the path is re-read once the emulator has bound
+        reader.twin = twin
+        twin.attach(reader)
+        return reader
+    return NfcReader(plan.target)
+
+
+def open_zones(url: str, zones: Sequence[ZoneSpec], *, file: str = "config") -> ZonesDriver:
+    """Zones (and siren/strobe) for ``url``; each gpio: zone needs a pin."""
+    from drivers.zones import GpioZones
+
+    plan = parse("zones", url, file=file)
+    if plan.scheme == "sim":
+        from drivers.sim_zones import SimZones
+
+        twin = SimZones(zones)
+        driver = GpioZones(
+            twin.zones, twin.options, tamper_pins=twin.tamper_pins, pin_factory=twin.factory
+        )
+        driver.twin = twin
+        twin.attach(driver)
+        return driver
+    options = GpioOptions(**plan.options)  # type: ignore[arg-type]
+    _check_pins(zones, options, file)
+    return GpioZones(zones, options)
+
+
+def _check_pins(zones: Sequence[ZoneSpec], options: GpioOptions, file: str) -> None:
+    used: dict[int, str] = {}
+    for role in ("siren", "strobe", "tamper"):
+        pin = getattr(options, role)
+        if pin is not None:
+            used[pin] = f"the {role}"
+    for zone in zones:
+        key = f"zones.{zone.name}.pin"
+        if zone.pin is None:
+            raise ConfigError(file, key, "a gpio: zone needs a pin (BCM GPIO number)")
+        if not 0 <= zone.pin <= 53:
+            raise ConfigError(file, key, f"GPIO{zone.pin} does not exist (0-53)")
+        if zone.pin in used:
+            raise ConfigError(file, key, f"GPIO{zone.pin} is already used by {used[zone.pin]}")
+        used[zone.pin] = f"zone {zone.name}"
+
+
+def open_climate(
+    url: str, *, file: str = "config", clock: Callable[[], float] | None = None
+) -> ClimateDriver:
+    """A climate sensor driver; ``clock`` (epoch seconds) drives the simulated day."""
+    from drivers.climate import Bme280Climate
+
+    plan = parse("climate", url, file=file)
+    interval = plan.options["interval"]
+    assert isinstance(interval, float)
+    if plan.scheme == "sim":
+        from drivers.sim_climate import SimClimate
+
+        twin = SimClimate(clock)
+        driver = Bme280Climate(1, twin.sensor.address, bus_factory=twin.bus, interval=interval)
+        driver.twin = twin
+        twin.attach(driver)
+        return driver
+    bus, address = plan.options["bus"], plan.options["address"]
+    assert isinstance(bus, int)
+    assert isinstance(address, int)
+    return Bme280Climate(bus, address, interval=interval)
+
+
+def open_camera(url: str, cameras: Sequence[str], *, file: str = "config") -> CameraDriver:
+    """A camera driver serving the named cameras."""
+    plan = parse("camera", url, file=file)
+    if plan.scheme == "sim":
+        from drivers.sim_camera import SimCamera, SimCameraDriver
+
+        delay = plan.options["delay"]
+        assert isinstance(delay, float)
+        return SimCameraDriver(cameras, SimCamera(delay=delay))
+    from drivers.camera import FfmpegCamera
+
+    sources = _camera_sources(plan, cameras, file)
+    options = plan.options["options"]
+    timeout = plan.options["timeout"]
+    assert isinstance(options, list)
+    assert isinstance(timeout, float)
+    return FfmpegCamera(sources, input_options=options, timeout=timeout)
+
+
+def _camera_sources(plan: Plan, cameras: Sequence[str], file: str) -> dict[str, str]:
+    mapped = plan.options["sources"]
+    assert isinstance(mapped, dict)
+    if not mapped:
+        return dict.fromkeys(cameras, plan.target)
+    for name in cameras:
+        if name not in mapped:
+            raise ConfigError(file, "devices.camera", f"camera {name!r} has no device in the URL")
+    for name in mapped:
+        if name not in cameras:
+            raise ConfigError(file, "devices.camera", f"{name!r} is not a configured camera")
+    return {str(k): str(v) for k, v in mapped.items()}
