@@ -1,0 +1,244 @@
+"""``centinela doctor``: serial ports, USB, NFC readers, I2C, GPIO, cameras, config, broker.
+
+Every line has a plain verdict (ok / missing / error) and a reason. The exit
+status is 0 when everything the configuration needs is present, 1 when
+something it needs is missing or failing, 2 when the configuration itself is
+wrong. On a machine with no hardware at all it simply says what is not there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import sys
+import tomllib
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
+
+from centinela.errors import ConfigError
+from drivers import probe
+from drivers.probe import ERROR, MISSING, OK, Check
+from drivers.urls import PARSERS, Plan, parse
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """The command: print the report, return the exit status."""
+    if not getattr(args, "verbose", False):
+        logging.getLogger("nfc.clf").setLevel(logging.WARNING)  # nfcpy narrates each search
+    return report(getattr(args, "config", None), out=sys.stdout)
+
+
+def report(config: str | None, *, out: TextIO, usb_backend: Any = None) -> int:
+    """Print every check; 0 when all that the config needs is ok, 1 if not, 2 on a bad config."""
+    checks = list(machine_checks(usb_backend))
+    if config is not None:
+        checks += config_checks(config, usb_backend)
+    for check in checks:
+        mark = "*" if check.needed else " "
+        print(f"{check.verdict:<8}{mark}{check.topic:<18}{check.detail}", file=out)
+    failed = [c for c in checks if c.needed and c.verdict != OK]
+    if config is None:
+        print("no --config given: listing only (exit 0)", file=out)
+        return 0
+    if not failed:
+        print(f"{config}: everything it needs is present", file=out)
+        return 0
+    print(f"{config}: {len(failed)} problem(s): {', '.join(c.topic for c in failed)}", file=out)
+    return 2 if any(c.topic == "config" for c in failed) else 1
+
+
+# -- the machine ---------------------------------------------------------------------------
+def machine_checks(usb_backend: Any = None) -> Iterator[Check]:
+    """What this machine has, needed or not."""
+    try:
+        ports = probe.serial_ports()
+    except OSError as exc:
+        yield Check("serial ports", ERROR, str(exc))
+    else:
+        if ports:
+            for port in ports:
+                yield Check("serial port", OK, port)
+        else:
+            yield Check("serial ports", MISSING, "none found")
+    yield from _usb_checks(usb_backend)
+    buses = probe.i2c_buses()
+    if not buses:
+        yield Check("i2c", MISSING, "no /dev/i2c-* (enable I2C: sudo raspi-config nonint do_i2c 0)")
+    for bus in buses:
+        found = False
+        for address in (0x76, 0x77):
+            verdict, detail = probe.probe_bme280(bus, address)
+            if verdict == OK:
+                found = True
+                yield Check("bme280", OK, detail)
+        if not found:
+            yield Check("i2c", OK, f"/dev/i2c-{bus} (no BME280 at 0x76 or 0x77)")
+    yield Check("gpio", *probe.gpio_state())
+    videos = sorted(glob.glob("/dev/video*"))
+    yield (
+        Check("cameras", OK, ", ".join(videos))
+        if videos
+        else Check("cameras", MISSING, "no /dev/video*")
+    )
+    yield Check("ffmpeg", *probe.ffmpeg_state())
+
+
+def _usb_checks(backend: Any) -> Iterator[Check]:
+    import usb.core
+
+    try:
+        devices = probe.usb_devices(backend)
+    except usb.core.NoBackendError:
+        yield Check("usb", ERROR, probe.NO_LIBUSB)
+        yield Check(
+            "nfc readers", MISSING, "USB not readable; serial readers are checked when configured"
+        )
+        return
+    except usb.core.USBError as exc:
+        yield Check("usb", ERROR, str(exc))
+        return
+    yield Check("usb", OK, f"{len(devices)} device(s)")
+    readers = [d for d in devices if d.reader]
+    for dev in readers:
+        verdict = ERROR if (dev.vid, dev.pid) in probe.NOT_ADVISED else OK
+        yield Check("nfc reader", verdict, probe.reader_label(dev))
+    if not readers:
+        yield Check(
+            "nfc readers", MISSING, "none on USB; serial readers are checked when configured"
+        )
+    for dev in devices:
+        if dev.keyboard:
+            yield Check("usb keypad", OK, f"HID keyboard at usbhid:{dev.ids}")
+
+
+# -- the configuration ---------------------------------------------------------------------
+def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
+    """The file, each configured device, the broker."""
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        return [Check("config", ERROR, f"{path}: {exc.strerror or exc}", True)]
+    except tomllib.TOMLDecodeError as exc:
+        return [Check("config", ERROR, f"{path}: not valid TOML: {exc}", True)]
+    checks = [_site_check(path, raw)]
+    devices = raw.get("devices", {})
+    zones = [z for z in raw.get("zones", []) if isinstance(z, dict)]
+    if isinstance(devices, dict):
+        for kind in PARSERS:
+            url = devices.get(kind, "sim:")
+            checks.append(_device_check(path, kind, url, zones, usb_backend))
+    mqtt = raw.get("mqtt")
+    if isinstance(mqtt, dict) and "broker" in mqtt:
+        checks.append(_broker_check(str(mqtt["broker"])))
+    return checks
+
+
+def _site_check(path: str, raw: dict[str, Any]) -> Check:
+    if "panel" not in raw:
+        return Check("config", OK, f"{path}: no [panel] table, site checks skipped", True)
+    try:
+        from panel.config import load_site_file
+    except ImportError as exc:
+        return Check("config", ERROR, f"the site loader is not available: {exc}", True)
+    try:
+        site = load_site_file(path)
+    except ConfigError as exc:
+        return Check("config", ERROR, str(exc), True)
+    return Check("config", OK, f"{path}: panel {site.panel_id} of site {site.site}", True)
+
+
+def _device_check(
+    path: str, kind: str, url: object, zones: Sequence[dict[str, Any]], usb_backend: Any
+) -> Check:
+    topic = f"devices.{kind}"
+    if not isinstance(url, str):
+        return Check(topic, ERROR, "must be a string (a device URL)", True)
+    try:
+        plan = parse(kind, url, file=path)
+    except ConfigError as exc:
+        return Check(topic, ERROR, exc.reason, True)
+    if plan.scheme == "sim":
+        return Check(topic, OK, f"{url} (simulated)", True)
+    verdict, detail = _presence(plan, zones, usb_backend)
+    return Check(topic, verdict, f"{url}: {detail}", True)
+
+
+def _presence(plan: Plan, zones: Sequence[dict[str, Any]], usb_backend: Any) -> tuple[str, str]:
+    opts = plan.options
+    if plan.scheme == "serial":
+        return probe.path_state(plan.target)
+    if plan.scheme == "socket":
+        return probe.tcp_reachable(str(opts["host"]), _num(opts["port"]))
+    if plan.scheme == "usbhid":
+        return _usb_present(_num(opts["vid"]), _num(opts["pid"]), usb_backend)
+    if plan.scheme == "udp":
+        return OK, "simulation link on 127.0.0.1 (not probed)"
+    if plan.scheme in ("tty", "usb"):
+        if plan.scheme == "tty":
+            verdict, detail = probe.path_state(str(opts["device"]))
+            if verdict != OK:
+                return verdict, detail
+        return probe.open_nfc_reader(plan.target)
+    if plan.scheme == "gpio":
+        verdict, detail = probe.gpio_state()
+        pins = ", ".join(f"{z.get('name')}=GPIO{z.get('pin')}" for z in zones)
+        return verdict, f"{detail}; zones {pins or 'none'}"
+    if plan.scheme == "bme280":
+        return probe.probe_bme280(_num(opts["bus"]), _num(opts["address"]))
+    if plan.scheme == "v4l2":
+        sources = opts["sources"]
+        assert isinstance(sources, dict)
+        nodes = [str(n) for n in sources.values()] or [plan.target]
+        for node in nodes:
+            verdict, detail = probe.path_state(node)
+            if verdict != OK:
+                return verdict, detail
+        verdict, detail = probe.ffmpeg_state()
+        return (
+            (OK, f"{', '.join(nodes)} present, ffmpeg found")
+            if verdict == OK
+            else (verdict, detail)
+        )
+    return ERROR, f"no presence check for {plan.scheme}:"
+
+
+def _num(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _usb_present(vid: int, pid: int, backend: Any) -> tuple[str, str]:
+    import usb.core
+
+    try:
+        found = usb.core.find(idVendor=vid, idProduct=pid, backend=backend)
+    except usb.core.NoBackendError:
+        return ERROR, probe.NO_LIBUSB
+    except usb.core.USBError as exc:
+        return ERROR, str(exc)
+    return (OK, "found") if found is not None else (MISSING, f"no USB device {vid:04x}:{pid:04x}")
+
+
+def _broker_check(url: str) -> Check:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        return Check("broker", ERROR, f"{url}: not an mqtt://HOST:PORT or mqtts:// URL", True)
+    try:
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    except ValueError:
+        return Check("broker", ERROR, f"{url}: bad port", True)
+    verdict, detail = probe.tcp_reachable(parts.hostname, port)
+    if verdict == OK and parts.scheme == "mqtts":
+        detail += " (TCP only; the TLS handshake is not tried)"
+    return Check("broker", verdict, detail, True)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m drivers.doctor`
+    parser = argparse.ArgumentParser(prog="python -m drivers.doctor")
+    parser.add_argument("--config")
+    raise SystemExit(run_doctor(parser.parse_args()))
