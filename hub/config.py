@@ -136,10 +136,10 @@ def _broker(sec: Section, base: Path) -> BrokerConfig:
         password = read_secret_file(sec, "password_file", base)
     if password is not None and username is None:
         raise sec.error("password" if sec.has("password") else "password_file", "needs a username")
-    files = {k: sec.get_path(k, base) for k in ("ca", "cert", "key")}
-    for k, path in files.items():
-        if path is not None and not tls:
+    for k in ("ca", "cert", "key"):
+        if sec.has(k) and not tls:
             raise sec.error(k, "TLS files need an mqtts:// broker")
+    files = {k: sec.get_path(k, base) for k in ("ca", "cert", "key")}
     if (files["cert"] is None) != (files["key"] is None):
         missing = "key" if files["key"] is None else "cert"
         raise sec.error(missing, "cert and key go together")
