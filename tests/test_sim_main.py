@@ -1,0 +1,137 @@
+"""`centinela sim`: headless logs, the terminal view on a pty, clean stops, the amqtt fallback."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from sim.broker import Mosquitto
+from sim.scenario import load_scenario
+from sim.scenario_cli import run_simulated, validate
+
+ROOT = Path(__file__).parent.parent
+DEMO = ROOT / "sim" / "sites" / "demo.toml"
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found |= {child} | _descendants(child)
+    return found
+
+
+def _read_until(fd: int, needle: bytes, seconds: float, buf: bytearray) -> bool:
+    deadline = time.monotonic() + seconds
+    while needle not in buf and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                buf += os.read(fd, 65536)
+            except OSError:
+                return needle in buf
+    return needle in buf
+
+
+def test_headless_logs_events_and_stops_cleanly_on_sigterm(mosquitto: Mosquitto) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "centinela", "sim", "--headless", str(DEMO)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert proc.stderr is not None
+    os.set_blocking(proc.stderr.fileno(), False)
+    buf = bytearray()
+    try:
+        assert _read_until(proc.stderr.fileno(), b"sim.main: state p1 disarmed", 20, buf), buf
+        assert b"keypad serial /dev/pts/" in buf
+        assert b"(mosquitto)" in buf
+        children = _descendants(proc.pid)
+        assert children, "the private mosquitto runs as a child"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        _read_until(proc.stderr.fileno(), b"\0", 0.2, buf)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert b"Traceback" not in buf, buf.decode(errors="replace")
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert not alive, f"left behind: {alive}"
+
+
+def test_a_bad_site_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text('[panel]\nid = "p1"\nsite = "demo"\n[[users]]\nname = "x"\ncode = 12\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "centinela", "sim", "--headless", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert f"{site}: users[0]" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_terminal_view_takes_commands_and_hides_codes(mosquitto: Mosquitto) -> None:
+    fd, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "centinela", "sim", str(DEMO)],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        env=dict(os.environ, TERM="xterm-256color"),
+    )
+    os.close(slave)
+    buf = bytearray()
+    try:
+        assert _read_until(fd, b"DISARMED", 30, buf), buf.decode(errors="replace")[-2000:]
+        assert b"keypad serial /dev/pts/" in buf
+        os.write(fd, b"1234A\r")
+        assert _read_until(fd, b"ARMING", 10, buf), buf.decode(errors="replace")[-2000:]
+        assert _read_until(fd, b"pressed ****A", 10, buf)
+        os.write(fd, b"open kitchen_window\r")
+        assert _read_until(fd, b"opened kitchen_window", 10, buf)
+        os.write(fd, b"quit\r")
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(fd)
+    assert b"1234" not in buf
+
+
+@pytest.mark.parametrize("broker", ["amqtt"])
+async def test_a_scenario_runs_on_the_embedded_broker(broker: str) -> None:
+    scenario = load_scenario(ROOT / "sim" / "scenarios" / "02_arm_total_code.yaml")
+    data, source = validate(scenario)
+    lines: list[str] = []
+    outcome = await run_simulated(scenario, data, source, out=lines.append, prefer_broker=broker)
+    assert outcome.passed, "\n".join(lines)
