@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import tty
 from collections.abc import Callable
@@ -241,12 +242,15 @@ class SimSocketKeypad(KeypadTwin):
         return f"socket://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        """Listen on 127.0.0.1."""
+        """Listen on 127.0.0.1 (the port is chosen now even if the keypad starts unplugged)."""
+        if self.port == 0:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+        self.path = f"127.0.0.1:{self.port}"
+        self.driver_port = self.url
         if self._server is None and self.plugged:
             self._server = await asyncio.start_server(self._on_client, "127.0.0.1", self.port)
-            self.port = self._server.sockets[0].getsockname()[1]
-            self.path = f"127.0.0.1:{self.port}"
-            self.driver_port = self.url
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._writer is not None:

@@ -1,0 +1,165 @@
+"""`centinela doctor` on this machine (no alarm hardware at all) and on configurations."""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from centinela.cli import main
+from drivers import doctor, probe
+from drivers.sim_usb import SimUsbKeypad
+
+SITE = """
+[panel]
+id = "p1"
+site = "demo"
+
+[[users]]
+name = "alice"
+code = "1234"
+role = "master"
+
+[[zones]]
+name = "front_door"
+kind = "entry"
+{zone_extra}
+
+[devices]
+{devices}
+
+{mqtt}
+"""
+
+VERDICTS = ("ok", "missing", "error")
+
+
+def write_site(tmp_path: Path, devices: str = "", mqtt: str = "", zone_extra: str = "") -> str:
+    path = tmp_path / "site.toml"
+    path.write_text(SITE.format(devices=devices, mqtt=mqtt, zone_extra=zone_extra))
+    return str(path)
+
+
+def run(config: str | None, usb_backend: object = None) -> tuple[int, list[str]]:
+    out = io.StringIO()
+    status = doctor.report(config, out=out, usb_backend=usb_backend)
+    return status, out.getvalue().splitlines()
+
+
+def verdict_of(lines: list[str], topic: str) -> str:
+    for line in lines:
+        if line[9:].startswith(topic):
+            return line.split()[0]
+    raise AssertionError(f"no line for {topic}: {lines}")
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()[1]
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])
+
+
+def test_bare_machine_lists_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    for topic in ("usb", "gpio", "cameras", "ffmpeg"):
+        assert verdict_of(lines, topic) in VERDICTS
+    assert all(line.split()[0] in (*VERDICTS, "no") for line in lines)
+    assert "Traceback" not in out.err
+
+
+def test_no_libusb_is_a_verdict_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import usb.core
+
+    def no_backend(backend: object = None) -> list[probe.UsbDevice]:
+        raise usb.core.NoBackendError("No backend available")
+
+    monkeypatch.setattr(probe, "usb_devices", no_backend)
+    status, lines = run(None)
+    assert status == 0
+    assert verdict_of(lines, "usb") == "error"
+    assert any("libusb" in line for line in lines)
+
+
+def test_usb_keypads_and_readers_are_named() -> None:
+    twin = SimUsbKeypad()
+    status, lines = run(None, usb_backend=twin.backend)
+    assert status == 0
+    assert any("HID keyboard at usbhid:1a2c:0e24" in line for line in lines)
+    assert verdict_of(lines, "nfc readers") == "missing"
+
+
+def test_reader_labels_flag_the_acr122u() -> None:
+    assert probe.reader_label(probe.UsbDevice(0x054C, 0x06C1, "rcs380", False)) == (
+        "Sony RC-S380 at usb:054c:06c1"
+    )
+    assert "not advised" in probe.reader_label(probe.UsbDevice(0x072F, 0x2200, "acr122", False))
+
+
+def test_simulated_site_with_a_reachable_broker_is_ready(tmp_path: Path, listener: int) -> None:
+    pytest.importorskip("panel.config")
+    path = write_site(tmp_path, mqtt=f'[mqtt]\nbroker = "mqtt://127.0.0.1:{listener}"')
+    status, lines = run(path)
+    assert status == 0, lines
+    for topic in ("config", "devices.keypad", "devices.nfc", "devices.zones", "broker"):
+        assert verdict_of(lines, topic) == "ok"
+
+
+def test_unreachable_broker_fails(tmp_path: Path, closed_port: int) -> None:
+    pytest.importorskip("panel.config")
+    path = write_site(tmp_path, mqtt=f'[mqtt]\nbroker = "mqtt://127.0.0.1:{closed_port}"')
+    status, lines = run(path)
+    assert status == 1
+    assert verdict_of(lines, "broker") == "error"
+    assert "refused" in lines[-2].lower() or any("refused" in line.lower() for line in lines)
+
+
+def test_missing_real_devices_fail_with_reasons(tmp_path: Path) -> None:
+    pytest.importorskip("panel.config")
+    devices = "\n".join(
+        [
+            'keypad = "serial:///dev/ttyCENTINELA9"',
+            'zones = "gpio:?siren=17"',
+            'climate = "bme280:97:0x76"',
+            'camera = "v4l2:/dev/video-centinela-none"',
+        ]
+    )
+    path = write_site(tmp_path, devices=devices, zone_extra="pin = 5")
+    status, lines = run(path)
+    assert status == 1
+    assert verdict_of(lines, "devices.keypad") == "missing"
+    assert verdict_of(lines, "devices.climate") == "missing"
+    assert verdict_of(lines, "devices.camera") == "missing"
+    assert verdict_of(lines, "devices.nfc") == "ok"  # still sim:
+    assert "/dev/ttyCENTINELA9 not found" in "\n".join(lines)
+    assert "problem(s)" in lines[-1]
+
+
+def test_a_bad_config_is_a_verdict_line_and_exit_2(tmp_path: Path) -> None:
+    pytest.importorskip("panel.config")
+    path = write_site(tmp_path, devices='keypad = "bluetooth:aa"')
+    status, lines = run(path)
+    assert status == 2
+    assert verdict_of(lines, "config") == "error"
+    assert verdict_of(lines, "devices.keypad") == "error"
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[panel\n")
+    status, lines = run(str(broken))
+    assert status == 2
+    assert "not valid TOML" in "\n".join(lines)
+    status, lines = run(str(tmp_path / "absent.toml"))
+    assert status == 2
+    assert "No such file" in "\n".join(lines)
