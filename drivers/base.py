@@ -52,7 +52,11 @@ class InputStream:
     the next one: that is how a simulated twin knows the panel has processed it.
     """
 
+    LIMIT = 1024
+    """Inputs kept for a consumer that does not read; the oldest go first beyond this."""
+
     def __init__(self) -> None:
+        self.dropped = 0
         self._items: deque[tuple[int, Input]] = deque()
         self._recent: deque[tuple[int, Input]] = deque(maxlen=512)
         self._getter: asyncio.Future[None] | None = None
@@ -80,6 +84,11 @@ class InputStream:
         if self._closed:
             return
         self.put_count += 1
+        if len(self._items) >= self.LIMIT:
+            self._items.popleft()
+            self.dropped += 1
+            if self.dropped == 1:
+                _LOGGER.warning("nobody reads this driver's inputs: dropping the oldest")
         self._items.append((self.put_count, item))
         self._recent.append((self.put_count, item))
         if self._getter is not None and not self._getter.done():

@@ -10,8 +10,8 @@ from drivers.base import Driver
 KEY_BYTES = frozenset(b"0123456789*#ABCDP")
 """One ASCII byte per key, panel-bound (CONTRACT §4)."""
 
-DISPLAY_WIDTH = 32
-"""Longest display text sent; the keypad wraps or scrolls it."""
+DISPLAY_WIDTH = 80
+"""Longest display text sent (one line on the wire); the keypad wraps or scrolls it."""
 
 _BEEP_KIND = re.compile(r"[a-z0-9_]{1,16}")
 BEEP_KINDS = ("key", "ok", "error", "entry", "exit", "alarm", "chime", "off")

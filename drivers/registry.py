@@ -6,7 +6,7 @@ twin is the driver's ``.twin``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from centinela.errors import ConfigError
@@ -150,8 +150,18 @@ def open_climate(
     return Bme280Climate(bus, address, interval=interval)
 
 
-def open_camera(url: str, cameras: Sequence[str], *, file: str = "config") -> CameraDriver:
-    """A camera driver serving the named cameras."""
+def open_camera(
+    url: str,
+    cameras: Sequence[str],
+    *,
+    file: str = "config",
+    devices: Mapping[str, str | None] | None = None,
+) -> CameraDriver:
+    """A camera driver serving the named cameras.
+
+    ``devices`` maps a camera name to its own V4L2 node (``[[cameras]] device``),
+    overriding the node in a ``v4l2:`` URL; it is ignored for ``sim:``.
+    """
     plan = parse("camera", url, file=file)
     if plan.scheme == "sim":
         from drivers.sim_camera import SimCamera, SimCameraDriver
@@ -162,6 +172,14 @@ def open_camera(url: str, cameras: Sequence[str], *, file: str = "config") -> Ca
     from drivers.camera import FfmpegCamera
 
     sources = _camera_sources(plan, cameras, file)
+    for name, node in (devices or {}).items():
+        if node is None:
+            continue
+        if name not in sources:
+            raise ConfigError(file, f"cameras.{name}", "not a configured camera")
+        if not node.startswith("/dev/"):
+            raise ConfigError(file, f"cameras.{name}.device", "must be a V4L2 node under /dev")
+        sources[name] = node
     options = plan.options["options"]
     timeout = plan.options["timeout"]
     assert isinstance(options, list)

@@ -194,6 +194,11 @@ class SimTagEmulator(Twin):
             hexuid = card.uid.hex().upper()
             self._expect(lambda i: isinstance(i, TagRemoved) and i.uid == hexuid)
 
+    def hold_polls_now(self) -> None:
+        """End the grace period: the next poll of an empty field is held (for benchmarks)."""
+        with self._lock:
+            self._quiet_until = 0.0
+
     async def tap(self, uid: str) -> None:
         """Present the tag, wait until the panel has it, take it away, wait again."""
         self.present(uid)

@@ -85,3 +85,12 @@ async def test_one_lost_per_outage_and_back_only_after_lost() -> None:
         DeviceLost("thing", "again"),
     ]
     assert [i async for i in driver] == []  # closed: the stream ends
+
+
+async def test_an_unread_stream_keeps_only_the_newest_inputs() -> None:
+    stream = InputStream()
+    stream.bind(asyncio.get_running_loop())
+    for i in range(InputStream.LIMIT + 5):
+        stream.put(KeyPressed(str(i % 10)))
+    assert stream.dropped == 5
+    assert await stream.get() == KeyPressed("5")

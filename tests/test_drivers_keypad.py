@@ -213,8 +213,8 @@ async def serial_keypad() -> AsyncIterator[KeypadDriver]:
 
 async def test_display_text_is_printable_ascii_and_bounded(serial_keypad: KeypadDriver) -> None:
     twin = serial_keypad.twin
-    await serial_keypad.display("Alarme déclenchée\n" + "x" * 60)
-    expected = ("Alarme d?clench?e?" + "x" * 60)[:32]
+    await serial_keypad.display("Alarme déclenchée\n" + "x" * 100)
+    expected = ("Alarme d?clench?e?" + "x" * 100)[:80]
     await eventually(lambda: twin.display == expected)
     with pytest.raises(ValueError, match="beep kind"):
         await serial_keypad.beep("LOUD!")

@@ -227,7 +227,7 @@ def test_a_poll_held_in_an_empty_field_is_answered_by_a_presented_tag(
 
     import nfc.clf
 
-    emulator._quiet_until = 0.0  # past the start-up grace: polls are held
+    emulator.hold_polls_now()  # past the start-up grace: polls are held
     clf = open_frontend(emulator.path)
     found: list[Any] = []
     poller = threading.Thread(

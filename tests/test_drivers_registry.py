@@ -164,3 +164,16 @@ def test_sim_urls_come_with_a_twin() -> None:
 def test_parse_keeps_what_the_driver_needs() -> None:
     plan = parse("zones", "gpio:?siren=17&active=low")
     assert plan.options == {"siren": 17, "active_low": True, "debounce": 0.05}
+
+
+def test_per_camera_devices_override_the_url() -> None:
+    camera = open_camera(
+        "v4l2:/dev/video0", ["hall", "door"], devices={"hall": None, "door": "/dev/video4"}
+    )
+    assert isinstance(camera, FfmpegCamera)
+    assert camera.sources == {"hall": "/dev/video0", "door": "/dev/video4"}
+    with pytest.raises(ConfigError, match=r"cameras\.door\.device: must be a V4L2 node"):
+        open_camera("v4l2:/dev/video0", ["door"], devices={"door": "video4"}, file="f")
+    assert isinstance(
+        open_camera("sim:", ["hall"], devices={"hall": "/dev/video9"}), SimCameraDriver
+    )
