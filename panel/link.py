@@ -1,0 +1,249 @@
+"""The panel's MQTT link to the hub: outbox events up until acknowledged, commands down.
+
+docs/link.md is the contract. The link never blocks the panel: arming and
+disarming work with the broker or hub down, events wait in the durable outbox
+and go out in seq order once the link is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiomqtt
+
+from centinela.mqtt import Backoff, BrokerConfig, LinkState, client_options
+from panel.clock import Clock
+from panel.store import PanelStore
+from protocol.errors import ProtocolError
+from protocol.frame import Direction
+from protocol.keys import key_id
+from protocol.messages import Ack, Command, Message, PhotoChunk
+from protocol.session import Receiver, Sender
+
+_LOGGER = logging.getLogger(__name__)
+
+SEQ_BLOCK = 1000
+_TX_META = "link.tx_reserved"
+_RX_META = "link.rx_highest"
+
+
+def link_topics(site: str, panel_id: str) -> tuple[str, str, str]:
+    """The (up, down, status) topics of one panel (docs/link.md)."""
+    base = f"centinela-link/{site}/{panel_id}"
+    return f"{base}/up", f"{base}/down", f"{base}/status"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """What the link needs besides the store."""
+
+    site: str
+    panel_id: str
+    broker: BrokerConfig
+    key: bytes
+    previous_key: bytes | None = None
+    window: int = 64
+    resend: float = 2.0  # seconds without ack progress before resending (real time)
+    max_side_queue: int = (
+        2000  # non-durable frames (state, results, telemetry, photos) held while down
+    )
+
+
+class PanelLink:
+    """One reconnecting MQTT client carrying the panel's sealed frames."""
+
+    def __init__(
+        self,
+        settings: LinkSettings,
+        store: PanelStore,
+        clock: Clock,
+        on_command: Callable[[Command], None],
+        on_connect: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.on_command = on_command
+        self.on_connect = on_connect
+        self.state = LinkState.DOWN
+        self.counters: Counter[str] = Counter()
+        self.acked = store.acked_upto
+        self._up, self._down, self._status = link_topics(settings.site, settings.panel_id)
+        current = key_id(settings.key)
+        self._tx_meta = f"{_TX_META}.{current}"
+        reserved = int(store.get_meta(self._tx_meta) or 1)
+        self._reserved = reserved + SEQ_BLOCK
+        store.set_meta(self._tx_meta, str(self._reserved))
+        self._sender = Sender(
+            settings.panel_id,
+            Direction.PANEL_TO_HUB,
+            settings.key,
+            next_seq=reserved,
+            key_id=current,
+        )
+        keys: dict[int, bytes] = {}
+        if settings.previous_key:
+            keys[key_id(settings.previous_key)] = settings.previous_key
+        keys[current] = settings.key  # the last one is the current key
+        saved = json.loads(store.get_meta(_RX_META) or "{}")
+        self._receiver = Receiver(
+            settings.panel_id,
+            Direction.HUB_TO_PANEL,
+            keys,
+            highest_seq={int(k): int(v) for k, v in saved.items() if int(k) in keys},
+        )
+        self._wake = asyncio.Event()
+        self._side: deque[Message] = deque()
+        self._client: aiomqtt.Client | None = None
+        self._sent_upto = 0
+        self._last_progress = time.monotonic()
+
+    # -- called by the panel process -------------------------------------------------
+
+    def wake(self) -> None:
+        """New events are in the outbox."""
+        self._wake.set()
+
+    def send(self, message: Message) -> None:
+        """Queue a non-durable frame (result, state, telemetry, heartbeat, photo chunk)."""
+        if len(self._side) >= self.settings.max_side_queue:
+            self._side.popleft()
+            self.counters["side_queue_dropped"] += 1
+        self._side.append(message)
+        self._wake.set()
+
+    def idle(self) -> bool:
+        """Nothing deliverable is waiting: everything acknowledged, or the link is down."""
+        if self.state is not LinkState.UP:
+            return True
+        return not self._side and not self.store.pending(limit=1)
+
+    # -- the connection ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, pump, reconnect with backoff; until cancelled."""
+        backoff = Backoff(base=0.05, cap=5.0)
+        settings = self.settings
+        will = aiomqtt.Will(self._status, b"offline", qos=1, retain=True)
+        while True:
+            self.state = LinkState.CONNECTING
+            try:
+                async with aiomqtt.Client(
+                    **client_options(settings.broker),
+                    identifier=f"centinela-panel-{settings.site}-{settings.panel_id}",
+                    will=will,
+                    clean_session=True,
+                ) as client:
+                    self._client = client
+                    await client.subscribe(self._down, qos=1)
+                    await client.publish(self._status, b"online", qos=1, retain=True)
+                    self.state = LinkState.UP
+                    backoff.reset()
+                    self._sent_upto = self.acked
+                    self._last_progress = time.monotonic()
+                    _LOGGER.info("link up to %s", settings.broker.url)
+                    if self.on_connect:
+                        self.on_connect()
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._receive(client))
+                        group.create_task(self._pump(client))
+            except* aiomqtt.MqttError as errors:
+                self.counters["disconnects"] += 1
+                _LOGGER.info("link down: %s", errors.exceptions[0])
+            finally:
+                self._client = None
+                self.state = LinkState.DOWN
+            await asyncio.sleep(backoff.next())
+
+    async def close(self) -> None:
+        """Say offline (retained) before a clean shutdown, when connected."""
+        client = self._client
+        if client is not None and self.state is LinkState.UP:
+            with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
+                async with asyncio.timeout(1):
+                    await client.publish(self._status, b"offline", qos=1, retain=True)
+
+    def _seal(self, message: Message) -> bytes:
+        if self._sender.next_seq >= self._reserved:
+            self._reserved = self._sender.next_seq + SEQ_BLOCK
+            self.store.set_meta(self._tx_meta, str(self._reserved))
+        return self._sender.seal(message, self.clock.now_ms())
+
+    async def _pump(self, client: aiomqtt.Client) -> None:
+        while True:
+            while self._side:
+                message = self._side[0]
+                await client.publish(self._up, self._seal(message), qos=1)
+                self._side.popleft()
+            if (
+                time.monotonic() - self._last_progress > self.settings.resend
+                and self._sent_upto > self.acked
+            ):
+                self.counters["resends"] += 1
+                self._sent_upto = self.acked
+                self._last_progress = time.monotonic()
+            sent = await self._send_events(client)
+            if not sent and not self._side:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.resend / 2):
+                        await self._wake.wait()
+
+    async def _send_events(self, client: aiomqtt.Client) -> int:
+        sent = 0
+        for event in self.store.pending(limit=self.settings.window):
+            if event.seq <= self._sent_upto:
+                continue
+            if self._sent_upto <= self.acked:
+                self._last_progress = (
+                    time.monotonic()
+                )  # nothing was in flight: the clock starts now
+            await client.publish(self._up, self._seal(event), qos=1)
+            self._sent_upto = event.seq
+            sent += 1
+        return sent
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if message.retain:
+                self.counters["retained_ignored"] += 1
+                continue
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                self.counters["bad_frame"] += 1
+                continue
+            try:
+                received = self._receiver.open(bytes(payload))
+            except ProtocolError as exc:
+                self.counters[f"bad_frame_{type(exc).__name__}"] += 1
+                _LOGGER.debug("dropped a frame from the hub: %s", exc)
+                continue
+            self._on_message(received.message)
+
+    def _on_message(self, message: Message) -> None:
+        if isinstance(message, Ack):
+            if message.upto_seq > self.acked:
+                self.store.ack(message.upto_seq)
+                self.acked = message.upto_seq
+                self._last_progress = time.monotonic()
+                self._wake.set()
+            else:
+                self.counters["stale_ack"] += 1
+        elif isinstance(message, Command):
+            self.store.set_meta(_RX_META, json.dumps(self._receiver.highest_seqs))
+            self.on_command(message)
+        else:
+            self.counters["unexpected_message"] += 1
+
+
+def photo_chunks(photo_id: str, jpeg: bytes, size: int = 4096) -> list[PhotoChunk]:
+    """Split a JPEG into frames that fit the frame size cap."""
+    parts = [jpeg[i : i + size] for i in range(0, len(jpeg), size)] or [b""]
+    return [PhotoChunk(photo_id, i, len(parts), part) for i, part in enumerate(parts)]

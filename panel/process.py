@@ -1,0 +1,300 @@
+"""The panel process: drivers -> core -> actions (siren, keypad, timers) -> store -> link.
+
+The only asyncio around the pure core. Every input goes through one queue and
+one consumer, so the core sees inputs one at a time, in order; a state change
+and its events are committed to the store before any other action is taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, deque
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from centinela.mqtt import BrokerConfig, parse_broker_url
+from drivers import registry
+from panel.actions import (
+    Beep,
+    CancelTimer,
+    CapturePhoto,
+    Display,
+    Emit,
+    Reply,
+    SetSiren,
+    StartTimer,
+    StateChanged,
+)
+from panel.clock import Clock, RealClock, TimerHandle
+from panel.config import SiteConfig
+from panel.core import Panel
+from panel.inputs import ClimateReading, Input, PhotoCaptured, RemoteCommand, TimerFired
+from panel.link import LinkSettings, PanelLink, photo_chunks
+from panel.store import PanelStore
+from protocol.messages import Command, Event, Heartbeat, StateSnapshot, Telemetry
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class PanelProcess:
+    """One panel: its devices, its core, its store and its link to the hub."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        *,
+        clock: Clock | None = None,
+        broker_url: str | None = None,
+        store_path: str | Path | None = None,
+        link_key: bytes | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or RealClock()
+        self._broker_url = broker_url
+        self._link_key = link_key
+        self.store_path = Path(store_path) if store_path else config.store.path
+        self.listeners: list[Callable[[], None]] = []
+        self.recent_events: deque[Event] = deque(maxlen=50)
+        self.handled: Counter[str] = Counter()  # inputs taken in, by kind
+        self.climate_reading: ClimateReading | None = None
+        self.keypad: Any = None
+        self.nfc: Any = None
+        self.zones: Any = None
+        self.climate: Any = None
+        self.camera: Any = None
+        self.link: PanelLink | None = None
+        self._store: PanelStore | None = None
+        self._core: Panel | None = None
+        self._queue: asyncio.Queue[Input] = asyncio.Queue()
+        self._busy = False
+        self._timers: dict[str, TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._stack = AsyncExitStack()
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store and the devices, restore the core, connect the link."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        config = self.config
+        self._store = PanelStore(self.store_path)
+        self._core = Panel(config, self._store.load())
+        file = config.source
+        devices = config.devices
+        self.keypad = await self._stack.enter_async_context(
+            registry.open_keypad(devices.keypad, file=file)
+        )
+        self.nfc = await self._stack.enter_async_context(registry.open_nfc(devices.nfc, file=file))
+        self.zones = await self._stack.enter_async_context(
+            registry.open_zones(devices.zones, config.zones, file=file)
+        )
+        self.climate = await self._stack.enter_async_context(
+            registry.open_climate(
+                devices.climate, file=file, clock=lambda: self.clock.now_ms() / 1000
+            )
+        )
+        self.camera = await self._stack.enter_async_context(
+            registry.open_camera(devices.camera, [c.name for c in config.cameras], file=file)
+        )
+        settings = self._link_settings()
+        if settings is not None:
+            self.link = PanelLink(
+                settings, self._store, self.clock, self._on_command, self._on_connect
+            )
+            self._spawn(self.link.run(), "link")
+        for name in ("keypad", "nfc", "zones"):
+            self._spawn(self._pump(getattr(self, name)), name)
+        self._spawn(self._consume(), "core")
+        self._spawn(self._every(config.telemetry.interval, self._telemetry), "telemetry")
+        self._spawn(self._every(config.link.heartbeat, self._heartbeat), "heartbeat")
+        self._apply(self._core.start(self.clock.now_ms()))
+
+    async def stop(self) -> None:
+        """Stop everything this process started; the store keeps the state."""
+        if self.link is not None:
+            await self.link.close()
+        for task in [*self._tasks, *self._jobs]:
+            task.cancel()
+        for task in [*self._tasks, *self._jobs]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._jobs.clear()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        await self._stack.aclose()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def __aenter__(self) -> PanelProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- what the simulator and the UI look at ------------------------------------------
+
+    def view(self) -> StateSnapshot:
+        """The panel's visible state."""
+        assert self._core is not None, "panel not started"
+        return self._core.view()
+
+    async def submit(self, inp: Input) -> None:
+        """Feed an input as if a device had produced it."""
+        await self._queue.put(inp)
+
+    def idle(self) -> bool:
+        """Every input is taken in and nothing deliverable waits (or the link is down)."""
+        if self._busy or not self._queue.empty() or self._jobs:
+            return False
+        return self.link is None or self.link.idle()
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _link_settings(self) -> LinkSettings | None:
+        config = self.config
+        key = self._link_key or config.link.key
+        if key is None:
+            _LOGGER.warning("no [link] key: the panel runs without a hub link")
+            return None
+        mqtt = config.mqtt
+        if self._broker_url is not None:
+            host, port, tls = parse_broker_url(self._broker_url, file=config.source, key="broker")
+        else:
+            host, port, tls = mqtt.host, mqtt.port, mqtt.tls
+        broker = BrokerConfig(
+            host=host,
+            port=port,
+            tls=tls,
+            username=mqtt.username,
+            password=mqtt.password,
+            ca=mqtt.ca,
+            cert=mqtt.cert,
+            key=mqtt.key,
+        )
+        return LinkSettings(config.site, config.panel_id, broker, key, config.link.previous_key)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=f"panel-{name}"))
+
+    async def _pump(self, driver: Any) -> None:
+        async for inp in driver:
+            await self._queue.put(inp)
+
+    async def _consume(self) -> None:
+        assert self._core is not None
+        while True:
+            inp = await self._queue.get()
+            self._busy = True
+            try:
+                self.handled[type(inp).__name__] += 1
+                if isinstance(inp, ClimateReading):
+                    self.climate_reading = inp
+                self._apply(self._core.handle(inp, self.clock.now_ms()))
+            except Exception:
+                _LOGGER.exception("the core failed on %s", type(inp).__name__)
+            finally:
+                self._busy = False
+            for listener in self.listeners:
+                listener()
+
+    def _apply(self, actions: list[Any]) -> None:
+        assert self._core is not None
+        assert self._store is not None
+        events = [a.event for a in actions if isinstance(a, Emit)]
+        if any(not isinstance(a, Display | Beep) for a in actions):
+            self._store.commit(self._core.snapshot(), events)
+        self.recent_events.extend(events)
+        for action in actions:
+            if isinstance(action, SetSiren):
+                self._job(self.zones.siren(action.on))
+            elif isinstance(action, Display):
+                self._job(self.keypad.display(action.text))
+            elif isinstance(action, Beep):
+                self._job(self.keypad.beep(action.kind))
+            elif isinstance(action, StartTimer):
+                self._start_timer(action.name, action.at_ms)
+            elif isinstance(action, CancelTimer):
+                handle = self._timers.pop(action.name, None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(action, Reply):
+                if self.link is not None:
+                    self.link.send(action.result)
+            elif isinstance(action, CapturePhoto):
+                self._job(self._capture(action.camera, action.photo_id))
+            elif isinstance(action, StateChanged) and self.link is not None:
+                self.link.send(action.view)
+        if events and self.link is not None:
+            self.link.wake()
+
+    def _start_timer(self, name: str, at_ms: int) -> None:
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(name, None)
+            self._queue.put_nowait(TimerFired(name))
+
+        self._timers[name] = self.clock.call_at(at_ms, fire)
+
+    def _job(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._jobs.add(task)
+        task.add_done_callback(self._job_done)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self._jobs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _LOGGER.warning("device command failed: %s", task.exception())
+
+    async def _capture(self, camera: str, photo_id: str) -> None:
+        try:
+            jpeg = await self.camera.capture(camera)
+        except Exception as exc:  # a camera fault is reported, not fatal
+            await self._queue.put(PhotoCaptured(photo_id, camera, ok=False, detail=str(exc)))
+            return
+        if self.link is not None:
+            for chunk in photo_chunks(photo_id, jpeg):
+                self.link.send(chunk)
+        await self._queue.put(PhotoCaptured(photo_id, camera, ok=True))
+
+    def _on_command(self, command: Command) -> None:
+        self._queue.put_nowait(RemoteCommand(command))
+
+    def _on_connect(self) -> None:
+        if self._core is not None and self.link is not None:
+            self.link.send(self._core.view())
+
+    async def _every(self, seconds: float, tick: Callable[[], Any]) -> None:
+        while True:
+            await self.clock.sleep(seconds)
+            try:
+                await tick()
+            except Exception as exc:
+                _LOGGER.warning("periodic task failed: %s", exc)
+
+    async def _telemetry(self) -> None:
+        reading = await self.climate.read()
+        self.climate_reading = reading
+        if self.link is not None:
+            self.link.send(Telemetry(self.clock.now_ms(), reading.temperature, reading.humidity))
+
+    async def _heartbeat(self) -> None:
+        if self.link is not None and self._core is not None:
+            self.link.send(Heartbeat(self.clock.now_ms(), self._core.snapshot().next_seq - 1))
