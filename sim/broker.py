@@ -96,8 +96,13 @@ class Mosquitto:
             passwd.write_text("")
             for name, password in spec.users.items():
                 subprocess.run(
-                    [shutil.which("mosquitto_passwd", path=SEARCH_PATH) or "mosquitto_passwd",
-                     "-b", str(passwd), name, password],
+                    [
+                        shutil.which("mosquitto_passwd", path=SEARCH_PATH) or "mosquitto_passwd",
+                        "-b",
+                        str(passwd),
+                        name,
+                        password,
+                    ],
                     check=True,
                     capture_output=True,
                 )
@@ -138,10 +143,15 @@ class Mosquitto:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace")
+                err = (self.proc.stderr.read() if self.proc.stderr else b"").decode(
+                    errors="replace"
+                )
                 log = self.log_path.read_text() if self.log_path.exists() else ""
                 raise RuntimeError(f"mosquitto exited at start: {err.strip()} {log.strip()[-500:]}")
-            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), 0.2),
+            ):
                 _LOGGER.debug("mosquitto pid %d listening on %s", self.proc.pid, self.url)
                 return self
             time.sleep(0.02)
@@ -180,8 +190,12 @@ class Mosquitto:
         self.close()
 
 
-def make_ca(directory: Path, *, server_names: tuple[str, ...] = ("localhost",),
-            clients: tuple[str, ...] = ()) -> TlsFiles:
+def make_ca(
+    directory: Path,
+    *,
+    server_names: tuple[str, ...] = ("localhost",),
+    clients: tuple[str, ...] = (),
+) -> TlsFiles:
     """A throwaway CA plus a server certificate for 127.0.0.1 (and client certificates)."""
     import datetime
     import ipaddress
@@ -195,11 +209,13 @@ def make_ca(directory: Path, *, server_names: tuple[str, ...] = ("localhost",),
     now = datetime.datetime.now(datetime.UTC)
 
     def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-        path.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ))
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "centinela test CA")])
