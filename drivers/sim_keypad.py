@@ -18,7 +18,7 @@ import tty
 from collections.abc import Callable
 
 from drivers.keypad import KEY_BYTES
-from drivers.twin import Twin
+from drivers.twin import SETTLE_LIMIT, Twin
 from panel.inputs import Input, KeyPressed
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,11 +59,15 @@ class KeypadTwin(Twin):
                 self._expect(_key_matcher(chr(byte), device))
 
     async def type(self, keys: str) -> None:
-        """Type ``keys`` once the keypad is connected; return when the panel has taken them in."""
+        """Type ``keys`` once the keypad is connected; return when the panel has taken them in.
+
+        Raises TimeoutError after SETTLE_LIMIT seconds (keypad unplugged, nobody reading).
+        """
         if self.driver is not None:
-            await self.driver.wait_connected()
+            async with asyncio.timeout(SETTLE_LIMIT):
+                await self.driver.wait_connected()
         self.type_nowait(keys)
-        await self.settle()
+        await self._settle_within(SETTLE_LIMIT)
 
     def write_raw(self, data: bytes) -> None:
         """Put raw bytes on the line (noise, bursts)."""

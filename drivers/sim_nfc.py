@@ -27,7 +27,7 @@ from functools import reduce
 from operator import xor
 
 from drivers.nfc import is_random_uid
-from drivers.twin import Twin
+from drivers.twin import Settled, Twin
 from panel.inputs import TagPresented, TagRemoved
 
 _LOGGER = logging.getLogger(__name__)
@@ -166,12 +166,12 @@ class SimTagEmulator(Twin):
                 self._wake_w.send(b"x")
 
     # -- what a person does with the tag ----------------------------------------------
-    def present(self, uid: str) -> None:
+    def present(self, uid: str) -> Settled:
         """Put a tag in the field (another tag there is taken away first)."""
         raw = normalize_uid(uid)
         with self._lock:
             if self._card is not None and self._card.uid == raw:
-                return
+                return self._settled()
             if self._card is not None:
                 self.remove()
             self._card = _Card(raw)
@@ -182,8 +182,9 @@ class SimTagEmulator(Twin):
             for addr in list(self._held):
                 del self._held[addr]
                 self._answer_reqa(addr)
+        return self._settled()
 
-    def remove(self) -> None:
+    def remove(self) -> Settled:
         """Take the tag out of the field."""
         with self._lock:
             card, self._card = self._card, None
@@ -193,6 +194,7 @@ class SimTagEmulator(Twin):
         if card is not None and not is_random_uid(card.uid):
             hexuid = card.uid.hex().upper()
             self._expect(lambda i: isinstance(i, TagRemoved) and i.uid == hexuid)
+        return self._settled()
 
     def hold_polls_now(self) -> None:
         """End the grace period: the next poll of an empty field is held (for benchmarks)."""

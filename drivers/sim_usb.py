@@ -19,6 +19,7 @@ import usb.core
 
 from drivers.keypad_usb import KEYMAP
 from drivers.sim_keypad import KeypadTwin, _key_matcher
+from drivers.twin import Settled
 
 _EP_IN = 0x81
 _KEY_CODE: dict[str, int] = {}
@@ -210,7 +211,7 @@ class SimUsbKeypad(KeypadTwin):
             self.backend.queue(report(code), report())
             self._expect(_key_matcher(key, device))
 
-    def chord(self, keys: str, *, release: bool = True) -> None:
+    def chord(self, keys: str, *, release: bool = True) -> Settled:
         """Keys pressed together (rollover): one report adds them one by one, then all go up."""
         codes = [_code_of(k) for k in keys]
         device = self.driver.device if self.driver is not None else "keypad"
@@ -220,6 +221,7 @@ class SimUsbKeypad(KeypadTwin):
         self.backend.queue(*reports)
         for key in keys:
             self._expect(_key_matcher(key, device))
+        return self._settled()
 
     def unplug(self) -> None:
         """Reads fail with ENODEV; the device vanishes from enumeration."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.twin import Twin
+from drivers.twin import Settled, Twin
 from drivers.zones import GpioOptions, ZoneSpec
 from panel.inputs import TamperDetected, ZoneChanged
 
@@ -105,23 +105,24 @@ class SimZones(Twin):
         except KeyError:
             raise KeyError(f"no simulated zone {name!r}") from None
 
-    def set(self, name: str, faulted: bool) -> None:
+    def set(self, name: str, faulted: bool) -> Settled:
         """Open (fault) or close (restore) a zone."""
         zone = self._zone(name)
         if self._open[name] != faulted:
             self._open[name] = faulted
             self._expect(lambda i: isinstance(i, ZoneChanged) and i == ZoneChanged(name, faulted))
         self._contact(zone.pin, self._closed(zone, faulted))
+        return self._settled()
 
-    def open(self, name: str) -> None:
+    def open(self, name: str) -> Settled:
         """Fault the zone (door opened, beam broken)."""
-        self.set(name, True)
+        return self.set(name, True)
 
-    def close(self, name: str) -> None:
+    def close(self, name: str) -> Settled:
         """Restore the zone."""
-        self.set(name, False)
+        return self.set(name, False)
 
-    def bounce(self, name: str, edges: int) -> None:
+    def bounce(self, name: str, edges: int) -> Settled:
         """Chatter: ``edges`` quick changes of the contact, ending where the count leaves it."""
         zone = self._zone(name)
         state = self._open[name]
@@ -131,8 +132,9 @@ class SimZones(Twin):
         if state != self._open[name]:
             self._open[name] = state
             self._expect(lambda i: isinstance(i, ZoneChanged) and i == ZoneChanged(name, state))
+        return self._settled()
 
-    def tamper(self, name: str) -> None:
+    def tamper(self, name: str) -> Settled:
         """Open the zone's tamper loop (detector cover off, wire cut)."""
         if name not in self.tamper_pins:
             raise KeyError(f"simulated zone {name!r} has no tamper loop")
@@ -140,6 +142,7 @@ class SimZones(Twin):
             self._tampered[name] = True
             self._expect(lambda i: isinstance(i, TamperDetected) and i.source == name)
         self._contact(self.tamper_pins[name], False)
+        return self._settled()
 
     def untamper(self, name: str) -> None:
         """Close the tamper loop again (reports nothing)."""

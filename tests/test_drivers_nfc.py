@@ -163,6 +163,8 @@ async def test_tap_settles_when_the_panel_has_both_inputs(reader: Any) -> None:
         async with asyncio.timeout(5):
             await driver.twin.tap(SEVEN)
         assert got == [TagPresented(SEVEN), TagRemoved(SEVEN)]
+        await driver.twin.present(FOUR)  # an awaited action settles the same way
+        assert got[-1] == TagPresented(FOUR)
     finally:
         consumer.cancel()
 

@@ -191,3 +191,24 @@ def test_gpio_pins_are_checked() -> None:
         open_zones("gpio:", [Zone("a", "entry", 5), Zone("b", "entry", 5)])
     with pytest.raises(ConfigError, match="does not exist"):
         open_zones("gpio:", [Zone("a", "entry", 60)])
+
+
+async def test_an_awaited_action_returns_once_the_panel_has_it(
+    sim: GpioZones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import drivers.twin
+
+    got: list[Input] = []
+
+    async def consume() -> None:
+        async for inp in sim:
+            got.append(inp)
+
+    consumer = asyncio.create_task(consume())
+    await sim.twin.open("front_door")
+    assert got == [ZoneChanged("front_door", True)]
+    consumer.cancel()
+    monkeypatch.setattr(drivers.twin, "SETTLE_LIMIT", 0.1)
+    with pytest.raises(TimeoutError, match="did not take in 1 simulated input"):
+        await sim.twin.close("front_door")  # nobody reads any more
+    sim.twin.open("sos")  # not awaited: nothing waits, nothing complains
