@@ -1,0 +1,282 @@
+"""The panel process end to end: real mosquitto, real hub, simulated devices on their real wire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from panel.link import link_topics
+from panel.process import PanelProcess
+from protocol.frame import Direction, Header, seal_frame
+from protocol.keys import generate_key, key_id, parse_key
+from protocol.messages import Action, Command, Mode, State, Via
+from sim.broker import BrokerSpec, Mosquitto, TlsFiles
+from tests.panel_site import cloud_subscriber, make_configs, running
+
+
+def _types(events: list[dict[str, object]]) -> list[object]:
+    return [e["type"] for e in events]
+
+
+async def test_keypad_code_arms_and_the_cloud_sees_who_and_how(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
+    async with (
+        cloud_subscriber(mosquitto.host, mosquitto.port) as (_, cloud),
+        running(panel_cfg, hub_cfg) as (panel, _hub),
+    ):
+        await panel.keypad.twin.type("1234A")
+        await cloud.wait_for(lambda c: "arming" in _types(c.events))
+        assert panel.view().state is State.ARMING
+        event = cloud.events[-1]
+        assert event | {"time": None} == {
+            "site": "demo",
+            "panel": "p1",
+            "seq": 1,
+            "time": None,
+            "type": "arming",
+            "mode": "total",
+            "user": "alice",
+            "method": "keypad",
+            "zone": None,
+            "cid": event["cid"],
+            "sia": event["sia"],
+        }
+        # The code itself never leaves the panel.
+        assert "1234" not in json.dumps(cloud.events)
+        await panel.keypad.twin.type("1234D")
+        await cloud.wait_for(lambda c: "disarmed" in _types(c.events))
+        assert [e["seq"] for e in cloud.events] == [1, 2]
+
+
+async def test_arming_works_with_the_broker_down_and_events_arrive_in_order(
+    broker_factory: Callable[[BrokerSpec], Mosquitto], tmp_path: Path
+) -> None:
+    broker = broker_factory(BrokerSpec(persistence=True))
+    panel_cfg, hub_cfg = make_configs(tmp_path, broker.url)
+    async with cloud_subscriber(broker.host, broker.port, identifier="cloud-test") as (_, cloud):
+        pass  # registers the persistent session so the broker queues for it
+    async with running(panel_cfg, hub_cfg) as (panel, _hub):
+        async with cloud_subscriber(broker.host, broker.port, identifier="cloud-test") as (
+            _,
+            cloud,
+        ):
+            await panel.keypad.twin.type("1234A")
+            await cloud.wait_for(lambda c: len(c.events) == 1)
+        broker.stop()
+        for keys in ("1234D", "1234B", "1234D", "1234C"):
+            await panel.keypad.twin.type(keys)
+            await panel.keypad.twin.settle()
+        async with asyncio.timeout(5):
+            while panel.view().state is not State.ARMING:
+                await asyncio.sleep(0.01)
+        assert panel.view().mode is not None and panel.view().mode.value == "night"
+        broker.start()
+        async with cloud_subscriber(broker.host, broker.port, identifier="cloud-test") as (
+            _,
+            cloud,
+        ):
+            await cloud.wait_for(lambda c: len(c.events) >= 4, timeout=20)
+            seqs = [e["seq"] for e in cloud.events]
+            assert seqs == sorted(set(seqs)), seqs
+            assert seqs[-4:] == [2, 3, 4, 5]
+            assert _types(cloud.events)[-4:] == ["disarmed", "arming", "disarmed", "arming"]
+
+
+async def test_restart_restores_state_and_records_restart(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
+    async with (
+        cloud_subscriber(mosquitto.host, mosquitto.port) as (_, cloud),
+        running(panel_cfg, hub_cfg) as (panel, hub),
+    ):
+        await panel.keypad.twin.type("1234B")
+        await cloud.wait_for(lambda c: "arming" in _types(c.events))
+        await panel.stop()
+        async with PanelProcess(panel_cfg) as again:
+            assert again.view().state is State.ARMING
+            assert again.view().mode is not None and again.view().mode.value == "partial"
+            await cloud.wait_for(lambda c: "restart" in _types(c.events))
+        assert [e["seq"] for e in cloud.events] == [1, 2]
+        assert hub.counters.get("gap", 0) == 0
+
+
+async def test_cloud_commands_through_independent_mosquitto_clients(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    if shutil.which("mosquitto_pub") is None:
+        pytest.skip("mosquitto-clients not installed")
+    panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
+    async with running(panel_cfg, hub_cfg) as (panel, _hub):
+        base = ["-h", mosquitto.host, "-p", str(mosquitto.port)]
+        sub = subprocess.Popen(
+            [
+                "mosquitto_sub",
+                *base,
+                "-q",
+                "1",
+                "-t",
+                "centinela/demo/result",
+                "-t",
+                "centinela/demo/event",
+                "-C",
+                "2",
+                "-W",
+                "20",
+                "-v",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            await asyncio.sleep(0.3)  # mosquitto_sub subscribes
+            command = {
+                "id": "c1",
+                "panel": "p1",
+                "action": "arm",
+                "mode": "night",
+                "user": "alice",
+                "via": "web",
+            }
+            subprocess.run(
+                [
+                    "mosquitto_pub",
+                    *base,
+                    "-q",
+                    "1",
+                    "-t",
+                    "centinela/demo/command",
+                    "-m",
+                    json.dumps(command),
+                ],
+                check=True,
+            )
+            out, _ = await asyncio.to_thread(sub.communicate, timeout=25)
+        finally:
+            if sub.poll() is None:
+                sub.kill()
+                sub.wait()
+        lines = dict(line.split(" ", 1) for line in out.strip().splitlines())
+        assert (
+            json.loads(lines["centinela/demo/result"])
+            == {"id": "c1", "ok": True, "panel": "p1", "state": "arming"}
+            or json.loads(lines["centinela/demo/result"])["ok"] is True
+        )
+        event = json.loads(lines["centinela/demo/event"])
+        assert (event["type"], event["mode"], event["user"], event["method"]) == (
+            "arming",
+            "night",
+            "alice",
+            "web",
+        )
+        assert panel.view().state is State.ARMING
+
+
+async def test_forged_replayed_retained_and_garbage_frames_change_nothing(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    key_text = generate_key()
+    panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url, key=key_text)
+    key = parse_key(key_text, file="t", key="k")
+    _, down, _ = link_topics("demo", "p1")
+    arm = Command("x1", Action.ARM, "alice", Via.APP, mode=Mode.TOTAL)
+
+    def frame(k: bytes, seq: int) -> bytes:
+        header = Header("p1", Direction.HUB_TO_PANEL, seq, 0, key_id=key_id(k))
+        return seal_frame(k, header, arm)
+
+    # A retained command waits on the broker before the panel subscribes: never acted on.
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as attacker:
+        await attacker.publish(down, frame(key, 900_002), qos=1, retain=True)
+    async with running(panel_cfg, hub_cfg) as (panel, _hub):
+        link = panel.link
+        assert link is not None
+        async with asyncio.timeout(10):
+            while link.counters["retained_ignored"] < 1:
+                await asyncio.sleep(0.02)
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as attacker:
+            await attacker.publish(down, b"", qos=1, retain=True)  # clear it
+            await attacker.publish(down, b"\x00garbage", qos=1)
+            await attacker.publish(down, frame(bytes(32 * [7]), 900_000), qos=1)  # wrong key
+            await attacker.publish(down, frame(key, 900_001)[:-3], qos=1)  # truncated
+            await attacker.publish(down, b"C" * 20_000, qos=1)  # oversized
+        async with asyncio.timeout(10):
+            while sum(v for k, v in link.counters.items() if k.startswith("bad_frame")) < 4:
+                await asyncio.sleep(0.02)
+        before = panel.view()
+        events_before = len(panel.recent_events)
+        # A genuine frame, then the same frame replayed: acted on once. (Sealing with the
+        # panel's key from here moves its window past the hub's own seqs: the hub's later
+        # acks are refused as replays, as they must be.)
+        genuine = frame(key, 900_010)
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as attacker:
+            await attacker.publish(down, genuine, qos=1)
+            await attacker.publish(down, genuine, qos=1)
+        async with asyncio.timeout(10):
+            while link.counters["bad_frame_Replay"] < 1:
+                await asyncio.sleep(0.02)
+        assert before.state is State.DISARMED
+        async with asyncio.timeout(10):
+            while panel.view().state is not State.ARMING:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # the replayed frame had its chance
+        armed = [e for e in list(panel.recent_events)[events_before:] if e.type.value == "arming"]
+        assert len(armed) == 1
+
+
+async def test_panel_and_hub_with_passwords_acl_and_tls(
+    broker_factory: Callable[[BrokerSpec], Mosquitto], tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    acl = (
+        "user p1\n"
+        "topic write centinela-link/demo/p1/up\n"
+        "topic readwrite centinela-link/demo/p1/status\n"
+        "topic read centinela-link/demo/p1/down\n\n"
+        "user p2\n"
+        "topic write centinela-link/demo/p2/up\n"
+        "topic read centinela-link/demo/p2/down\n\n"
+        "user hub\n"
+        "topic readwrite centinela-link/demo/#\n"
+        "topic readwrite centinela/demo/#\n"
+    )
+    broker = broker_factory(
+        BrokerSpec(users={"p1": "pw-p1", "p2": "pw-p2", "hub": "pw-hub"}, acl=acl, tls=tls_files)
+    )
+    panel_cfg, hub_cfg = make_configs(
+        tmp_path,
+        broker.url,
+        panel_mqtt={"username": "p1", "password": "pw-p1", "ca": str(tls_files.ca)},
+        hub_mqtt={"username": "hub", "password": "pw-hub", "ca": str(tls_files.ca)},
+    )
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(tls_files.ca))
+    async with (
+        cloud_subscriber(
+            broker.host, broker.port, username="hub", password="pw-hub", tls_context=context
+        ) as (_, cloud),
+        running(panel_cfg, hub_cfg) as (panel, hub),
+    ):
+        await panel.keypad.twin.type("1234A")
+        await cloud.wait_for(lambda c: "arming" in _types(c.events))
+        # Another panel's credentials cannot speak for p1, nor read its commands.
+        async with aiomqtt.Client(
+            broker.host, broker.port, username="p2", password="pw-p2", tls_context=context
+        ) as p2:
+            await p2.publish("centinela-link/demo/p1/up", b"forged", qos=1)
+            await p2.publish("centinela/demo/event", b"{}", qos=1)
+        await asyncio.sleep(0.5)
+        assert all(e.get("seq") is not None for e in cloud.events)
+        assert (
+            hub.counters.get("bad_frame", 0) == 0
+            and sum(v for k, v in hub.counters.items() if "frame" in k and k != "frames") == 0
+        )
