@@ -52,12 +52,16 @@ async def test_wrong_password_is_refused(broker_factory: Callable[[BrokerSpec], 
             pass
 
 
-async def test_tls_broker(broker_factory: Callable[[BrokerSpec], Mosquitto], tls_files: TlsFiles) -> None:
+async def test_tls_broker(
+    broker_factory: Callable[[BrokerSpec], Mosquitto], tls_files: TlsFiles
+) -> None:
     broker = broker_factory(BrokerSpec(tls=tls_files))
     assert broker.url.startswith("mqtts://")
     context = ssl.create_default_context(cafile=str(tls_files.ca))
     assert await _roundtrip({"tls_context": context}, broker, "centinela/tls") == b"hello"
     # A client that does not trust the test CA is refused.
     with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client(broker.host, broker.port, tls_context=ssl.create_default_context()):
+        async with aiomqtt.Client(
+            broker.host, broker.port, tls_context=ssl.create_default_context()
+        ):
             pass
