@@ -126,10 +126,19 @@ def includes(actual: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
     return all(field_matches(v, actual.get(k)) for k, v in expected.items())
 
 
+def in_order(events: Sequence[Mapping[str, Any]], wanted: Sequence[Mapping[str, Any]]) -> int:
+    """How many of ``wanted`` are found in ``events`` in that order (others may come between)."""
+    found = 0
+    for event in events:
+        if found < len(wanted) and includes(event, wanted[found]):
+            found += 1
+    return found
+
+
 def event_line(event: Mapping[str, Any]) -> str:
     """An event in one short line: seq, type and who/how/where."""
     parts = [f"#{event.get('seq', '?')} {event.get('type', '?')}"]
-    for key in ("mode", "user", "method", "zone", "tag", "photo", "detail"):
+    for key in ("mode", "user", "method", "zone", "tag", "photo", "detail", "cid", "sia"):
         if event.get(key) not in (None, ""):
             parts.append(f"{key}={event[key]}")
     return " ".join(parts)
@@ -272,6 +281,10 @@ class ScenarioRun:
                 wrong.append(f"result is {flow(result)}")
         if cond.event is not None and not any(includes(e, cond.event) for e in events):
             wrong.append(f"no event {flow(cond.event)} on the cloud")
+        if cond.events is not None:
+            found = in_order(events, cond.events)
+            if found < len(cond.events):
+                wrong.append(f"no event {flow(cond.events[found])} after the ones before it")
         return wrong
 
     async def _expect(self, index: int, line: int | None, text: str, step: Expect) -> StepOutcome:

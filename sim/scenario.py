@@ -30,7 +30,7 @@ STEP_TYPES = (
     "expect",
     "expect_not",
 )
-CONDITION_KEYS = ("state", "siren", "locked", "result", "event")
+CONDITION_KEYS = ("state", "siren", "locked", "result", "event", "events")
 _UID = re.compile(r"^[0-9A-Fa-f]{8,20}$")
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 
@@ -101,6 +101,7 @@ class Conditions:
     locked: bool | None = None
     result: Mapping[str, Any] | None = None
     event: Mapping[str, Any] | None = None
+    events: tuple[Mapping[str, Any], ...] | None = None  # in this order (others may come between)
 
     def describe(self) -> str:
         """The conditions as a short flow-style text."""
@@ -115,6 +116,8 @@ class Conditions:
             parts.append(f"result: {flow(self.result)}")
         if self.event is not None:
             parts.append(f"event: {flow(self.event)}")
+        if self.events is not None:
+            parts.append(f"events: {flow(self.events)}")
         return ", ".join(parts)
 
 
@@ -265,7 +268,7 @@ class _Parser:
             raise self.fail(key, f'unknown condition "{unknown[0]}"{hint}', line)
         if not any(k in value for k in CONDITION_KEYS):
             raise self.fail(
-                key, "nothing to check: give state, siren, locked, result or event", line
+                key, "nothing to check: give state, siren, locked, result, event or events", line
             )
         state = None
         if "state" in value:
@@ -294,17 +297,27 @@ class _Parser:
             locked = value["locked"]
         result = self.fields(value, "result", key, line)
         event = self.fields(value, "event", key, line)
+        self.event_type(event, f"{key}.event", line)
+        events = None
+        if "events" in value:
+            raw = value["events"]
+            if not isinstance(raw, list) or not raw or not all(isinstance(e, Mapping) for e in raw):
+                raise self.fail(f"{key}.events", "expected a list of event field mappings", line)
+            events = tuple({str(k): v for k, v in e.items()} for e in raw)
+            for i, item in enumerate(events):
+                self.event_type(item, f"{key}.events[{i}]", line)
+        within = None
+        if "within" in value:
+            within = self.number(value["within"], f"{key}.within", line, positive=True)
+        return Expect(Conditions(state, siren, locked, result, event, events), within, negate)
+
+    def event_type(self, event: Mapping[str, Any] | None, key: str, line: int | None) -> None:
         if event is not None and "type" in event:
             try:
                 EventType(event["type"])
             except ValueError:
-                raise self.fail(
-                    f"{key}.event.type", f"unknown event type {flow(event['type'])!r}", line
-                ) from None
-        within = None
-        if "within" in value:
-            within = self.number(value["within"], f"{key}.within", line, positive=True)
-        return Expect(Conditions(state, siren, locked, result, event), within, negate)
+                reason = f"unknown event type {flow(event['type'])!r}"
+                raise self.fail(f"{key}.type", reason, line) from None
 
     def fields(
         self, value: Mapping[str, Any], name: str, key: str, line: int | None

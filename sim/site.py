@@ -24,6 +24,7 @@ _LOGGER = logging.getLogger(__name__)
 DEMO_SITE = Path(__file__).parent / "sites" / "demo.toml"
 VIRTUAL_START_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z: every scenario starts here
 SETTLE_CAP_S = 3.0  # real seconds a settle waits for in-flight work at most
+LINK_CAP_S = 15.0  # real seconds to wait for reconnections (the panel link backs off up to 5 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ class SimSite:
         await self.cloud.start()
         await self._start_hub()
         await self._start_panel()
+        await self.wait_linked()
 
     async def stop(self) -> None:
         """Stop everything this site started, in reverse order."""
@@ -204,7 +206,8 @@ class SimSite:
     async def _start_hub(self) -> None:
         from hub.process import HubProcess
 
-        hub = HubProcess(self._hub_config, clock=self.clock)
+        # A short reconnect cap: a `broker: start` step waits for the links to come back.
+        hub = HubProcess(self._hub_config, clock=self.clock, backoff_cap=0.5)
         await hub.start()
         self.hub = hub
 
@@ -222,12 +225,38 @@ class SimSite:
             if hub is not None:
                 await hub.stop()
             await self._start_hub()
+        await self.wait_linked()
 
     async def set_broker(self, up: bool) -> None:
         """Stop or start the private broker."""
         if self.broker is None:
             raise UsageError("broker steps need the simulator's own broker, not --broker")
         await (self.broker.start() if up else self.broker.stop())
+        if up:
+            await self.wait_linked()
+
+    def linked(self) -> bool:
+        """Panel link, both hub links and the cloud stand-in are connected."""
+        from centinela.mqtt import LinkState
+
+        links = []
+        if self.panel is not None and self.panel.link is not None:
+            links.append(self.panel.link.state)
+        if self.hub is not None:
+            links += [self.hub.local.state, self.hub.cloud.state]
+        cloud_up = self.cloud is None or self.cloud.connected.is_set()
+        return cloud_up and all(state is LinkState.UP for state in links)
+
+    async def wait_linked(self, cap_s: float = LINK_CAP_S) -> bool:
+        """Wait (real time) until every link is up again; False if not within ``cap_s``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + cap_s
+        while not self.linked():
+            if loop.time() >= deadline:
+                _LOGGER.warning("links still down after %.0f s", cap_s)
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     async def press(self, keys: str) -> None:
         """Type keys on the simulated keypad."""

@@ -212,3 +212,17 @@ async def test_junit_and_summary(tmp_path: Any) -> None:
     assert 'tests="2" failures="1" errors="0"' in text
     assert "<failure message=" in text
     assert "but:      state is disarmed, not triggered" in text
+
+
+async def test_events_must_arrive_in_the_order_given() -> None:
+    ok, _, _ = await run(
+        "spec: 1\nsteps:\n  - press: 'A'\n  - expect:\n"
+        "      events: [{type: arming, method: keypad}, {type: armed}]\n      within: 11\n"
+    )
+    assert ok.passed
+    bad, lines, _ = await run(
+        "spec: 1\nsteps:\n  - press: 'A'\n  - wait: 10\n"
+        "  - expect: {events: [{type: armed}, {type: arming}]}\n"
+    )
+    assert bad.status == "failed"
+    assert "no event {type: arming} after the ones before it" in "\n".join(lines)
