@@ -192,16 +192,50 @@ class ScenarioRun:
                 if left:
                     self.out(f"  - {left} step{'s' if left > 1 else ''} not run")
                 break
+        if outcome.passed:
+            check = self._sequence_check()
+            outcome.steps.append(check)
+            self._print(check)
+            if not check.ok:
+                outcome.status = "failed"
+                outcome.message = check.note
         outcome.seconds = time.perf_counter() - started
         outcome.virtual_s = (self.target.now_ms() - start_ms) / 1000
         outcome.events = list(self.events)
         return outcome
 
+    def _sequence_check(self) -> StepOutcome:
+        """Every panel's events reached the cloud in seq order, without gaps (CONTRACT §5)."""
+        last: dict[str, int] = {}
+        first: dict[str, int] = {}
+        repeats = 0
+        problems: list[str] = []
+        for event in self.events:
+            panel, seq = str(event.get("panel")), event.get("seq")
+            if not isinstance(seq, int):
+                problems.append(f"event without a seq: {event_line(event)}")
+                continue
+            if panel in last and seq <= last[panel]:
+                repeats += 1  # a broker may redeliver a QoS 1 message; a real cloud dedups
+                continue
+            if panel in last and seq != last[panel] + 1:
+                problems.append(f"panel {panel}: seq {last[panel]} then {seq}")
+            first.setdefault(panel, seq)
+            last[panel] = seq
+        text = "events end to end: " + (
+            ", ".join(f"{p} seq {first[p]}..{last[p]}" for p in sorted(last)) or "none"
+        )
+        note = f"{repeats} redelivered" if repeats else ""
+        if problems:
+            return StepOutcome(len(self.scenario.steps), None, text, False, "; ".join(problems))
+        return StepOutcome(len(self.scenario.steps), None, text + " in order, no gaps", True, note)
+
     def _print(self, step: StepOutcome) -> None:
         mark = "✓" if step.ok else "✗"
         where = f"  (line {step.line})" if step.line and not step.ok else ""
         note = f"  — {step.note}" if step.note and (step.ok or not step.detail) else ""
-        self.out(f"  {mark} steps[{step.index}] {step.text}{note}{where}")
+        label = f"steps[{step.index}] " if step.index < len(self.scenario.steps) else ""
+        self.out(f"  {mark} {label}{step.text}{note}{where}")
         for text in step.detail:
             self.out(f"      {text}")
 

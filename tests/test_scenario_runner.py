@@ -45,7 +45,9 @@ class FakeTarget:
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.seq += 1
-        self.cloud.events.append({"seq": self.seq, "type": kind, "cid": "3401", **fields})
+        self.cloud.events.append(
+            {"panel": "p1", "seq": self.seq, "type": kind, "cid": "3401", **fields}
+        )
 
     def arm(self, method: str) -> None:
         self.state = "arming"
@@ -119,8 +121,9 @@ async def test_a_good_scenario_passes_with_a_tick_per_step() -> None:
     )
     assert outcome.passed, lines
     assert lines[0] == "s.yaml: arm"
-    assert all(line.startswith("  ✓ steps[") for line in lines[1:])
-    assert len(lines) == 7
+    assert all(line.startswith("  ✓ steps[") for line in lines[1:-1])
+    assert lines[-1] == "  ✓ events end to end: p1 seq 1..3 in order, no gaps"
+    assert len(lines) == 8
     assert outcome.virtual_s == 10.0
     assert target.taken == ["1234A"]
 
@@ -226,3 +229,20 @@ async def test_events_must_arrive_in_the_order_given() -> None:
     )
     assert bad.status == "failed"
     assert "no event {type: arming} after the ones before it" in "\n".join(lines)
+
+
+async def test_a_gap_in_the_event_sequence_fails_the_scenario() -> None:
+    target = FakeTarget()
+    scenario = parse_scenario("spec: 1\nsteps:\n  - tamper: keypad\n  - tamper: keypad\n", "s")
+    lines: list[str] = []
+    runner = ScenarioRun(scenario, target, lines.append)  # type: ignore[arg-type]
+    real_emit = target.emit
+
+    def lossy(kind: str, **fields: Any) -> None:
+        target.seq += 1  # one event lost on the way
+        real_emit(kind, **fields)
+
+    target.emit = lossy  # type: ignore[method-assign]
+    outcome = await runner.run()
+    assert outcome.status == "failed"
+    assert lines[-1] == "  ✗ events end to end: p1 seq 2..4  — panel p1: seq 2 then 4"
