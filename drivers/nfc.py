@@ -136,7 +136,11 @@ class NfcReader(NfcDriver):
             try:
                 self._clf = open_frontend(self.path)
                 self._poll(self._clf)
-            except (OSError, nfc.clf.Error, ValueError) as exc:
+            except Exception as exc:
+                if self._stop_event.is_set():
+                    return  # woken by _interrupt(): whatever nfcpy raised is that
+                if not isinstance(exc, OSError | nfc.clf.Error | ValueError):
+                    raise
                 self._emit_lost(reason_of(exc))
             finally:
                 clf, self._clf = self._clf, None

@@ -274,3 +274,18 @@ def test_a_closed_emulator_leaves_no_socket_open() -> None:
         probe.bind(("127.0.0.1", port))  # the port is free again
     finally:
         probe.close()
+
+
+async def test_stopping_while_a_poll_is_held_is_quiet(
+    emulator: SimTagEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.hold_polls_now()
+    driver = NfcReader(emulator.path)  # no twin: only the driver's own interrupt can wake it
+    async with driver:
+        for _ in range(1000):
+            if emulator.holding:
+                break
+            await asyncio.sleep(0.002)
+        assert emulator.holding
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
+    assert [i async for i in driver] == []  # ended cleanly, no error raised to the consumer
