@@ -90,9 +90,12 @@ class Effects(Machine):
         )
         if req.zone is not None:
             self._alarm_zones.add(req.zone)
+        # A new kind of alarm (fire during a burglary) gets its full siren time; the same
+        # kind again (a flapping tamper switch) does not keep the siren on for ever.
+        if prev is not State.TRIGGERED or self._alarm != codes:
+            self._start_timer(Timer.SIREN, self._delay_ms(Timer.SIREN))
         self._alarm = codes
         self._set_siren(True)
-        self._start_timer(Timer.SIREN, self._delay_ms(Timer.SIREN))
         self._say(f"{event_type.value.upper()} {req.zone or ''}".strip())
 
     def _start_entry(self, req: Request, prev: State) -> None:

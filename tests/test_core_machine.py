@@ -60,6 +60,8 @@ class Model:
     revoked: set[str] = field(default_factory=set)
     open: set[str] = field(default_factory=set)
     credential: bool = False  # a valid credential was used in this step
+    alarm_kind: str | None = None  # what the siren is sounding for
+    entry_kind: ZoneKind | None = None
 
     # -- time
 
@@ -82,9 +84,10 @@ class Model:
                 if zone.name in self.open and not zone.always_active:
                     self.zone_opened(zone.name)
         elif name == "entry":
-            self.burglary()
+            self.burglary(self.entry_kind)
         elif name == "siren":
             self.siren = False
+            self.alarm_kind = None
             self.state = State.DISARMED if self.mode is None else ARMED_STATE[self.mode]
         elif name == "lockout":
             self.locked_until = None
@@ -99,33 +102,37 @@ class Model:
 
     # -- alarms
 
-    def alarm(self) -> None:
+    def alarm(self, kind: str) -> None:
         self.timers.pop("exit", None)
         self.timers.pop("entry", None)
+        if self.state is not State.TRIGGERED or self.alarm_kind != kind:
+            self.start("siren", CONFIG.timing_for(self.mode).alarm_duration)
         self.state = State.TRIGGERED
         self.siren = True
-        self.start("siren", CONFIG.timing_for(self.mode).alarm_duration)
+        self.alarm_kind = kind
 
-    def burglary(self) -> None:
+    def burglary(self, zone_kind: ZoneKind | None) -> None:
         self.timers.pop("entry", None)
         self.state = State.TRIGGERED
         self.siren = True
+        self.alarm_kind = f"burglary {zone_kind}"
         self.start("siren", CONFIG.timing_for(self.mode).alarm_duration)
 
     def zone_opened(self, name: str) -> None:
         zone = CONFIG.zone(name)
         assert zone is not None
         if zone.always_active:
-            self.alarm()
+            self.alarm(zone.kind.value)
             return
         if self.mode is None or self.mode not in zone.modes:
             return
         if zone.kind is ZoneKind.ENTRY:
             if self.state in ARMED:
                 self.state = State.PENDING
+                self.entry_kind = zone.kind
                 self.start("entry", CONFIG.timing_for(self.mode).entry_delay)
         elif self.state in ARMED or self.state is State.PENDING:
-            self.burglary()
+            self.burglary(zone.kind)
 
     # -- credentials
 
@@ -137,6 +144,7 @@ class Model:
             for name in ("exit", "entry", "siren"):
                 self.timers.pop(name, None)
             self.siren = False
+            self.alarm_kind = None
             self.state, self.mode = State.DISARMED, None
             return True
         if kind == "arm":
@@ -150,7 +158,7 @@ class Model:
             self.state, self.mode = State.ARMING, mode
             self.start("exit", CONFIG.timing_for(mode).exit_delay)
             return True
-        self.alarm()  # panic
+        self.alarm("panic")
         return True
 
     def failed_attempt(self) -> None:
@@ -180,7 +188,7 @@ class Model:
     def key(self, key: str) -> None:
         if key == "P":
             self.clear_digits()
-            self.alarm()
+            self.alarm("panic")
             return
         if self.locked_until is not None:
             return
@@ -260,7 +268,7 @@ class Model:
         elif cmd.action is CommandAction.DISARM:
             self.request("disarm", user.name, None)
         elif cmd.action is CommandAction.SOS:
-            self.alarm()
+            self.alarm("panic")
         elif cmd.action is CommandAction.UNLOCK and self.locked_until is not None:
             self.timers.pop("lockout", None)
             self.locked_until = None
@@ -353,7 +361,11 @@ class PanelMachine(RuleBasedStateMachine):
 
     @rule()
     def tamper(self) -> None:
-        self._step(False, lambda: self.rig.feed(TamperDetected("keypad")), self.model.alarm)
+        self._step(
+            False,
+            lambda: self.rig.feed(TamperDetected("keypad")),
+            lambda: self.model.alarm("tamper"),
+        )
 
     @rule(lost=st.booleans())
     def device(self, lost: bool) -> None:
