@@ -46,7 +46,8 @@ class Effects(Machine):
         self._mode = req.mode
         self._armed_by = self._user_name(req)
         self._armed_method = req.method
-        self._event(EventType.ARMING, req.method, user=self._armed_by)
+        self._armed_tag = req.tag
+        self._event(EventType.ARMING, req.method, user=self._armed_by, tag=req.tag)
         self._start_timer(Timer.EXIT, self._delay_ms(Timer.EXIT))
         self._say(self.status_text(), Tone.OK)
 
@@ -61,6 +62,7 @@ class Effects(Machine):
         self._mode = None
         self._armed_by = None
         self._armed_method = None
+        self._armed_tag = None
         self._clear_alarm()
         self._say(self.status_text(), Tone.OK)
 
@@ -130,7 +132,7 @@ class Effects(Machine):
     def _armed(self, req: Request, prev: State) -> None:
         method = self._armed_method or Method.SYSTEM
         codes = eventcodes.armed_codes(self._mode, method)
-        self._event(EventType.ARMED, method, user=self._armed_by, codes=codes)
+        self._event(EventType.ARMED, method, user=self._armed_by, tag=self._armed_tag, codes=codes)
         self._say(self.status_text())
         # Zones still open when the exit delay ends are judged as if they opened now.
         for zone in self._cfg.zones:

@@ -59,6 +59,7 @@ class PanelSnapshot:
     since_ms: int = 0
     armed_by: str | None = None
     armed_method: Method | None = None
+    armed_tag: str | None = None
     timers: Mapping[str, int] = field(default_factory=dict)  # durable timer -> deadline (ms)
     siren: bool = False
     alarm_cid: str | None = None  # codes of the alarm in progress, for its end event
@@ -102,6 +103,7 @@ class Machine:
         self._since = s.since_ms
         self._armed_by = s.armed_by
         self._armed_method = s.armed_method
+        self._armed_tag = s.armed_tag
         self._timers: dict[str, int] = {k: v for k, v in s.timers.items() if k in DURABLE_TIMERS}
         self._siren = s.siren
         self._alarm = (
@@ -129,6 +131,7 @@ class Machine:
             since_ms=self._since,
             armed_by=self._armed_by,
             armed_method=self._armed_method,
+            armed_tag=self._armed_tag,
             timers={k: v for k, v in self._timers.items() if k in DURABLE_TIMERS},
             siren=self._siren,
             alarm_cid=None if self._alarm is None else self._alarm.cid,

@@ -440,10 +440,11 @@ def test_tag_then_mode_key_within_ten_seconds_arms_with_the_tags_user() -> None:
         "alice",
         Method.TAG,
         Mode.NIGHT,
-        None,
+        ALICE_TAG,
     )
     rig.wait(5)
-    assert rig.last_event(E.ARMED).method is Method.TAG
+    armed = rig.last_event(E.ARMED)
+    assert (armed.method, armed.tag) == (Method.TAG, ALICE_TAG)
 
 
 def test_tag_then_mode_key_too_late_does_nothing() -> None:

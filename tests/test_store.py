@@ -59,6 +59,7 @@ FULL = PanelSnapshot(
     since_ms=T0,
     armed_by="alice",
     armed_method=Method.TAG,
+    armed_tag=ALICE_TAG,
     timers={"siren": T0 + 60_000, "lockout": T0 + 90_000},
     siren=True,
     alarm_cid="1131",
