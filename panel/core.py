@@ -7,6 +7,7 @@ Here inputs are resolved: the keypad grammar (code + A/B/C/D, tag + A/B/C, ``*``
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 from collections.abc import Callable, Mapping
@@ -386,10 +387,8 @@ class Panel(Effects):
         if user is None:
             self._refuse(req, ErrorCode.UNKNOWN_USER, f"no user {cmd.user!r} on this panel")
             return
-        req.user = user
-        if kind is Kind.REVOKE_TAG:
-            req.tag = (cmd.tag or "").upper()
-        self._request(req)
+        tag = (cmd.tag or "").upper() if kind is Kind.REVOKE_TAG else None
+        self._request(dataclasses.replace(req, user=user, tag=tag))
 
     def _bad_request(self, cmd: Command) -> str | None:
         if cmd.action is CommandAction.ARM and cmd.mode is None:

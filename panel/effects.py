@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from panel import eventcodes
 from panel.actions import CapturePhoto, Timer, Tone
 from panel.config import SiteConfig
@@ -156,7 +158,6 @@ class Effects(Machine):
 
     def _photo(self, req: Request, prev: State) -> None:
         photo_id = f"{self._cfg.panel_id}-{self._seq}"
-        req.photo_id = photo_id
         self._event(
             EventType.PHOTO_REQUESTED,
             req.method,
@@ -164,7 +165,7 @@ class Effects(Machine):
             zone=req.camera,
             photo=photo_id,
         )
-        self._photos[photo_id] = req
+        self._photos[photo_id] = dataclasses.replace(req, photo_id=photo_id)
         assert req.camera is not None
         self._out.append(CapturePhoto(req.camera, photo_id))
 

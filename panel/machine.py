@@ -74,7 +74,7 @@ class PanelSnapshot:
     open_zones: frozenset[str] = frozenset()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Request:
     """One resolved input on its way through the transition table."""
 
