@@ -59,6 +59,15 @@ def _fast(driver: KeypadDriver) -> KeypadDriver:
 @pytest.fixture
 async def keypad(keypad_url: str) -> AsyncIterator[KeypadDriver]:
     async with _fast(open_keypad(keypad_url)) as driver:
+        async with asyncio.timeout(5 if driver.twin is not None else 60):
+            await driver.wait_connected()
+        yield driver
+
+
+@pytest.fixture(params=["sim:", "sim:socket", "sim:usbhid"])
+async def sim_keypad(request: pytest.FixtureRequest) -> AsyncIterator[KeypadDriver]:
+    """Fault injection needs the line itself: simulated keypads only."""
+    async with _fast(open_keypad(request.param)) as driver:
         async with asyncio.timeout(5):
             await driver.wait_connected()
         yield driver
@@ -78,12 +87,6 @@ def press(driver: KeypadDriver, person: Person, keys: str) -> None:
         driver.twin.type_nowait(keys)
     else:
         person.ask(f"press, one at a time: {' '.join(keys)}")
-
-
-def sim_only(driver: KeypadDriver) -> Any:
-    if driver.twin is None:
-        pytest.skip("injects faults on the line: simulated keypads only")
-    return driver.twin
 
 
 async def eventually(check: Any, limit: float = 5.0) -> None:
@@ -139,8 +142,10 @@ def keypad_url_is_usb(driver: KeypadDriver) -> bool:
     return isinstance(driver.twin, SimUsbKeypad)
 
 
-async def test_typing_settles_once_the_consumer_has_taken_the_keys(keypad: KeypadDriver) -> None:
-    sim_only(keypad)
+async def test_typing_settles_once_the_consumer_has_taken_the_keys(
+    sim_keypad: KeypadDriver,
+) -> None:
+    keypad = sim_keypad
     typing = asyncio.create_task(keypad.twin.type("12"))
     first = await take(keypad, 2)
     await asyncio.sleep(0.02)
@@ -152,8 +157,8 @@ async def test_typing_settles_once_the_consumer_has_taken_the_keys(keypad: Keypa
     assert first == [KeyPressed("1"), KeyPressed("2")]
 
 
-async def test_line_noise_is_counted_and_dropped(keypad: KeypadDriver) -> None:
-    twin = sim_only(keypad)
+async def test_line_noise_is_counted_and_dropped(sim_keypad: KeypadDriver) -> None:
+    keypad, twin = sim_keypad, sim_keypad.twin
     if isinstance(twin, SimUsbKeypad):
         # An unmapped key ('a'), a truncated report, then real keys.
         twin.backend.queue(report(0x04), report(), b"\x00", report(0x5A), report())
@@ -168,10 +173,9 @@ async def test_line_noise_is_counted_and_dropped(keypad: KeypadDriver) -> None:
     assert keypad.stats.bytes_in == len(noise) + 2
 
 
-async def test_absent_at_start_then_plugged_in(keypad_url: str) -> None:
-    if keypad_url == "real":
-        pytest.skip("simulated keypads only")
-    driver = _fast(open_keypad(keypad_url))
+@pytest.mark.parametrize("url", ["sim:", "sim:socket", "sim:usbhid"])
+async def test_absent_at_start_then_plugged_in(url: str) -> None:
+    driver = _fast(open_keypad(url))
     driver.twin.unplug()
     async with driver:
         lost = await take(driver, 1)
@@ -183,9 +187,9 @@ async def test_absent_at_start_then_plugged_in(keypad_url: str) -> None:
 
 
 async def test_keys_are_never_logged(
-    keypad: KeypadDriver, caplog: pytest.LogCaptureFixture
+    sim_keypad: KeypadDriver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sim_only(keypad)
+    keypad = sim_keypad
     caplog.set_level(logging.DEBUG)
     keypad.twin.type_nowait("9876D")
     assert await take(keypad, 5) == [KeyPressed(k) for k in "9876D"]
@@ -194,8 +198,8 @@ async def test_keys_are_never_logged(
         assert "KeyPressed" not in record.getMessage()
 
 
-async def test_output_while_lost_is_dropped_not_raised(keypad: KeypadDriver) -> None:
-    sim_only(keypad)
+async def test_output_while_lost_is_dropped_not_raised(sim_keypad: KeypadDriver) -> None:
+    keypad = sim_keypad
     keypad.twin.unplug()
     await take(keypad, 1)
     before = keypad.stats.dropped_out

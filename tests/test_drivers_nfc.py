@@ -53,6 +53,17 @@ async def reader(
         yield driver, Person(capsys)  # type: ignore[misc]
 
 
+@pytest.fixture
+async def sim_reader() -> AsyncIterator[NfcReader]:
+    """Particular UIDs and reader faults: the emulator only."""
+    driver = open_nfc("sim:")
+    driver._backoff = Backoff(base=0.01, cap=0.05)  # type: ignore[attr-defined]
+    async with driver:
+        async with asyncio.timeout(10):
+            await driver.wait_connected()
+        yield driver  # type: ignore[misc]
+
+
 def _limit(driver: NfcReader) -> float:
     return 5.0 if driver.twin is not None else 120.0
 
@@ -109,20 +120,16 @@ async def test_tap_hold_remove_and_tap_again(reader: Any, uid: str) -> None:
 
 
 # -- emulated tags only ------------------------------------------------------------------------
-async def test_ten_byte_uids_and_swapping_tags(reader: Any) -> None:
-    driver, _ = reader
-    if driver.twin is None:
-        pytest.skip("needs particular UIDs: emulator only")
+async def test_ten_byte_uids_and_swapping_tags(sim_reader: NfcReader) -> None:
+    driver = sim_reader
     driver.twin.present(TEN)
     assert await take(driver) == [TagPresented(TEN)]
     driver.twin.present(SEVEN)  # the first tag leaves as the second arrives
     assert await take(driver, 2) == [TagRemoved(TEN), TagPresented(SEVEN)]
 
 
-async def test_random_uids_are_not_taps(reader: Any) -> None:
-    driver, _ = reader
-    if driver.twin is None:
-        pytest.skip("emulator only")
+async def test_random_uids_are_not_taps(sim_reader: NfcReader) -> None:
+    driver = sim_reader
     driver.twin.present("08123456")  # a phone: a fresh random UID each time
     await nothing_for(driver, 0.3)
     assert driver.random_uids >= 1
@@ -130,10 +137,8 @@ async def test_random_uids_are_not_taps(reader: Any) -> None:
     assert await take(driver, 1) == [TagPresented(FOUR)]
 
 
-async def test_reader_lost_and_back(reader: Any) -> None:
-    driver, _ = reader
-    if driver.twin is None:
-        pytest.skip("emulator only")
+async def test_reader_lost_and_back(sim_reader: NfcReader) -> None:
+    driver = sim_reader
     driver.twin.present(SEVEN)
     assert await take(driver) == [TagPresented(SEVEN)]
     driver.twin.unplug()
@@ -148,10 +153,8 @@ async def test_reader_lost_and_back(reader: Any) -> None:
     assert await take(driver) == [TagPresented(FOUR)]
 
 
-async def test_tap_settles_when_the_panel_has_both_inputs(reader: Any) -> None:
-    driver, _ = reader
-    if driver.twin is None:
-        pytest.skip("emulator only")
+async def test_tap_settles_when_the_panel_has_both_inputs(sim_reader: NfcReader) -> None:
+    driver = sim_reader
     got: list[Input] = []
 
     async def consume() -> None:
@@ -169,10 +172,8 @@ async def test_tap_settles_when_the_panel_has_both_inputs(reader: Any) -> None:
         consumer.cancel()
 
 
-async def test_everything_binds_loopback_only(reader: Any) -> None:
-    driver, _ = reader
-    if driver.twin is None:
-        pytest.skip("emulator only")
+async def test_everything_binds_loopback_only(sim_reader: NfcReader) -> None:
+    driver = sim_reader
     emulator: SimTagEmulator = driver.twin
     assert emulator._sock is not None
     assert emulator._sock.getsockname()[0] == "127.0.0.1"
