@@ -61,6 +61,7 @@ _LOGGER = logging.getLogger(__name__)
 
 KEYPAD_IDLE_MS: Final = 10_000
 TAG_WINDOW_MS: Final = 10_000
+MAX_DETAIL: Final = 200
 MAX_LOCKOUT_MS: Final = 86_400_000
 """Lockouts double up to one day."""
 
@@ -353,7 +354,9 @@ class Panel(Effects):
         self._dispatch(Request(Kind.TAMPER, Method.SYSTEM, zone=inp.source))
 
     def _on_device_lost(self, inp: DeviceLost) -> None:
-        self._dispatch(Request(Kind.DEVICE_LOST, Method.SYSTEM, zone=inp.device, detail=inp.reason))
+        # A driver's reason can be a long exception text; events stay small.
+        reason = inp.reason[:MAX_DETAIL]
+        self._dispatch(Request(Kind.DEVICE_LOST, Method.SYSTEM, zone=inp.device, detail=reason))
 
     def _on_device_back(self, inp: DeviceBack) -> None:
         self._dispatch(Request(Kind.DEVICE_BACK, Method.SYSTEM, zone=inp.device))

@@ -803,6 +803,8 @@ def test_a_lost_device_is_a_tamper_event_naming_it_and_its_return_is_reported() 
     rig.feed(DeviceBack("keypad"))
     (back,) = rig.new_events()
     assert (back.type, back.zone, back.cid) == (E.DEVICE_BACK, "keypad", "3145")
+    rig.feed(DeviceLost("nfc", "x" * 5000))  # a driver's long exception text
+    assert rig.last_event(E.TAMPER).detail == "x" * 200
 
 
 def test_climate_and_tag_removal_change_nothing() -> None:
