@@ -269,8 +269,14 @@ class ThreadedDriver(Driver):
         thread, self._thread = self._thread, None
         if thread is None:
             return
-        async with asyncio.timeout(10):
-            await self._thread_done.wait()
+        try:
+            async with asyncio.timeout(10):
+                await self._thread_done.wait()
+        except TimeoutError:
+            # A library call that never returns (a wedged USB transfer): the thread is a
+            # daemon, so it cannot keep the process alive; say so and go on stopping.
+            _LOGGER.warning("%s: the driver thread did not stop within 10 s", self.device)
+            return
         thread.join()
 
     def _interrupt(self) -> None:

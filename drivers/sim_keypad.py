@@ -121,9 +121,8 @@ class SimKeypad(KeypadTwin):
 
     def __init__(self) -> None:
         super().__init__()
-        self._dir = tempfile.mkdtemp(prefix="centinela-keypad-")
-        self.driver_path = os.path.join(self._dir, "keypad")
-        self.driver_port = self.driver_path
+        self._dir = ""
+        self.driver_path = ""  # the symlink, made by start()
         self._line: tuple[int, int] | None = None
         self._human: tuple[int, int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -131,6 +130,9 @@ class SimKeypad(KeypadTwin):
     async def start(self) -> None:
         """Create both ptys and start relaying."""
         self._loop = asyncio.get_running_loop()
+        if not self._dir:
+            self._dir = tempfile.mkdtemp(prefix="centinela-keypad-")
+            self.driver_path = self.driver_port = os.path.join(self._dir, "keypad")
         if self._human is None:
             master, slave, name = _open_pty()
             self._human = (master, slave)
@@ -172,7 +174,9 @@ class SimKeypad(KeypadTwin):
                 self._loop.remove_reader(master)
             os.close(master)
             os.close(slave)
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = ""
 
     def _send(self, data: bytes) -> None:
         if self._line is None:
