@@ -10,9 +10,9 @@ from sim.scenario import Broker, Cloud, Press, Restart, SetZone, Step, Tamper, T
 from sim.site import SiteFacts
 
 HELP = (
-    "1234A keys · tap USER · open/close/tamper ZONE · arm total|partial|night [USER] · "
-    "disarm [USER] · status · photo CAMERA · sos · unlock · revoke USER|TAG · "
-    "broker stop|start · restart panel|hub · quit"
+    "keys: code+A/B/C arm, code+D disarm, P panic · tap USER · open/close/tamper ZONE · "
+    "arm total|partial|night [USER] · disarm [USER] · status · photo CAMERA · sos · unlock · "
+    "revoke USER|TAG · broker stop|start · restart panel|hub · quit"
 )
 MODES = ("total", "partial", "night")
 _KEYS_ONLY = re.compile(r"^[0-9*#A-DP]+$")

@@ -83,9 +83,22 @@ class EmbeddedBroker:
 
     async def stop(self) -> None:
         broker, self._broker = self._broker, None
-        if broker is not None:
-            with contextlib.suppress(Exception):
-                await broker.shutdown()
+        if broker is None:
+            return
+        with contextlib.suppress(Exception):
+            await broker.shutdown()
+        # amqtt leaves the handlers of connections it closed running: end them here.
+        leftovers = [
+            task
+            for task in asyncio.all_tasks()
+            if getattr(task.get_coro(), "__qualname__", "").startswith("Broker.")
+            and task is not asyncio.current_task()
+        ]
+        for task in leftovers:
+            task.cancel()
+        for task in leftovers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def close(self) -> None:
         await self.stop()

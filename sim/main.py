@@ -17,6 +17,8 @@ from sim.runner import event_line
 from sim.site import DEMO_SITE, SimSite, read_site_file
 
 _LOGGER = logging.getLogger(__name__)
+# A closed terminal (SIGHUP) stops the site as cleanly as Ctrl-C or SIGTERM.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def run_sim(args: argparse.Namespace) -> int:
@@ -46,7 +48,7 @@ async def serve(
         if view is not None:
             view.exit()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in SIGNALS:
         loop.add_signal_handler(sig, on_signal)
     try:
         with tempfile.TemporaryDirectory(prefix="centinela-sim-") as tmp:
@@ -66,7 +68,7 @@ async def serve(
                     await stop.wait()
                     _LOGGER.info("stopping")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in SIGNALS:
             loop.remove_signal_handler(sig)
     return 0
 

@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import logging
 import random
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,27 @@ def run_scenarios(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.ERROR)
     out = _printer()
     outcomes = asyncio.run(
-        run_files(args.files, realtime=args.realtime, rig=args.rig, out=out, err=_stderr)
+        _until_signal(run_files(args.files, realtime=args.realtime, rig=args.rig, out=out))
     )
     if args.junit:
         write_junit(outcomes, args.junit)
     return exit_status(outcomes)
+
+
+async def _until_signal(work: Coroutine[Any, Any, list[ScenarioOutcome]]) -> list[ScenarioOutcome]:
+    """Run ``work``; SIGTERM and SIGHUP cancel it like Ctrl-C, so every site is stopped."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
 
 
 def _printer() -> Callable[[str], None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import secrets
@@ -150,19 +149,23 @@ class SimSite:
         await self.wait_linked()
 
     async def stop(self) -> None:
-        """Stop everything this site started, in reverse order."""
-        for name in ("panel", "hub"):
-            proc = getattr(self, name)
-            setattr(self, name, None)
-            if proc is not None:
-                with contextlib.suppress(Exception):
-                    await proc.stop()
-        if self.cloud is not None:
-            await self.cloud.stop()
-            self.cloud = None
-        if self.broker is not None:
-            await self.broker.close()
-            self.broker = None
+        """Stop everything this site started, in reverse order; the broker is always closed."""
+        try:
+            for name in ("panel", "hub"):
+                proc = getattr(self, name)
+                setattr(self, name, None)
+                if proc is not None:
+                    try:
+                        await proc.stop()
+                    except Exception:
+                        _LOGGER.exception("the %s did not stop cleanly", name)
+            if self.cloud is not None:
+                cloud, self.cloud = self.cloud, None
+                await cloud.stop()
+        finally:
+            if self.broker is not None:
+                broker, self.broker = self.broker, None
+                await asyncio.shield(broker.close())
 
     async def __aenter__(self) -> SimSite:
         try:
@@ -208,6 +211,9 @@ class SimSite:
 
         # A short reconnect cap: a `broker: start` step waits for the links to come back.
         hub = HubProcess(self._hub_config, clock=self.clock, backoff_cap=0.5)
+        if self.broker is not None and self.broker.kind == "amqtt" and hasattr(hub.cloud, "_v5"):
+            # amqtt speaks MQTT 3.1.1 only; the hub offers no setting for it yet.
+            hub.cloud._v5 = False
         await hub.start()
         self.hub = hub
 

@@ -111,11 +111,14 @@ def status_fragments(site: SimSite, now_ms: int) -> StyleAndTextTuples:
         out += [(style, f"{mark} {name}"), ("class:label", f" ({kind})  ")]
     out += [("", "\n"), ("class:label", " climate ")]
     reading = getattr(site.panel, "climate_reading", None)
+    cloud = site.cloud
+    telemetry = cloud.telemetry.get(site.facts.panel, {}) if cloud else {}
     if reading is not None and reading.temperature is not None:
         out += [("", f"{reading.temperature:.1f} °C  {reading.humidity or 0:.0f} %")]
+    elif telemetry.get("temperature") is not None:
+        out += [("", f"{telemetry['temperature']:.1f} °C  {telemetry.get('humidity') or 0:.0f} %")]
     else:
-        out += [("class:label", "—")]
-    cloud = site.cloud
+        out += [("class:label", "waiting for the first reading")]
     avail = cloud.availability.get(site.facts.panel, "?") if cloud else "?"
     out += [("class:label", "   panel "), ("class:off" if avail == "online" else "class:on", avail)]
     linked = cloud is not None and cloud.connected.is_set()
@@ -208,13 +211,16 @@ class SimView:
         body = HSplit(
             [
                 Window(FormattedTextControl(lambda: [("class:title", self.banner)]), height=1),
-                Frame(Window(FormattedTextControl(self._status), height=5), title="panel"),
+                Frame(
+                    Window(FormattedTextControl(self._status), height=6, wrap_lines=True),
+                    title="panel",
+                ),
                 Frame(
                     Window(FormattedTextControl(self._events)),
                     title="events (as the cloud sees them)",
                 ),
                 Window(FormattedTextControl(lambda: [self.message]), height=1),
-                Window(FormattedTextControl([("class:help", HELP)]), height=2, wrap_lines=True),
+                Window(FormattedTextControl(self._help), height=4, wrap_lines=True),
                 Window(
                     BufferControl(self.input, input_processors=[_MaskCodes()]),
                     height=1,
@@ -229,6 +235,10 @@ class SimView:
             full_screen=True,
             refresh_interval=0.5,
         )
+
+    def _help(self) -> StyleAndTextTuples:
+        users = " · ".join(f"{n} ({r})" for n, r in self.site.facts.roles.items())
+        return [("class:help", f"{HELP}\nusers: {users}")]
 
     def _status(self) -> StyleAndTextTuples:
         return status_fragments(self.site, self.site.clock.now_ms())
