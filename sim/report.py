@@ -20,7 +20,8 @@ def summary(outcomes: Sequence[ScenarioOutcome], seconds: float) -> str:
     if errors:
         text += f", {errors} errors"
     virtual = sum(o.virtual_s for o in outcomes)
-    return f"scenarios: {text} in {seconds:.1f} s ({virtual:g} s simulated)"
+    simulated = f" ({virtual:g} s simulated)" if virtual else ""
+    return f"scenarios: {text} in {seconds:.1f} s{simulated}"
 
 
 def exit_status(outcomes: Sequence[ScenarioOutcome]) -> int:

@@ -200,7 +200,8 @@ class ScenarioRun:
                 outcome.status = "failed"
                 outcome.message = check.note
         outcome.seconds = time.perf_counter() - started
-        outcome.virtual_s = (self.target.now_ms() - start_ms) / 1000
+        if getattr(self.target, "virtual", False):
+            outcome.virtual_s = (self.target.now_ms() - start_ms) / 1000
         outcome.events = list(self.events)
         return outcome
 

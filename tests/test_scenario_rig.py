@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import select
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from sim.rig import load_rig
 from sim.scenario_cli import run_files
 
 ROOT = Path(__file__).parent.parent
-KEY = "5f" * 32
+KEY = secrets.token_hex(32)
 
 
 class NullModem:
