@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -53,7 +54,13 @@ async def serve(
     try:
         with tempfile.TemporaryDirectory(prefix="centinela-sim-") as tmp:
             site = SimSite(
-                data, source, clock=RealClock(), workdir=Path(tmp), broker_url=broker_url
+                data,
+                source,
+                clock=RealClock(),
+                workdir=Path(tmp),
+                broker_url=broker_url,
+                # mosquitto when installed; CENTINELA_SIM_BROKER=amqtt forces the embedded one.
+                prefer_broker=os.environ.get("CENTINELA_SIM_BROKER", "auto"),
             )
             async with site:
                 banner = describe(site)
@@ -97,7 +104,8 @@ def _headless(site: SimSite, banner: str) -> None:
         elif kind == "result":
             _LOGGER.info("result %s", value)
         elif kind == "availability":
-            _LOGGER.info("panel %s %s", value[0], value[1])
+            who = "hub" if value[0] == "hub" else f"panel {value[0]}"
+            _LOGGER.info("%s %s", who, value[1])
 
     assert site.cloud is not None
     site.cloud.listeners.append(on_cloud)

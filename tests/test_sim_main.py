@@ -66,8 +66,16 @@ def test_headless_logs_events_and_stops_cleanly_on_sigterm(mosquitto: Mosquitto)
     buf = bytearray()
     try:
         assert _read_until(proc.stderr.fileno(), b"sim.main: state p1 disarmed", 20, buf), buf
-        assert b"keypad serial /dev/pts/" in buf
         assert b"(mosquitto)" in buf
+        match = re.search(rb"keypad serial (/dev/pts/\d+)", buf)
+        assert match, buf
+        # A person types into the simulated keypad from any serial terminal.
+        keypad = os.open(match.group(1), os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(keypad, b"2468A")
+            assert _read_until(proc.stderr.fileno(), b"arming mode=total user=carol", 10, buf)
+        finally:
+            os.close(keypad)
         children = _descendants(proc.pid)
         assert children, "the private mosquitto runs as a child"
         proc.send_signal(signal.SIGTERM)
