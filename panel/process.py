@@ -31,7 +31,7 @@ from panel.actions import (
 )
 from panel.clock import Clock, RealClock, TimerHandle
 from panel.config import SiteConfig
-from panel.core import Panel
+from panel.core import Panel, PanelSnapshot
 from panel.inputs import ClimateReading, Input, PhotoCaptured, RemoteCommand, TimerFired
 from panel.link import LinkSettings, PanelLink, photo_chunks
 from panel.store import PanelStore
@@ -69,6 +69,7 @@ class PanelProcess:
         self.link: PanelLink | None = None
         self._store: PanelStore | None = None
         self._core: Panel | None = None
+        self._committed: PanelSnapshot | None = None  # the snapshot the store holds
         self._queue: asyncio.Queue[Input] = asyncio.Queue()
         self._busy = False
         self._timers: dict[str, TimerHandle] = {}
@@ -89,7 +90,9 @@ class PanelProcess:
     async def _start(self) -> None:
         config = self.config
         self._store = PanelStore(self.store_path)
-        self._core = Panel(config, self._store.load())
+        saved = self._store.load()
+        self._core = Panel(config, saved)
+        self._committed = saved
         file = config.source
         devices = config.devices
         self.keypad = await self._stack.enter_async_context(
@@ -105,7 +108,12 @@ class PanelProcess:
             )
         )
         self.camera = await self._stack.enter_async_context(
-            registry.open_camera(devices.camera, [c.name for c in config.cameras], file=file)
+            registry.open_camera(
+                devices.camera,
+                [c.name for c in config.cameras],
+                file=file,
+                devices={c.name: c.device for c in config.cameras},
+            )
         )
         settings = self._link_settings()
         if settings is not None:
@@ -216,8 +224,11 @@ class PanelProcess:
         assert self._core is not None
         assert self._store is not None
         events = [a.event for a in actions if isinstance(a, Emit)]
-        if any(not isinstance(a, Display | Beep) for a in actions):
-            self._store.commit(self._core.snapshot(), events)
+        snapshot = self._core.snapshot()
+        if events or snapshot != self._committed:
+            # The state change and its events are durable before anything else happens.
+            self._store.commit(snapshot, events)
+            self._committed = snapshot
         self.recent_events.extend(events)
         for action in actions:
             if isinstance(action, SetSiren):
