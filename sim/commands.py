@@ -6,13 +6,13 @@ import re
 from dataclasses import dataclass
 
 from panel.inputs import KEYS
-from sim.scenario import Broker, Cloud, Press, Restart, SetZone, Step, Tamper, Tap
+from sim.scenario import Broker, Cloud, Power, Press, Restart, SetZone, Step, Tamper, Tap
 from sim.site import SiteFacts
 
 HELP = (
     "keys: code+A/B/C arm, code+D disarm, P panic · tap USER · open/close/tamper ZONE · "
     "arm total|partial|night [USER] · disarm [USER] · status · photo CAMERA · sos · unlock · "
-    "revoke USER|TAG · broker stop|start · restart panel|hub · quit"
+    "revoke USER|TAG · broker stop|start · restart|stop|start panel|hub · quit"
 )
 MODES = ("total", "partial", "night")
 _KEYS_ONLY = re.compile(r"^[0-9*#A-DP]+$")
@@ -77,6 +77,8 @@ def parse_command(text: str, facts: SiteFacts) -> Command:
         return Broker(rest[0] == "start")
     if verb == "restart" and rest in (["panel"], ["hub"]):
         return Restart(rest[0])
+    if verb in ("stop", "start") and rest in (["panel"], ["hub"]):
+        return Power(rest[0], verb == "start")
     return _cloud(verb, rest, facts)
 
 

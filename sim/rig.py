@@ -29,7 +29,16 @@ from sim.site import SiteFacts, read_site_file
 _LOGGER = logging.getLogger(__name__)
 KEY_GAP_S = 0.02  # between key bytes, as a person's fastest typing
 TAG_HOLD_S = 1.5  # longest a tag stays in the field waiting for the reader to read it
-COMMANDS = ("broker_stop", "broker_start", "restart_panel", "restart_hub")
+COMMANDS = (
+    "broker_stop",
+    "broker_start",
+    "restart_panel",
+    "restart_hub",
+    "stop_panel",
+    "start_panel",
+    "stop_hub",
+    "start_hub",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +235,9 @@ class RigTarget:
 
     async def restart(self, which: str) -> None:
         await self._command(f"restart_{which}")
+
+    async def power(self, which: str, on: bool) -> None:
+        await self._command(f"{'start' if on else 'stop'}_{which}")
 
     def observe(self) -> Observed:
         state = self._cloud.states.get(self.facts.panel, {})

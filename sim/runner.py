@@ -15,6 +15,7 @@ from sim.scenario import (
     Cloud,
     Conditions,
     Expect,
+    Power,
     Press,
     Restart,
     Scenario,
@@ -66,6 +67,8 @@ class Target(Protocol):
     async def set_broker(self, up: bool) -> None: ...
 
     async def restart(self, which: str) -> None: ...
+
+    async def power(self, which: str, on: bool) -> None: ...
 
     def observe(self) -> Observed: ...
 
@@ -273,6 +276,8 @@ class ScenarioRun:
                 await target.set_broker(up)
             case Restart(which):
                 await target.restart(which)
+            case Power(which, on):
+                await target.power(which, on)
         await target.settle()
         return ""
 

@@ -27,6 +27,8 @@ STEP_TYPES = (
     "cloud",
     "broker",
     "restart",
+    "stop",
+    "start",
     "expect",
     "expect_not",
 )
@@ -93,6 +95,14 @@ class Restart:
 
 
 @dataclass(frozen=True, slots=True)
+class Power:
+    """(Extension) stop the panel or hub process and leave it down, or start it again."""
+
+    which: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Conditions:
     """What an expectation checks; None means not checked."""
 
@@ -130,7 +140,7 @@ class Expect:
     negate: bool = False
 
 
-Step = Press | Tap | SetZone | Tamper | Wait | Cloud | Broker | Restart | Expect
+Step = Press | Tap | SetZone | Tamper | Wait | Cloud | Broker | Restart | Power | Expect
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +186,8 @@ def describe_step(step: Step) -> str:
             return f"broker: {'start' if up else 'stop'}"
         case Restart(which):
             return f"restart: {which}"
+        case Power(which, on):
+            return f"{'start' if on else 'stop'}: {which}"
         case Expect(conditions, within, negate):
             text = conditions.describe()
             if within is not None:
@@ -250,10 +262,10 @@ class _Parser:
             if value not in ("stop", "start"):
                 raise self.fail(key, f"expected stop or start, got {flow(value)!r}", line)
             return Broker(value == "start")
-        if kind == "restart":
+        if kind in ("restart", "stop", "start"):
             if value not in ("panel", "hub"):
                 raise self.fail(key, f"expected panel or hub, got {flow(value)!r}", line)
-            return Restart(str(value))
+            return Restart(str(value)) if kind == "restart" else Power(str(value), kind == "start")
         return self.expect(value, key, line, negate=kind == "expect_not")
 
     def expect(self, value: object, key: str, line: int | None, *, negate: bool) -> Expect:

@@ -48,7 +48,12 @@ class SimTarget:
     async def restart(self, which: str) -> None:
         await self.site.restart(which)
 
+    async def power(self, which: str, on: bool) -> None:
+        await self.site.power(which, on)
+
     def observe(self) -> Observed:
+        if self.site.panel is None:
+            return Observed(state=None, siren=None, locked=None)
         view = self.site.panel.view()
         return Observed(
             state=str(view.state),

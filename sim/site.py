@@ -233,6 +233,16 @@ class SimSite:
             await self._start_hub()
         await self.wait_linked()
 
+    async def power(self, which: str, on: bool) -> None:
+        """Stop the panel or hub and leave it down, or start it again."""
+        running = getattr(self, which)
+        if on and running is None:
+            await (self._start_panel() if which == "panel" else self._start_hub())
+            await self.wait_linked()
+        elif not on and running is not None:
+            setattr(self, which, None)
+            await running.stop()
+
     async def set_broker(self, up: bool) -> None:
         """Stop or start the private broker."""
         if self.broker is None:
@@ -264,21 +274,26 @@ class SimSite:
             await asyncio.sleep(0.01)
         return True
 
+    def _running(self) -> Any:
+        if self.panel is None:
+            raise UsageError("the panel is stopped")
+        return self.panel
+
     async def press(self, keys: str) -> None:
         """Type keys on the simulated keypad."""
-        await maybe_await(self.panel.keypad.twin.type(keys))
+        await maybe_await(self._running().keypad.twin.type(keys))
 
     async def present_tag(self, uid: str) -> None:
         """Bring a tag into the reader's field."""
-        await maybe_await(self.panel.nfc.twin.present(uid))
+        await maybe_await(self._running().nfc.twin.present(uid))
 
     async def remove_tag(self) -> None:
         """Take the tag away."""
-        await maybe_await(self.panel.nfc.twin.remove())
+        await maybe_await(self._running().nfc.twin.remove())
 
     async def set_zone(self, zone: str, is_open: bool) -> None:
         """Fault or restore a zone (remembered across panel restarts, like a real door)."""
-        twin = self.panel.zones.twin
+        twin = self._running().zones.twin
         if is_open:
             self._open_zones.add(zone)
             await maybe_await(twin.open(zone))
@@ -289,15 +304,15 @@ class SimSite:
     async def tamper(self, target: str) -> None:
         """Open the tamper switch of a zone or of the keypad."""
         if target == "keypad":
-            twin = self.panel.keypad.twin
+            twin = self._running().keypad.twin
             if hasattr(twin, "tamper"):
                 await maybe_await(twin.tamper())
                 return
             from panel.inputs import TamperDetected
 
-            await self.panel.submit(TamperDetected("keypad"))
+            await self._running().submit(TamperDetected("keypad"))
             return
-        await maybe_await(self.panel.zones.twin.tamper(target))
+        await maybe_await(self._running().zones.twin.tamper(target))
 
     def idle(self) -> bool:
         """Panel and hub have nothing in flight."""

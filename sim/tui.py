@@ -21,7 +21,18 @@ from prompt_toolkit.widgets import Frame
 
 from protocol.messages import Mode, State
 from sim.commands import HELP, CommandError, Quit, ShowHelp, masks_code, parse_command
-from sim.scenario import Broker, Cloud, Press, Restart, SetZone, Step, Tamper, Tap, resolve_tag
+from sim.scenario import (
+    Broker,
+    Cloud,
+    Power,
+    Press,
+    Restart,
+    SetZone,
+    Step,
+    Tamper,
+    Tap,
+    resolve_tag,
+)
 from sim.site import SimSite
 
 _LOGGER = logging.getLogger(__name__)
@@ -81,7 +92,7 @@ def status_fragments(site: SimSite, now_ms: int) -> StyleAndTextTuples:
     """The live panel view as styled text."""
     out: StyleAndTextTuples = []
     if site.panel is None:
-        return [("class:label", "panel restarting…")]
+        return [("class:label", " the panel is stopped (start panel)")]
     view = site.panel.view()
     state = str(view.state)
     style = "armed" if state.startswith("armed") else state
@@ -189,6 +200,9 @@ async def perform(site: SimSite, step: Step) -> str:
         case Restart(which):
             await site.restart(which)
             return f"{which} restarted"
+        case Power(which, on):
+            await site.power(which, on)
+            return f"{which} {'started' if on else 'stopped'}"
     return "?"
 
 

@@ -34,5 +34,5 @@ def test_the_library_covers_every_event_type_the_contract_lists() -> None:
         assert f"type: {kind}" in text, kind
     for action in ("arm", "disarm", "status", "photo", "sos", "unlock", "revoke_tag"):
         assert f"action: {action}" in text, action
-    for error in ("unknown_user", "forbidden", "bad_request", "invalid_state"):
+    for error in ("unknown_user", "forbidden", "bad_request", "invalid_state", "panel_offline"):
         assert f"error: {error}" in text, error

@@ -13,6 +13,7 @@ from sim.scenario import (
     Cloud,
     Conditions,
     Expect,
+    Power,
     Press,
     Restart,
     SetZone,
@@ -43,6 +44,8 @@ steps:
   - broker: start
   - restart: panel
   - restart: hub
+  - stop: panel
+  - start: panel
   - expect: {state: armed_total, siren: on, locked: false, within: 2}
   - expect: {result: {ok: true}, event: {type: armed, user: alice}}
   - expect_not: {event: {type: alarm}, within: 60}
@@ -54,7 +57,7 @@ def test_every_step_type_parses_to_its_typed_step() -> None:
     scenario = parse_scenario(GOOD, "good.yaml")
     assert scenario.name == "every step"
     assert scenario.site is None
-    assert scenario.steps[:11] == (
+    assert scenario.steps[:13] == (
         Press("1234A"),
         Tap("alice"),
         SetZone("front_door", True),
@@ -66,26 +69,30 @@ def test_every_step_type_parses_to_its_typed_step() -> None:
         Broker(True),
         Restart("panel"),
         Restart("hub"),
+        Power("panel", False),
+        Power("panel", True),
     )
-    assert scenario.steps[11] == Expect(
+    steps = scenario.steps[2:]  # the two extension steps shift the rest
+    assert steps[11] == Expect(
         Conditions(state=State.ARMED_TOTAL, siren=True, locked=False), within=2.0
     )
-    assert scenario.steps[12] == Expect(
+    assert steps[12] == Expect(
         Conditions(result={"ok": True}, event={"type": "armed", "user": "alice"})
     )
-    assert scenario.steps[13] == Expect(Conditions(event={"type": "alarm"}), 60.0, negate=True)
-    assert scenario.steps[14] == Expect(Conditions(siren=False))
+    assert steps[13] == Expect(Conditions(event={"type": "alarm"}), 60.0, negate=True)
+    assert steps[14] == Expect(Conditions(siren=False))
     assert scenario.lines[0] == 4
-    assert scenario.lines[14] == 18
+    assert scenario.lines[16] == 20
 
 
 def test_steps_describe_themselves_as_written() -> None:
     scenario = parse_scenario(GOOD, "good.yaml")
     assert describe_step(scenario.steps[0]) == 'press: "1234A"'
-    assert describe_step(scenario.steps[11]) == (
+    assert describe_step(scenario.steps[11]) == "stop: panel"
+    assert describe_step(scenario.steps[13]) == (
         "expect: {state: armed_total, siren: on, locked: false, within: 2}"
     )
-    assert describe_step(scenario.steps[13]) == "expect_not: {event: {type: alarm}, within: 60}"
+    assert describe_step(scenario.steps[15]) == "expect_not: {event: {type: alarm}, within: 60}"
 
 
 @pytest.mark.parametrize(

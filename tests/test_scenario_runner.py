@@ -81,6 +81,9 @@ class FakeTarget:
     async def restart(self, which: str) -> None:
         self.taken.append(which)
 
+    async def power(self, which: str, on: bool) -> None:
+        self.taken.append(f"{which} {'on' if on else 'off'}")
+
     def observe(self) -> Observed:
         return Observed(self.state, self.state == "triggered", False)
 

@@ -6,7 +6,7 @@ import pytest
 from prompt_toolkit.formatted_text import fragment_list_to_text
 
 from sim.commands import CommandError, Quit, ShowHelp, masks_code, parse_command
-from sim.scenario import Broker, Cloud, Press, Restart, SetZone, Tamper, Tap
+from sim.scenario import Broker, Cloud, Power, Press, Restart, SetZone, Tamper, Tap
 from sim.site import DEMO_SITE, SiteFacts, read_site_file
 from sim.tui import event_fragments, hhmmss
 
@@ -58,6 +58,8 @@ def test_the_demo_site_has_what_the_issue_asks_for() -> None:
         ),
         ("broker stop", Broker(False)),
         ("restart hub", Restart("hub")),
+        ("stop panel", Power("panel", False)),
+        ("start hub", Power("hub", True)),
         ("quit", Quit()),
         ("help", ShowHelp()),
     ],
