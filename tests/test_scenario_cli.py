@@ -101,3 +101,32 @@ def test_a_passing_file_exits_0(mosquitto: Mosquitto) -> None:
     proc = centinela(LIBRARY / "21_star_clears.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "scenarios: 1 passed, 0 failed" in proc.stdout
+
+
+REALTIME = """\
+spec: 1
+name: the same file on the wall clock
+site:
+  panel: {id: p1, site: quick}
+  timing: {exit_delay: 1, entry_delay: 1, alarm_duration: 2}
+  users: [{name: alice, code: "1234", role: master}]
+  zones: [{name: door, kind: entry}]
+steps:
+  - press: "1234A"
+  - expect: {state: arming}
+  - wait: 1.2
+  - expect: {state: armed_total, event: {type: armed}}
+  - open: door
+  - expect: {state: triggered, siren: "on", within: 3}
+"""
+
+
+def test_realtime_runs_the_same_file_on_the_wall_clock(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    path = tmp_path / "quick.yaml"
+    path.write_text(REALTIME)
+    proc = centinela(path, "--realtime")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "scenarios: 1 passed, 0 failed" in proc.stdout
+    assert "simulated" not in proc.stdout
