@@ -81,10 +81,10 @@ async def serve(
 
 
 def describe(site: SimSite) -> str:
-    """One line: site, panel, broker, and the keypad's serial path for a person to type into."""
+    """Site, panel, broker; then the keypad's serial path for a person to type into."""
     broker = site.broker.kind if site.broker is not None else "external"
     path = getattr(site.panel.keypad.twin, "path", "") if site.panel and site.panel.keypad else ""
-    keypad = f" · keypad serial {path}" if path else ""
+    keypad = f"\nkeypad serial {path} (type keys there from any serial terminal)" if path else ""
     return (
         f"centinela sim · site {site.facts.site} · panel {site.facts.panel}"
         f" · broker {site.broker_url} ({broker}){keypad}"
@@ -93,7 +93,8 @@ def describe(site: SimSite) -> str:
 
 def _headless(site: SimSite, banner: str) -> None:
     """Log the banner, then every event and state the cloud sees, one line each."""
-    _LOGGER.info("%s", banner)
+    for line in banner.splitlines():
+        _LOGGER.info("%s", line)
     _LOGGER.info("running; Ctrl-C or SIGTERM stops")
 
     def on_cloud(kind: str, value: Any) -> None:

@@ -191,7 +191,8 @@ async def perform(site: SimSite, step: Step) -> str:
             return f"tampered {target}"
         case Cloud(command):
             assert site.cloud is not None
-            cmd = {"id": site.cloud.next_id(), "panel": site.facts.panel, **command}
+            cmd = {"panel": site.facts.panel, **command}
+            cmd.setdefault("id", site.cloud.next_id())
             sent = await site.cloud.send(cmd)
             return f"sent {cmd['action']} ({cmd['id']})" if sent else "cloud broker unreachable"
         case Broker(up):
@@ -206,6 +207,18 @@ async def perform(site: SimSite, step: Step) -> str:
     return "?"
 
 
+def result_message(action: str, result: Mapping[str, Any]) -> tuple[str, str]:
+    """The answer to a cloud command, for the message line."""
+    if result.get("ok"):
+        state = f": {result['state']}" if result.get("state") else ""
+        return ("class:message.ok", f"✓ {action} ({result.get('id')}) ok{state}")
+    detail = f" — {result['detail']}" if result.get("detail") else ""
+    return (
+        "class:message.error",
+        f"✗ {action} ({result.get('id')}): {result.get('error')}{detail}",
+    )
+
+
 class SimView:
     """The interactive view over a running SimSite."""
 
@@ -214,6 +227,7 @@ class SimView:
         self.banner = banner
         self.message: tuple[str, str] = ("class:help", "type help for every command")
         self._jobs: set[asyncio.Task[None]] = set()
+        self._sent: dict[str, str] = {}  # command id -> action, until its result comes
         self.input = Buffer(multiline=False, accept_handler=self._accept)
         keys = KeyBindings()
 
@@ -224,7 +238,11 @@ class SimView:
 
         body = HSplit(
             [
-                Window(FormattedTextControl(lambda: [("class:title", self.banner)]), height=1),
+                Window(
+                    FormattedTextControl(lambda: [("class:title", self.banner)]),
+                    height=2,
+                    wrap_lines=True,
+                ),
                 Frame(
                     Window(FormattedTextControl(self._status), height=6, wrap_lines=True),
                     title="panel",
@@ -261,7 +279,11 @@ class SimView:
         cloud = self.site.cloud
         return event_fragments(cloud.events if cloud else [])
 
-    def _changed(self, *_: object) -> None:
+    def _changed(self, kind: str = "", value: object = None) -> None:
+        if kind == "result" and isinstance(value, Mapping):
+            action = self._sent.pop(str(value.get("id")), None)
+            if action is not None:
+                self.message = result_message(action, value)
         self.app.invalidate()
 
     def _accept(self, buffer: Buffer) -> bool:
@@ -283,6 +305,10 @@ class SimView:
         return False
 
     async def _run(self, step: Step) -> None:
+        if isinstance(step, Cloud) and self.site.cloud is not None:
+            command_id = self.site.cloud.next_id()
+            step = Cloud({"id": command_id, **step.command})
+            self._sent[command_id] = str(step.command.get("action"))
         try:
             self.message = ("class:message.ok", f"✓ {await perform(self.site, step)}")
         except Exception as exc:
