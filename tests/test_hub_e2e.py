@@ -1,4 +1,4 @@
-"""End to end with independent clients: ``centinela hub`` as a process, mosquitto_pub/_sub as the cloud."""
+"""End to end: ``centinela hub`` as a process, mosquitto_pub and mosquitto_sub as the cloud."""
 
 from __future__ import annotations
 
