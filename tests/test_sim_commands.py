@@ -8,7 +8,7 @@ from prompt_toolkit.formatted_text import fragment_list_to_text
 from sim.commands import CommandError, Quit, ShowHelp, masks_code, parse_command
 from sim.scenario import Broker, Cloud, Power, Press, Restart, SetZone, Tamper, Tap
 from sim.site import DEMO_SITE, SiteFacts, read_site_file
-from sim.tui import event_fragments, hhmmss
+from sim.tui import event_fragments, hhmmss, result_message
 
 FACTS = SiteFacts.from_mapping(read_site_file(DEMO_SITE))
 
@@ -107,3 +107,13 @@ def test_events_render_when_what_who_how() -> None:
     assert "tag" in text
     assert "no events yet" in fragment_list_to_text(event_fragments([]))
     assert hhmmss("2026-01-01T09:00:10.000Z") == "09:00:10"
+
+
+def test_cloud_results_read_as_one_line() -> None:
+    assert result_message("arm", {"id": "c1", "ok": True, "state": "arming"}) == (
+        "class:message.ok",
+        "✓ arm (c1) ok: arming",
+    )
+    assert result_message(
+        "unlock", {"id": "c2", "ok": False, "error": "forbidden", "detail": "user may not unlock"}
+    ) == ("class:message.error", "✗ unlock (c2): forbidden — user may not unlock")
