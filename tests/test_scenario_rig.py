@@ -18,11 +18,13 @@ import threading
 import tty
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from centinela.errors import UsageError
 from sim.broker import Mosquitto
-from sim.rig import load_rig
+from sim.rig import RigTarget, load_rig
 from sim.scenario_cli import run_files
 
 ROOT = Path(__file__).parent.parent
@@ -243,3 +245,53 @@ def test_rig_files_are_validated(tmp_path: Path) -> None:
     config = load_rig(tmp_path / "rig.toml")
     assert config.zone_pins == {"d": 4}
     assert config.facts.zones == {"d": ""}
+
+
+@pytest.fixture
+def mock_pins() -> Iterator[Any]:
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    previous = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    try:
+        yield Device.pin_factory
+    finally:
+        Device.pin_factory.close()
+        Device.pin_factory = previous
+
+
+async def test_rig_zones_are_gpio_outputs_and_faults_are_shell_commands(
+    tmp_path: Path, mosquitto: Mosquitto, mock_pins: Any
+) -> None:
+    (tmp_path / "site.toml").write_text(
+        '[panel]\nid = "p1"\nsite = "s"\n[[zones]]\nname = "door"\nkind = "entry"\n'
+    )
+    marker = tmp_path / "restarted"
+    (tmp_path / "rig.toml").write_text(
+        f"[rig]\nsite = 'site.toml'\n[cloud]\nbroker = '{mosquitto.url}'\n"
+        "[zones]\ndoor = 17\nactive_high = false\n[tamper]\ndoor = 22\n"
+        f"[commands]\nrestart_panel = 'touch {marker}'\nbroker_stop = 'false'\n"
+    )
+    target = RigTarget(load_rig(tmp_path / "rig.toml"))
+    await target.start()
+    try:
+        pin = mock_pins.pin(17)
+        await target.set_zone("door", True)
+        assert pin.state is False  # active low: an open zone pulls the line down
+        await target.set_zone("door", False)
+        assert pin.state is True
+        await target.tamper("door")
+        tamper = [s.state for s in mock_pins.pin(22).states]
+        assert tamper[-2:] == [False, True]  # pulsed (active low), then released
+        await target.restart("panel")
+        assert marker.exists()
+        with pytest.raises(UsageError, match="broker_stop exited 1"):
+            await target.set_broker(False)
+        with pytest.raises(UsageError, match=r"no \[commands\] restart_hub"):
+            await target.restart("hub")
+        with pytest.raises(UsageError, match=r"no \[keypad\] port"):
+            await target.press("1")
+        assert target.observe().state is None  # nothing published for this site yet
+    finally:
+        await target.stop()
