@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 import serial
 import serial_asyncio_fast
@@ -144,8 +145,22 @@ class SerialKeypad(KeypadDriver):
             self.stats.dropped_out += 1
             _LOGGER.debug("%s: output dropped while lost", self.device)
             return
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(line)
+        # Written straight to the descriptor, never blocking: pyserial's own write spins
+        # while the line is full (a keypad that stopped reading, flow control held), and
+        # that would stall the whole panel. A display line that does not fit is dropped.
+        try:
+            fd = transport.serial.fileno()  # type: ignore[attr-defined]
+            if os.get_blocking(fd):
+                os.set_blocking(fd, False)
+            written = os.write(fd, line)
+        except BlockingIOError:
+            written = 0
+        except (OSError, AttributeError, serial.SerialException) as exc:
+            _LOGGER.debug("%s: write failed: %s", self.device, exc)
+            written = 0
+        if written < len(line):
+            self.stats.dropped_out += 1
+            return
         self.stats.lines_out += 1
 
     async def display(self, text: str) -> None:

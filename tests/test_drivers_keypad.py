@@ -301,3 +301,34 @@ def _no_thread_left() -> Iterator[None]:
         if t.ident not in before and t.name.startswith("centinela")
     ]
     assert not left, f"driver threads left running: {left}"
+
+
+async def test_a_keypad_that_stops_reading_never_stalls_the_panel() -> None:
+    """Display lines to a serial line nobody drains are dropped and counted, not blocked on."""
+    import os
+    import tty
+
+    from drivers.keypad_serial import SerialKeypad
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    tty.setraw(master)
+    path = os.ttyname(slave)
+    try:
+        async with open_keypad(f"serial://{path}") as driver:
+            assert isinstance(driver, SerialKeypad)
+            await asyncio.wait_for(driver.wait_connected(), 5)
+            for i in range(20_000):  # far more than a pty buffer holds
+                await driver.display(f"line {i} " + "x" * 60)
+            assert driver.stats.dropped_out > 0
+            assert driver.stats.lines_out > 0
+            # The loop is still responsive and keys still come in.
+            os.write(master, b"7")
+            async with asyncio.timeout(5):
+                async for inp in driver:
+                    if isinstance(inp, KeyPressed):
+                        assert inp.key == "7"
+                        break
+    finally:
+        os.close(master)
+        os.close(slave)
