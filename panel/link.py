@@ -178,10 +178,9 @@ class PanelLink:
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         while True:
-            while self._side:
-                message = self._side[0]
-                await client.publish(self._up, self._seal(message), qos=1)
-                self._side.popleft()
+            side = list(self._side)
+            self._side.clear()
+            frames = [self._seal(message) for message in side]
             if (
                 time.monotonic() - self._last_progress > self.settings.resend
                 and self._sent_upto > self.acked
@@ -189,26 +188,27 @@ class PanelLink:
                 self.counters["resends"] += 1
                 self._sent_upto = self.acked
                 self._last_progress = time.monotonic()
-            sent = await self._send_events(client)
-            if not sent and not self._side:
+            for event in self.store.pending(limit=self.settings.window):
+                if event.seq <= self._sent_upto:
+                    continue
+                if self._sent_upto <= self.acked:
+                    self._last_progress = time.monotonic()  # nothing was in flight: clock starts
+                frames.append(self._seal(event))
+                self._sent_upto = event.seq
+            if not frames:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.resend / 2):
                         await self._wake.wait()
-
-    async def _send_events(self, client: aiomqtt.Client) -> int:
-        sent = 0
-        for event in self.store.pending(limit=self.settings.window):
-            if event.seq <= self._sent_upto:
                 continue
-            if self._sent_upto <= self.acked:
-                self._last_progress = (
-                    time.monotonic()
-                )  # nothing was in flight: the clock starts now
-            await client.publish(self._up, self._seal(event), qos=1)
-            self._sent_upto = event.seq
-            sent += 1
-        return sent
+            # All at once, in order on the one connection: no PUBACK wait between frames.
+            try:
+                await asyncio.gather(*(client.publish(self._up, f, qos=1) for f in frames))
+            except BaseException:
+                self._side.extendleft(
+                    reversed(side)
+                )  # state, results, photos: sent after reconnect
+                raise
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
