@@ -8,11 +8,14 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hub.cloudapi import dumps, result_json
+from hub.store import OutboxItem
 from panel.clock import Clock, TimerHandle
 from protocol.messages import Action, Command, ErrorCode, Mode, Result, Via
 
 MAX_COMMAND: Final = 4096
 """Largest command payload in bytes; anything bigger is dropped and counted."""
+MAX_RESPONSE_TOPIC: Final = 256
 
 NAME_RE: Final = re.compile(r"[a-z0-9_-]{1,32}")
 TAG_RE: Final = re.compile(r"(?:[0-9A-Fa-f]{2}){4,10}")
@@ -128,6 +131,42 @@ def _problem(data: Mapping[str, Any], panels: Collection[str]) -> str | None:
     if needed == "tag" and (not isinstance(value, str) or not TAG_RE.fullmatch(value)):
         return "tag: required, the tag UID in hex (4 to 10 bytes)"
     return None
+
+
+def reply_to(properties: object) -> tuple[str | None, bytes | None, str | None]:
+    """MQTT 5 ``(response topic, correlation data, problem)`` of a command message."""
+    topic = getattr(properties, "ResponseTopic", None)
+    correlation = getattr(properties, "CorrelationData", None)
+    correlation = None if correlation is None else bytes(correlation)
+    if topic is None:
+        return None, correlation, None
+    if (
+        not isinstance(topic, str)
+        or not 0 < len(topic) <= MAX_RESPONSE_TOPIC
+        or "+" in topic
+        or "#" in topic
+    ):
+        return None, correlation, f"response topic {str(topic)[:60]!r}"
+    return topic, correlation, None
+
+
+def result_items(
+    result_topic: str,
+    result: Result,
+    panel: str | None,
+    response_topic: str | None,
+    correlation: bytes | None,
+) -> list[OutboxItem]:
+    """The publishes of one result: the site's result topic, and the response topic if any."""
+    payload = dumps(result_json(result, panel))
+    if response_topic is None:
+        return [OutboxItem(result_topic, payload)]
+    if response_topic == result_topic:
+        return [OutboxItem(result_topic, payload, correlation=correlation)]
+    return [
+        OutboxItem(result_topic, payload),
+        OutboxItem(response_topic, payload, correlation=correlation),
+    ]
 
 
 @dataclass(slots=True)

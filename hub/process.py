@@ -17,17 +17,25 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from centinela.errors import ConfigError
 from centinela.mqtt import Backoff, LinkState
 from hub.availability import Availability
-from hub.cloudapi import Topics, dumps, iso_ms, result_json
-from hub.commands import Accepted, Dropped, Pending, PendingCommands, Rejected, parse_command
+from hub.cloudapi import Topics, dumps, iso_ms
+from hub.commands import (
+    Accepted,
+    Dropped,
+    Pending,
+    PendingCommands,
+    Rejected,
+    parse_command,
+    reply_to,
+    result_items,
+)
 from hub.config import HubConfig
 from hub.counters import Counters
 from hub.mqttlink import LinkDown, MqttLink
+from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay, link_topics
 from hub.store import HubStore, OutboxItem, StoreError
 from panel.clock import Clock, RealClock, TimerHandle
@@ -37,10 +45,8 @@ _LOGGER = logging.getLogger(__name__)
 
 BATCH: Final = 256
 """Most frames committed in one transaction."""
-WINDOW: Final = 16
-"""Most cloud publishes in flight at once."""
+RESTART_S: Final = 1.0
 DIAGNOSTICS_EVERY_MS: Final = 60_000
-MAX_RESPONSE_TOPIC: Final = 256
 
 
 class HubProcess:
@@ -65,10 +71,8 @@ class HubProcess:
         self.cloud = self._link("cloud", v5=True)
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue()
         self._commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
-        self._wake = asyncio.Event()
-        self._window = asyncio.Lock()  # held while a window of publishes is out
+        self.outbox: CloudOutbox | None = None
         self._active = 0
-        self._outbox = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[Any]] = set()
         self._diag_timer: TimerHandle | None = None
@@ -112,12 +116,12 @@ class HubProcess:
             return False
         if self.local.backlog() or self.cloud.backlog():
             return False
-        return self._outbox == 0 or self.cloud.state is not LinkState.UP
+        return self.outbox_size == 0 or self.cloud.state is not LinkState.UP
 
     @property
     def outbox_size(self) -> int:
         """Publishes waiting for the cloud broker."""
-        return self._outbox
+        return 0 if self.outbox is None else self.outbox.size
 
     async def start(self) -> None:
         """Open the store and start both links and the workers."""
@@ -126,24 +130,36 @@ class HubProcess:
         except StoreError as exc:
             raise ConfigError(self.config.source, "hub.store", str(exc)) from None
         self.relay = Relay(self.config, self.store, self._counters, self._result_rows)
-        self._outbox = self.store.outbox_size()
-        self._wake.set()
+        self.outbox = CloudOutbox(self.store, self.cloud, self._counters, self._notify)
         self.availability.start()
         self._diag_timer = self.clock.call_at(
             self.clock.now_ms() + DIAGNOSTICS_EVERY_MS, self._diagnostics_tick
         )
-        for coro in (
-            self.local.run(),
-            self.cloud.run(),
-            self._process_frames(),
-            self._process_commands(),
-            self._pump(),
-        ):
-            self._tasks.append(asyncio.create_task(coro))
+        workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "local link": self.local.run,
+            "cloud link": self.cloud.run,
+            "frames": self._process_frames,
+            "commands": self._process_commands,
+            "outbox": self.outbox.run,
+        }
+        for name, worker in workers.items():
+            self._tasks.append(asyncio.create_task(self._supervise(name, worker)))
         _LOGGER.info(
             "hub %s: %d panel(s), store %s, %d publish(es) waiting",
-            self.config.site, len(self.config.panels), self.config.store, self._outbox,
+            self.config.site, len(self.config.panels), self.config.store, self.outbox_size,
         )  # fmt: skip
+
+    async def _supervise(self, name: str, worker: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a worker forever: a bug in one message must not stop the hub relaying."""
+        while True:
+            try:
+                await worker()
+            except Exception:
+                self._counters.add("internal_error")
+                _LOGGER.exception("hub worker %s failed; restarting it", name)
+            else:
+                _LOGGER.error("hub worker %s ended; restarting it", name)
+            await asyncio.sleep(RESTART_S)
 
     async def stop(self) -> None:
         """Stop cleanly: answer waiting commands, say offline, close the links and the store."""
@@ -158,10 +174,8 @@ class HubProcess:
         if self._diag_timer is not None:
             self._diag_timer.cancel()
         self.availability.stop()
-        # Let a window of publishes in flight finish, so that a clean stop repeats nothing.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                await self._window.acquire()
+        if self.outbox is not None:
+            await self.outbox.settle(5.0)  # a clean stop repeats nothing
         if self.cloud.state is LinkState.UP:
             await self.cloud.say(self.topics.hub_availability, b"offline", retain=True)
         tasks = [*self._tasks, *self._jobs]
@@ -170,8 +184,9 @@ class HubProcess:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._jobs.clear()
-        if self._window.locked():
-            self._window.release()
+        if self.outbox is not None:
+            self.outbox.release()
+            self.outbox = None
         self.store.close()
         self.store = None
         _LOGGER.info("hub %s stopped", self.config.site)
@@ -196,8 +211,8 @@ class HubProcess:
         task.add_done_callback(self._jobs.discard)
 
     def _on_link_state(self, state: LinkState) -> None:
-        if state is LinkState.UP:
-            self._wake.set()
+        if state is LinkState.UP and self.outbox is not None:
+            self.outbox.wake()
         self._notify()
 
     # -- frames from the panels -----------------------------------------------------------
@@ -235,9 +250,8 @@ class HubProcess:
             self.availability.seen(panel)
         for panel, online in outcome.statuses.items():
             self.availability.status(panel, online)
-        if outcome.queued:
-            self._outbox += outcome.queued
-            self._wake.set()
+        if self.outbox is not None:
+            self.outbox.added(outcome.queued)
         for panel, upto in outcome.acks.items():
             down = link_topics(self.config.site, panel)[1]
             try:
@@ -245,66 +259,14 @@ class HubProcess:
             except LinkDown as exc:
                 _LOGGER.debug("ack %d to %s not sent: %s", upto, panel, exc)
 
-    # -- the cloud outbox ---------------------------------------------------------------
-
-    async def _pump(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self.cloud.state is LinkState.UP and self.store is not None:
-                async with self._window:
-                    complete = await self._publish_window()
-                if complete is None:
-                    break
-                if not complete:
-                    await asyncio.sleep(0.2)  # the link is down or stalled: let it recover
-                    break
-            if self._outbox and self.cloud.state is LinkState.UP:
-                self._wake.set()
-
-    async def _publish_window(self) -> bool | None:
-        """Publish the oldest rows at once; remove those acknowledged. None when empty."""
-        if self.store is None:
-            return None
-        rows = self.store.outbox_head(WINDOW)
-        if not rows:
-            return None
-        outcomes = await asyncio.gather(
-            *(self._publish(item) for _, item in rows), return_exceptions=True
-        )
-        done = [rid for (rid, _), res in zip(rows, outcomes, strict=True) if res is None]
-        for (rid, item), res in zip(rows, outcomes, strict=True):
-            if isinstance(res, Exception) and not isinstance(res, LinkDown):
-                # A row the broker can never take must not block the rest forever.
-                self._counters.drop("outbox_unpublishable", f"{item.topic}: {res!r}")
-                done.append(rid)
-        self.store.outbox_remove(done)
-        self._outbox -= len(done)
-        self._counters.add("published", len(done))
-        self._notify()
-        return len(done) == len(rows)
-
-    async def _publish(self, item: OutboxItem) -> None:
-        properties = None
-        if item.correlation is not None:
-            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            properties.CorrelationData = item.correlation
-        await self.cloud.publish(
-            item.topic, item.payload, qos=item.qos, retain=item.retain, properties=properties
-        )
+    # -- the cloud side -----------------------------------------------------------------
 
     def _enqueue(self, items: list[OutboxItem]) -> None:
-        assert self.store is not None
-        with self.store.transaction():
-            for item in items:
-                self.store.enqueue(item)
-        self._outbox += len(items)
-        self._wake.set()
-        self._notify()
+        if self.outbox is not None:
+            self.outbox.enqueue(items)
+            self._notify()
 
     def _availability(self, panel: str, online: bool) -> None:
-        if self.store is None:
-            return
         payload = b"online" if online else b"offline"
         self._enqueue([OutboxItem(self.topics.availability(panel), payload, retain=True)])
 
@@ -383,33 +345,15 @@ class HubProcess:
         )  # fmt: skip
 
     def _reply_to(self, message: aiomqtt.Message) -> tuple[str | None, bytes | None]:
-        props = message.properties
-        topic = getattr(props, "ResponseTopic", None) if props is not None else None
-        correlation = getattr(props, "CorrelationData", None) if props is not None else None
-        if topic is not None and (
-            not isinstance(topic, str)
-            or not 0 < len(topic) <= MAX_RESPONSE_TOPIC
-            or "+" in topic
-            or "#" in topic
-        ):
-            self._counters.drop("bad_response_topic", f"{str(topic)[:60]!r}")
-            topic = None
-        return topic, None if correlation is None else bytes(correlation)
+        topic, correlation, problem = reply_to(message.properties)
+        if problem is not None:
+            self._counters.drop("bad_response_topic", problem)
+        return topic, correlation
 
     def _result_items(
-        self,
-        result: Result,
-        panel: str | None,
-        response_topic: str | None,
-        correlation: bytes | None,
+        self, result: Result, panel: str | None, topic: str | None, correlation: bytes | None
     ) -> list[OutboxItem]:
-        payload = dumps(result_json(result, panel))
-        items = [OutboxItem(self.topics.result, payload)]
-        if response_topic is not None and response_topic != self.topics.result:
-            items.append(OutboxItem(response_topic, payload, correlation=correlation))
-        elif response_topic is not None:
-            items[0] = OutboxItem(self.topics.result, payload, correlation=correlation)
-        return items
+        return result_items(self.topics.result, result, panel, topic, correlation)
 
     def _result_rows(self, panel: str, result: Result) -> list[OutboxItem]:
         """Relay hook: rows for a panel's result, if a command waits for it (in the batch's txn)."""
@@ -426,8 +370,6 @@ class HubProcess:
         response_topic: str | None,
         correlation: bytes | None,
     ) -> None:
-        if self.store is None:
-            return
         self._enqueue(self._result_items(result, panel, response_topic, correlation))
 
     def _timed_out(self, pending: Pending) -> None:
@@ -448,7 +390,7 @@ class HubProcess:
             "time": iso_ms(self.clock.now_ms()),
             "site": self.config.site,
             "links": {"local": self.local.state.value, "cloud": self.cloud.state.value},
-            "outbox": self._outbox,
+            "outbox": self.outbox_size,
             "pending_commands": len(self.pending),
             "panels": {
                 p.id: {

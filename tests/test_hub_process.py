@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from centinela.mqtt import LinkState
 from hub.config import HubConfig, load_hub_mapping
 from hub.process import HubProcess
@@ -366,3 +368,28 @@ async def test_the_hub_survives_its_local_broker_restarting(
             await panel.deliver([event(2), event(3)])
         got = await cloud.wait_events(3)
     assert [e["seq"] for e in got] == [1, 2, 3]
+
+
+async def test_a_bug_in_a_worker_does_not_stop_the_hub(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site, key = new_site(), new_key()
+    config = config_for(site, mosquitto, {"p1": key}, tmp_path)
+    async with (
+        Cloud(mosquitto, site) as cloud,
+        running(config) as hub,
+        RawPanel(mosquitto, site, "p1", key) as panel,
+    ):
+        assert hub.relay is not None
+        real = hub.relay.handle_batch
+        failures = iter([True])
+
+        def buggy(*args: Any) -> Any:
+            if next(failures, False):
+                raise RuntimeError("a bug")
+            return real(*args)
+
+        monkeypatch.setattr(hub.relay, "handle_batch", buggy)
+        await panel.deliver([event(1), event(2)])
+        assert hub.counters["internal_error"] == 1
+        assert [e["seq"] for e in await cloud.wait_events(2)] == [1, 2]
