@@ -119,6 +119,10 @@ class MqttLink:
                 log = _LOGGER.warning if was_up else _LOGGER.debug
                 log("%s broker %s: %s", self.name, self.broker.url, exc)
                 was_up = False
+            except OSError as exc:  # TLS files that cannot be loaded, and the like
+                if self._backoff.attempt <= 1:
+                    _LOGGER.error("%s broker %s: %s", self.name, self.broker.url, exc)
+                was_up = False
             finally:
                 self._client = None
                 self._lost.set()

@@ -112,7 +112,7 @@ class Relay:
                 self._panels[panel].persist_rx()
             if now_ms - self._last_prune_ms > 3_600_000:
                 self._last_prune_ms = now_ms
-                self.store.prune_telemetry(now_ms - TELEMETRY_DAYS * 86_400_000)
+                self.store.prune(now_ms - TELEMETRY_DAYS * 86_400_000, now_ms - 86_400_000)
         self.last_seq = last
         return out
 

@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS telemetry (
 CREATE INDEX IF NOT EXISTS telemetry_time ON telemetry (panel, time_ms);
 CREATE TABLE IF NOT EXISTS photo_chunks (
     panel TEXT NOT NULL, photo TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL,
-    data BLOB NOT NULL, PRIMARY KEY (panel, photo, idx)
+    data BLOB NOT NULL, received_ms INTEGER NOT NULL, PRIMARY KEY (panel, photo, idx)
 );
 CREATE TABLE IF NOT EXISTS photos (
     panel TEXT NOT NULL, photo TEXT NOT NULL, received_ms INTEGER NOT NULL, data BLOB NOT NULL,
@@ -225,9 +225,10 @@ class HubStore:
             (panel, reading.time_ms, reading.temperature, reading.humidity),
         )
 
-    def prune_telemetry(self, before_ms: int) -> int:
-        """Forget climate readings older than ``before_ms``; how many went."""
-        return self._db.execute("DELETE FROM telemetry WHERE time_ms < ?", (before_ms,)).rowcount
+    def prune(self, telemetry_before_ms: int, chunks_before_ms: int) -> None:
+        """Forget old climate readings, and chunks of photos that never completed."""
+        self._db.execute("DELETE FROM telemetry WHERE time_ms < ?", (telemetry_before_ms,))
+        self._db.execute("DELETE FROM photo_chunks WHERE received_ms < ?", (chunks_before_ms,))
 
     def has_photo(self, panel: str, photo: str) -> bool:
         """Whether the whole photo is already stored."""
@@ -253,8 +254,8 @@ class HubStore:
         if counts and counts != {chunk.count}:
             raise ValueError(f"chunk count {chunk.count} disagrees with {sorted(counts)}")
         self._db.execute(
-            "INSERT OR REPLACE INTO photo_chunks VALUES (?, ?, ?, ?, ?)",
-            (panel, chunk.photo_id, chunk.index, chunk.count, bytes(chunk.data)),
+            "INSERT OR REPLACE INTO photo_chunks VALUES (?, ?, ?, ?, ?, ?)",
+            (panel, chunk.photo_id, chunk.index, chunk.count, bytes(chunk.data), received_ms),
         )
         rows = self._db.execute(
             "SELECT data FROM photo_chunks WHERE panel = ? AND photo = ? ORDER BY idx",

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from hub.config import load_hub_mapping
 from hub.linkkeys import derived_key_id
+from hub.process import HubProcess
+from panel.clock import VirtualClock
 from protocol.frame import MAX_FRAME, Direction
 from protocol.messages import Ack, Command, Result, State
 from protocol.session import Sender
@@ -178,3 +180,30 @@ def test_derived_key_ids_are_1_to_255() -> None:
     ids = {derived_key_id(new_key()) for _ in range(300)}
     assert 0 not in ids
     assert ids <= set(range(1, 256))
+
+
+async def test_unusable_tls_files_keep_the_link_down_not_the_hub(
+    broker_factory: Callable[[BrokerSpec], Mosquitto],
+    mosquitto: Mosquitto,
+    tls_files: TlsFiles,
+    tmp_path: Path,
+) -> None:
+    site, key = new_site(), new_key()
+    local = broker_factory(BrokerSpec(tls=tls_files))
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    mapping = hub_mapping(site, local, {"p1": key}, tmp_path / "hub.db", cloud=mosquitto)
+    mapping["local"]["ca"] = "junk.pem"
+    config = load_hub_mapping(mapping, str(tmp_path / "hub.toml"))
+    hub = HubProcess(config, clock=VirtualClock(T0), backoff_cap=0.1)
+    await hub.start()
+    try:
+        await until(lambda: hub.cloud.state.value == "up")
+        async with Cloud(mosquitto, site) as cloud:
+            await cloud.command({"id": "c1", "panel": "p1", "action": "status",
+                                 "user": "alice", "via": "app"})  # fmt: skip
+            result = await cloud.wait_result("c1")
+        assert result["error"] == "panel_offline"
+        assert hub.local.state.value != "up"
+        assert hub.counters.get("internal_error", 0) == 0
+    finally:
+        await hub.stop()
