@@ -21,7 +21,7 @@ entry_delay = 30
 alarm_duration = {alarm_duration}
 
 [security]
-max_attempts = 5
+max_attempts = {max_attempts}
 lockout = 90
 
 [[users]]
@@ -83,6 +83,7 @@ def write_configs(
     panel: str = "p1",
     exit_delay: int = 600,
     alarm_duration: int = 180,
+    max_attempts: int = 5,
 ) -> tuple[Path, Path]:
     """panel.toml and hub.toml in ``directory``; stores next to them."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -90,8 +91,15 @@ def write_configs(
     hub_toml = directory / "hub.toml"
     panel_toml.write_text(
         SITE_TOML.format(
-            panel=panel, site=site, exit_delay=exit_delay, alarm_duration=alarm_duration,
-            keypad=keypad, broker=broker, key=key, store=directory / f"{panel}.db",
+            panel=panel,
+            site=site,
+            exit_delay=exit_delay,
+            alarm_duration=alarm_duration,
+            max_attempts=max_attempts,
+            keypad=keypad,
+            broker=broker,
+            key=key,
+            store=directory / f"{panel}.db",
         )
     )
     hub_toml.write_text(

@@ -39,7 +39,9 @@ async def _wait_online(cloud: aiomqtt.Client, site: str = "demo") -> None:
                 return
 
 
-async def _key_to_cloud(broker: Mosquitto, kp: PtyKeypad, panel: Proc, hub: Proc) -> dict[str, float]:
+async def _key_to_cloud(
+    broker: Mosquitto, kp: PtyKeypad, panel: Proc, hub: Proc
+) -> dict[str, float]:
     samples: list[float] = []
     rss_panel = rss_hub = 0.0
     async with aiomqtt.Client(broker.host, broker.port, socket_options=NODELAY) as cloud:
@@ -67,7 +69,13 @@ async def _key_to_cloud(broker: Mosquitto, kp: PtyKeypad, panel: Proc, hub: Proc
         await cloud.subscribe("centinela/demo/result", qos=1)
         for i in range(OPS // 2 + 20):
             start = time.perf_counter()
-            command = {"id": f"s{i}", "panel": "p1", "action": "status", "user": "alice", "via": "app"}
+            command = {
+                "id": f"s{i}",
+                "panel": "p1",
+                "action": "status",
+                "user": "alice",
+                "via": "app",
+            }
             await cloud.publish("centinela/demo/command", json.dumps(command), qos=1)
             async with asyncio.timeout(10):
                 async for message in messages:
@@ -77,7 +85,14 @@ async def _key_to_cloud(broker: Mosquitto, kp: PtyKeypad, panel: Proc, hub: Proc
                 rtts.append((time.perf_counter() - start) * 1000)
     p50, p99 = percentiles(samples)
     c50, c99 = percentiles(rtts)
-    return {"p50": p50, "p99": p99, "c50": c50, "c99": c99, "rss_panel": rss_panel, "rss_hub": rss_hub}
+    return {
+        "p50": p50,
+        "p99": p99,
+        "c50": c50,
+        "c99": c99,
+        "rss_panel": rss_panel,
+        "rss_hub": rss_hub,
+    }
 
 
 async def _hub_throughput(broker: Mosquitto, key_text: str) -> float:
@@ -109,9 +124,7 @@ async def _hub_throughput(broker: Mosquitto, key_text: str) -> float:
                 while sent < min(RELAY_EVENTS, acked + 64):
                     sent += 1
                     event = Event(sent, 0, EventType.CODE_REJECTED, Method.KEYPAD, "1461", "JA")
-                    await fake.publish(
-                        "centinela-link/demo/p2/up", sender.seal(event, 0), qos=1
-                    )
+                    await fake.publish("centinela-link/demo/p2/up", sender.seal(event, 0), qos=1)
                 progress.clear()
                 try:
                     async with asyncio.timeout(2):
@@ -137,7 +150,9 @@ async def _hub_throughput(broker: Mosquitto, key_text: str) -> float:
 
 async def _backlog(broker: Mosquitto, kp: PtyKeypad) -> float:
     """Events queued at the panel while the broker is down; seconds to drain at the cloud."""
-    async with aiomqtt.Client(broker.host, broker.port, identifier="bench-cloud", clean_session=False) as c:
+    async with aiomqtt.Client(
+        broker.host, broker.port, identifier="bench-cloud", clean_session=False
+    ) as c:
         await c.subscribe("centinela/demo/event", qos=1)
     broker.stop()
     for i in range(BACKLOG):
@@ -150,7 +165,8 @@ async def _backlog(broker: Mosquitto, kp: PtyKeypad) -> float:
     broker.start()
     got = 0
     last = 0
-    async with asyncio.timeout(300):
+    print(f"backlog: {BACKLOG} events typed; broker back", file=sys.stderr)
+    async with asyncio.timeout(120):
         while True:
             try:
                 async with aiomqtt.Client(
@@ -161,6 +177,8 @@ async def _backlog(broker: Mosquitto, kp: PtyKeypad) -> float:
                         if event.get("panel") == "p1" and event["seq"] > last:
                             last = event["seq"]
                             got += 1
+                            if got % 1000 == 0:
+                                print(f"  {got} at the cloud (seq {last})", file=sys.stderr)
                             if got >= BACKLOG:
                                 return time.perf_counter() - start
             except aiomqtt.MqttError:
@@ -178,7 +196,10 @@ def _baseline_rss() -> float:
     )
     with Mosquitto() as broker:
         out = subprocess.run(
-            [sys.executable, "-c", code, str(broker.port)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code, str(broker.port)],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     return int(out.stdout.split()[0]) / 1024
 
@@ -210,10 +231,22 @@ async def run() -> list[Metric]:
             kp.close()
     base_rss = _baseline_rss()
     return [
-        Metric("key_to_cloud_ms", lat["p50"], "ms", base_lat[0], "p50 <= 2x baseline, p99 <= 20 ms",
-               {"p99": lat["p99"], "baseline_p99": base_lat[1]}),
-        Metric("command_rtt_ms", lat["c50"], "ms", base_rtt[0], "p50 <= 2x baseline",
-               {"p99": lat["c99"], "baseline_p99": base_rtt[1]}),
+        Metric(
+            "key_to_cloud_ms",
+            lat["p50"],
+            "ms",
+            base_lat[0],
+            "p50 <= 2x baseline, p99 <= 20 ms",
+            {"p99": lat["p99"], "baseline_p99": base_lat[1]},
+        ),
+        Metric(
+            "command_rtt_ms",
+            lat["c50"],
+            "ms",
+            base_rtt[0],
+            "p50 <= 2x baseline",
+            {"p99": lat["c99"], "baseline_p99": base_rtt[1]},
+        ),
         Metric("hub_events_per_s", hub_tp, "1/s", base_tp, ">= 0.5x baseline"),
         Metric("backlog_drain_s", drain, "s", None, f"<= 10 s for {BACKLOG} events"),
         Metric("panel_rss_mb", load_panel, "MiB", base_rss, "<= 60 MiB", {"idle": idle_panel}),
