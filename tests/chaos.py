@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import sqlite3
@@ -196,7 +197,7 @@ async def run(events: int, faults: int, seed: int, workdir: Path | None = None) 
     problems = []
     if log.first_seen != list(range(1, last + 1)):
         missing = sorted(set(range(1, last + 1)) - log.seen)
-        out_of_order = sum(1 for a, b in zip(log.first_seen, log.first_seen[1:]) if b < a)
+        out_of_order = sum(1 for a, b in itertools.pairwise(log.first_seen) if b < a)
         problems.append(
             f"cloud: {len(missing)} missing (first {missing[:10]}), {out_of_order} out of order"
         )
