@@ -109,7 +109,8 @@ def test_commands_without_a_usable_id_are_dropped(payload: bytes) -> None:
 
 def test_a_huge_command_is_dropped_unread() -> None:
     parsed = _parse({**GOOD, "user": "a" * MAX_COMMAND})
-    assert parsed == Dropped("oversized_command", parsed.detail)  # type: ignore[union-attr]
+    assert isinstance(parsed, Dropped)
+    assert parsed.reason == "oversized_command"
 
 
 # -- over the brokers --------------------------------------------------------------------
@@ -160,9 +161,8 @@ async def test_every_command_path(mosquitto: Mosquitto, tmp_path: Path) -> None:
         )
         await cloud.wait(lambda: any(str(m.topic) == reply for m in cloud.messages))
         answer = next(m for m in cloud.messages if str(m.topic) == reply)
-        assert json.loads(answer.payload)["id"] == "c4"  # type: ignore[arg-type]
-        assert answer.properties is not None
-        assert answer.properties.CorrelationData == b"\x00corr"
+        assert json.loads(answer.payload)["id"] == "c4"
+        assert getattr(answer.properties, "CorrelationData", None) == b"\x00corr"
         assert (await cloud.wait_result("c4"))["ok"] is True
 
         # timeout: p2 never answers; the command_timeout runs on the hub's clock.

@@ -151,6 +151,7 @@ def test_each_mistake_is_one_error_naming_file_and_key(
         load_hub_mapping(data, "hub.toml")
     assert info.value.file == "hub.toml"
     assert info.value.key == key
+    assert words is not None
     assert words in info.value.reason
     assert "\n" not in str(info.value)
 

@@ -262,7 +262,7 @@ async def test_state_telemetry_photo_and_availability(mosquitto: Mosquitto, tmp_
         )
         await cloud.wait(lambda: bool(cloud.on("p1/photo/ph-1")) and len(cloud.events()) == 1)
         state = cloud.on("p1/state")[-1]
-        assert json.loads(state.payload) == {  # type: ignore[arg-type]
+        assert json.loads(state.payload) == {
             "state": "armed_night", "since": "2026-11-18T11:06:40.000Z",
             "open_zones": ["kitchen"], "siren": "on", "locked": False, "mode": "night",
         }  # fmt: skip
