@@ -76,6 +76,8 @@ class HubProcess:
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[Any]] = set()
         self._diag_timer: TimerHandle | None = None
+        self._diag_busy = False
+        self._diag_again = False
 
     def _link(self, name: str, *, v5: bool) -> MqttLink:
         site = self.config.site
@@ -272,7 +274,7 @@ class HubProcess:
 
     async def _cloud_connected(self) -> None:
         await self.cloud.say(self.topics.hub_availability, b"online", retain=True)
-        self._spawn(self._publish_diagnostics())
+        self._request_diagnostics()
 
     # -- commands from the cloud ------------------------------------------------------
 
@@ -280,7 +282,7 @@ class HubProcess:
         topic = str(message.topic)
         if topic == self.topics.diagnostics_request:
             if not message.retain:
-                self._spawn(self._publish_diagnostics())
+                self._request_diagnostics()
             return
         if topic == self.topics.command:
             self._commands.put_nowait(message)
@@ -406,8 +408,25 @@ class HubProcess:
         self._diag_timer = self.clock.call_at(
             self.clock.now_ms() + DIAGNOSTICS_EVERY_MS, self._diagnostics_tick
         )
-        self._spawn(self._publish_diagnostics())
+        self._request_diagnostics()
+
+    def _request_diagnostics(self) -> None:
+        """Publish diagnostics soon; requests while one is going out make one more, not many."""
+        if self._diag_busy:
+            self._diag_again = True
+        else:
+            self._spawn(self._publish_diagnostics())
 
     async def _publish_diagnostics(self) -> None:
-        with contextlib.suppress(LinkDown):
-            await self.cloud.say(self.topics.diagnostics, dumps(self.diagnostics()), retain=True)
+        self._diag_busy = True
+        try:
+            again = True
+            while again:
+                self._diag_again = False
+                with contextlib.suppress(LinkDown):
+                    payload = dumps(self.diagnostics())
+                    await self.cloud.say(self.topics.diagnostics, payload, retain=True)
+                again = self._diag_again
+        finally:
+            self._diag_busy = False
+        self._diag_again = False
