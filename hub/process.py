@@ -10,7 +10,6 @@ results come back up through the relay, or a timeout on the clock answers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Coroutine
@@ -21,7 +20,7 @@ import aiomqtt
 from centinela.errors import ConfigError
 from centinela.mqtt import Backoff, LinkState
 from hub.availability import Availability
-from hub.cloudapi import Topics, dumps, iso_ms
+from hub.cloudapi import Topics, iso_ms
 from hub.commands import (
     Accepted,
     Dropped,
@@ -34,11 +33,12 @@ from hub.commands import (
 )
 from hub.config import HubConfig
 from hub.counters import Counters
+from hub.diagnostics import DiagnosticsPublisher
 from hub.mqttlink import LinkDown, MqttLink
 from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay, link_topics
 from hub.store import HubStore, OutboxItem, StoreError
-from panel.clock import Clock, RealClock, TimerHandle
+from panel.clock import Clock, RealClock
 from protocol.messages import Ack, ErrorCode, Result
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ _LOGGER = logging.getLogger(__name__)
 BATCH: Final = 256
 """Most frames committed in one transaction."""
 RESTART_S: Final = 1.0
-DIAGNOSTICS_EVERY_MS: Final = 60_000
 
 
 class HubProcess:
@@ -75,9 +74,9 @@ class HubProcess:
         self._active = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[Any]] = set()
-        self._diag_timer: TimerHandle | None = None
-        self._diag_busy = False
-        self._diag_again = False
+        self.diagnostics_publisher = DiagnosticsPublisher(
+            self.clock, self.cloud, self.topics.diagnostics, self.diagnostics
+        )
 
     def _link(self, name: str, *, v5: bool) -> MqttLink:
         site = self.config.site
@@ -134,9 +133,7 @@ class HubProcess:
         self.relay = Relay(self.config, self.store, self._counters, self._result_rows)
         self.outbox = CloudOutbox(self.store, self.cloud, self._counters, self._notify)
         self.availability.start()
-        self._diag_timer = self.clock.call_at(
-            self.clock.now_ms() + DIAGNOSTICS_EVERY_MS, self._diagnostics_tick
-        )
+        self.diagnostics_publisher.start()
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "local link": self.local.run,
             "cloud link": self.cloud.run,
@@ -173,8 +170,7 @@ class HubProcess:
                        detail="the hub stopped before the panel answered"),
                 pending.panel, pending.response_topic, pending.correlation,
             )  # fmt: skip
-        if self._diag_timer is not None:
-            self._diag_timer.cancel()
+        await self.diagnostics_publisher.stop()
         self.availability.stop()
         if self.outbox is not None:
             await self.outbox.settle(5.0)  # a clean stop repeats nothing
@@ -274,7 +270,7 @@ class HubProcess:
 
     async def _cloud_connected(self) -> None:
         await self.cloud.say(self.topics.hub_availability, b"online", retain=True)
-        self._request_diagnostics()
+        self.diagnostics_publisher.request()
 
     # -- commands from the cloud ------------------------------------------------------
 
@@ -282,7 +278,7 @@ class HubProcess:
         topic = str(message.topic)
         if topic == self.topics.diagnostics_request:
             if not message.retain:
-                self._request_diagnostics()
+                self.diagnostics_publisher.request()
             return
         if topic == self.topics.command:
             self._commands.put_nowait(message)
@@ -403,30 +399,3 @@ class HubProcess:
             },
             "counters": dict(sorted(self.counters.items())),
         }
-
-    def _diagnostics_tick(self) -> None:
-        self._diag_timer = self.clock.call_at(
-            self.clock.now_ms() + DIAGNOSTICS_EVERY_MS, self._diagnostics_tick
-        )
-        self._request_diagnostics()
-
-    def _request_diagnostics(self) -> None:
-        """Publish diagnostics soon; requests while one is going out make one more, not many."""
-        if self._diag_busy:
-            self._diag_again = True
-        else:
-            self._spawn(self._publish_diagnostics())
-
-    async def _publish_diagnostics(self) -> None:
-        self._diag_busy = True
-        try:
-            again = True
-            while again:
-                self._diag_again = False
-                with contextlib.suppress(LinkDown):
-                    payload = dumps(self.diagnostics())
-                    await self.cloud.say(self.topics.diagnostics, payload, retain=True)
-                again = self._diag_again
-        finally:
-            self._diag_busy = False
-        self._diag_again = False
