@@ -190,7 +190,7 @@ class Relay:
             self.store.put_state(panel, message, now_ms)
             self._queue(out, self.topics.state(panel), dumps(state_json(message)), retain=True)
         elif isinstance(message, Telemetry):
-            self.store.add_telemetry(panel, message)
+            self.store.add_telemetry(panel, message, now_ms)
             self._queue(out, self.topics.telemetry(panel), dumps(telemetry_json(message)))
         elif isinstance(message, PhotoChunk):
             self._photo(panel, message, now_ms, out)

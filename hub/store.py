@@ -46,9 +46,10 @@ CREATE TABLE IF NOT EXISTS states (
     received_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS telemetry (
-    panel TEXT NOT NULL, time_ms INTEGER NOT NULL, temperature REAL, humidity REAL
+    panel TEXT NOT NULL, time_ms INTEGER NOT NULL, temperature REAL, humidity REAL,
+    received_ms INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS telemetry_time ON telemetry (panel, time_ms);
+CREATE INDEX IF NOT EXISTS telemetry_received ON telemetry (received_ms);
 CREATE TABLE IF NOT EXISTS photo_chunks (
     panel TEXT NOT NULL, photo TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL,
     data BLOB NOT NULL, received_ms INTEGER NOT NULL, PRIMARY KEY (panel, photo, idx)
@@ -218,16 +219,19 @@ class HubStore:
             ),
         )  # fmt: skip
 
-    def add_telemetry(self, panel: str, reading: Telemetry) -> None:
+    def add_telemetry(self, panel: str, reading: Telemetry, received_ms: int) -> None:
         """Keep one climate reading."""
         self._db.execute(
-            "INSERT INTO telemetry VALUES (?, ?, ?, ?)",
-            (panel, reading.time_ms, reading.temperature, reading.humidity),
+            "INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)",
+            (panel, reading.time_ms, reading.temperature, reading.humidity, received_ms),
         )
 
     def prune(self, telemetry_before_ms: int, chunks_before_ms: int) -> None:
-        """Forget old climate readings, and chunks of photos that never completed."""
-        self._db.execute("DELETE FROM telemetry WHERE time_ms < ?", (telemetry_before_ms,))
+        """Forget old climate readings, and chunks of photos that never completed.
+
+        Both by the hub's time of receipt: a panel's clock may be wrong (a Pi has no RTC).
+        """
+        self._db.execute("DELETE FROM telemetry WHERE received_ms < ?", (telemetry_before_ms,))
         self._db.execute("DELETE FROM photo_chunks WHERE received_ms < ?", (chunks_before_ms,))
 
     def has_photo(self, panel: str, photo: str) -> bool:

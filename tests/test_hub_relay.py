@@ -14,7 +14,7 @@ from hub.counters import Counters
 from hub.relay import Inbound, Relay
 from hub.store import MAX_PHOTO_CHUNKS, HubStore, OutboxItem
 from protocol.frame import Direction
-from protocol.messages import Message, PhotoChunk, Result, State
+from protocol.messages import Message, PhotoChunk, Result, State, Telemetry
 from protocol.session import Sender
 from tests.test_hub_fakepanel import T0, event, new_key
 
@@ -42,9 +42,9 @@ class Rig:
         self.results.append(result)
         return [] if result.id == "late" else [OutboxItem("r", b"{}")]
 
-    def feed(self, *messages: Message) -> Any:
+    def feed(self, *messages: Message, now: int = T0) -> Any:
         items = [Inbound(UP, self.sender.seal(m, T0)) for m in messages]
-        return self.relay.handle_batch(items, T0)
+        return self.relay.handle_batch(items, now)
 
     def outbox_topics(self) -> list[str]:
         return [item.topic for _, item in self.store.outbox_head(1000)]
@@ -153,6 +153,25 @@ def test_messages_on_foreign_topics_are_counted(rig: Rig) -> None:
     assert rig.counters.get("bad_topic") == 3
     assert out.seen == set()
     assert rig.store.count_events() == 0
+
+
+def test_old_telemetry_and_unfinished_photos_are_pruned_by_time_of_receipt(rig: Rig) -> None:
+    day = 86_400_000
+    # The panel's clock says 1970 (no RTC): what counts is when the hub received it.
+    rig.feed(Telemetry(0, 20.0, 50.0), PhotoChunk("half", 0, 2, b"x"))
+    rig.feed(Telemetry(0, 21.0, 50.0), now=T0 + 2 * day)
+    db = sqlite3.connect(rig.config.store)
+    try:
+
+        def count(table: str) -> int:
+            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+        assert count("telemetry") == 2
+        assert count("photo_chunks") == 0  # a day old, never completed
+        rig.feed(Telemetry(0, 22.0, 50.0), now=T0 + 40 * day)
+        assert count("telemetry") == 1  # the two received over 31 days ago went
+    finally:
+        db.close()
 
 
 def test_iso_times_are_utc_milliseconds_and_clamped() -> None:
