@@ -9,13 +9,12 @@ seq is never reused under one key, whatever id the header names.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Final
 
 from hub.store import HubStore
 from protocol.frame import Direction
-from protocol.keys import fingerprint
+from protocol.keys import fingerprint, key_id
 from protocol.messages import Message
 from protocol.session import Received, Receiver, Sender
 
@@ -26,8 +25,8 @@ CURRENT_KEY_ID: Final = 0
 
 
 def derived_key_id(key: bytes) -> int:
-    """The id (1-255) both ends give ``key``: 1 + SHA-256("centinela key id\\0"+key)[0] % 255."""
-    return 1 + hashlib.sha256(b"centinela key id\x00" + key).digest()[0] % 255
+    """The id (1-255) both ends give ``key`` (``protocol.keys.key_id``)."""
+    return key_id(key)
 
 
 class PanelSecurity:

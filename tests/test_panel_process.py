@@ -21,6 +21,12 @@ from sim.broker import BrokerSpec, Mosquitto, TlsFiles
 from tests.panel_site import cloud_subscriber, make_configs, running
 
 
+@pytest.fixture
+def mosquitto(broker_factory: Callable[[BrokerSpec], Mosquitto]) -> Mosquitto:
+    """A broker of this test's own: retained state of site "demo" stays here."""
+    return broker_factory(BrokerSpec())
+
+
 def _types(events: list[dict[str, object]]) -> list[object]:
     return [e["type"] for e in events]
 
