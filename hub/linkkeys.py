@@ -14,7 +14,8 @@ from typing import Final
 
 from hub.store import HubStore
 from protocol.frame import Direction
-from protocol.keys import fingerprint, key_id
+from protocol.keys import fingerprint
+from protocol.keys import key_id as _key_id
 from protocol.messages import Message
 from protocol.session import Received, Receiver, Sender
 
@@ -26,7 +27,7 @@ CURRENT_KEY_ID: Final = 0
 
 def derived_key_id(key: bytes) -> int:
     """The id (1-255) both ends give ``key`` (``protocol.keys.key_id``)."""
-    return key_id(key)
+    return _key_id(key)
 
 
 class PanelSecurity:
