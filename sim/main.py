@@ -108,5 +108,13 @@ def _headless(site: SimSite, banner: str) -> None:
             who = "hub" if value[0] == "hub" else f"panel {value[0]}"
             _LOGGER.info("%s %s", who, value[1])
 
-    assert site.cloud is not None
-    site.cloud.listeners.append(on_cloud)
+    cloud = site.cloud
+    assert cloud is not None
+    # What arrived while the site was starting first, then everything as it comes.
+    for panel, text in cloud.availability.items():
+        on_cloud("availability", (panel, text))
+    for panel, state in cloud.states.items():
+        on_cloud("state", (panel, state))
+    for event in cloud.events:
+        on_cloud("event", event)
+    cloud.listeners.append(on_cloud)
