@@ -18,7 +18,7 @@ from hub.store import HubStore, OutboxItem
 
 _LOGGER = logging.getLogger(__name__)
 
-WINDOW: Final = 16
+WINDOW: Final = 128
 """Most cloud publishes in flight at once."""
 RETRY_S: Final = 0.2
 

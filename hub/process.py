@@ -52,7 +52,7 @@ class HubProcess:
     """One hub: its store, its two broker links, its panels' sessions."""
 
     def __init__(
-        self, config: HubConfig, *, clock: Clock | None = None, backoff_cap: float = 5.0
+        self, config: HubConfig, *, clock: Clock | None = None, backoff_cap: float = 2.0
     ) -> None:
         self.config = config
         self.clock: Clock = clock or RealClock()

@@ -129,7 +129,7 @@ class PanelLink:
 
     async def run(self) -> None:
         """Connect, pump, reconnect with backoff; until cancelled."""
-        backoff = Backoff(base=0.05, cap=5.0)
+        backoff = Backoff(base=0.05, cap=2.0)
         settings = self.settings
         will = aiomqtt.Will(self._status, b"offline", qos=1, retain=True)
         while True:
