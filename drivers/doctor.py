@@ -125,6 +125,8 @@ def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
         return [Check("config", ERROR, f"{path}: {exc.strerror or exc}", True)]
     except tomllib.TOMLDecodeError as exc:
         return [Check("config", ERROR, f"{path}: not valid TOML: {exc}", True)]
+    if "hub" in raw and "panel" not in raw:
+        return _hub_checks(path, raw)
     checks = [_site_check(path, raw)]
     devices = raw.get("devices", {})
     zones = [z for z in raw.get("zones", []) if isinstance(z, dict)]
@@ -135,6 +137,26 @@ def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
     mqtt = raw.get("mqtt")
     if isinstance(mqtt, dict) and "broker" in mqtt:
         checks.append(_broker_check(str(mqtt["broker"])))
+    return checks
+
+
+def _hub_checks(path: str, raw: dict[str, Any]) -> list[Check]:
+    """A hub file: the file itself, then the local (panel link) and cloud brokers."""
+    from hub.config import load_hub_file
+
+    try:
+        hub = load_hub_file(path)
+    except ConfigError as exc:
+        return [Check("config", ERROR, str(exc), True)]
+    checks = [
+        Check("config", OK, f"{path}: hub of site {hub.site}, {len(hub.panels)} panel(s)", True)
+    ]
+    urls = {"local": hub.local.url, "cloud": hub.cloud.url}
+    for name, url in urls.items():
+        if name == "cloud" and url == urls["local"]:
+            continue
+        check = _broker_check(url)
+        checks.append(Check(f"broker ({name})", check.verdict, check.detail, True))
     return checks
 
 

@@ -163,3 +163,36 @@ def test_a_bad_config_is_a_verdict_line_and_exit_2(tmp_path: Path) -> None:
     status, lines = run(str(tmp_path / "absent.toml"))
     assert status == 2
     assert "No such file" in "\n".join(lines)
+
+
+HUB = """\
+[hub]
+site = "demo"
+store = "hub.db"
+
+[local]
+broker = "mqtt://127.0.0.1:{local}"
+
+[cloud]
+broker = "mqtt://127.0.0.1:{cloud}"
+
+[[panels]]
+id = "p1"
+key = "{key}"
+"""
+
+
+def test_a_hub_file_checks_both_brokers(tmp_path: Path, listener: int, closed_port: int) -> None:
+    from protocol.keys import generate_key
+
+    path = tmp_path / "hub.toml"
+    path.write_text(HUB.format(local=listener, cloud=closed_port, key=generate_key()))
+    status, lines = run(str(path))
+    assert status == 1, lines
+    assert verdict_of(lines, "config") == "ok"
+    assert verdict_of(lines, "broker (local)") == "ok"
+    assert verdict_of(lines, "broker (cloud)") == "error"
+    path.write_text(HUB.format(local=listener, cloud=listener, key="00" * 32))
+    status, lines = run(str(path))
+    assert status == 2  # a bad configuration, as for a panel file
+    assert verdict_of(lines, "config") == "error"
