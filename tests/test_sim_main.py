@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -52,6 +53,21 @@ def _read_until(fd: int, needle: bytes, seconds: float, buf: bytearray) -> bool:
     return needle in buf
 
 
+def _stop(proc: subprocess.Popen[bytes], helpers: set[int]) -> None:
+    """SIGTERM (the clean way), SIGKILL only if that fails; then any helper left, by PID."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pid in helpers:
+        with contextlib.suppress(OSError):
+            if b"mosquitto" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_headless_logs_events_and_stops_cleanly_on_sigterm(mosquitto: Mosquitto) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "centinela", "sim", "--headless", str(DEMO)],
@@ -64,8 +80,11 @@ def test_headless_logs_events_and_stops_cleanly_on_sigterm(mosquitto: Mosquitto)
     assert proc.stderr is not None
     os.set_blocking(proc.stderr.fileno(), False)
     buf = bytearray()
+    children: set[int] = set()
     try:
         assert _read_until(proc.stderr.fileno(), b"sim.main: state p1 disarmed", 20, buf), buf
+        children = _descendants(proc.pid)
+        assert children, "the private mosquitto runs as a child"
         assert b"(mosquitto)" in buf
         match = re.search(rb"keypad serial (/dev/pts/\d+)", buf)
         assert match, buf
@@ -76,19 +95,15 @@ def test_headless_logs_events_and_stops_cleanly_on_sigterm(mosquitto: Mosquitto)
             assert _read_until(proc.stderr.fileno(), b"arming mode=total user=carol", 10, buf)
         finally:
             os.close(keypad)
-        children = _descendants(proc.pid)
-        assert children, "the private mosquitto runs as a child"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+        alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+        assert not alive, f"left behind: {alive}"
         _read_until(proc.stderr.fileno(), b"\0", 0.2, buf)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc, children)
         proc.stderr.close()
     assert b"Traceback" not in buf, buf.decode(errors="replace")
-    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
-    assert not alive, f"left behind: {alive}"
 
 
 def test_a_bad_site_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -122,8 +137,10 @@ async def test_the_terminal_view_takes_commands_and_hides_codes(mosquitto: Mosqu
     )
     os.close(slave)
     buf = bytearray()
+    helpers: set[int] = set()
     try:
         found = await asyncio.to_thread(_read_until, fd, b"DISARMED", 30, buf)
+        helpers = _descendants(proc.pid)
         assert found, buf.decode(errors="replace")[-2000:]
         match = re.search(rb"broker mqtt://127\.0\.0\.1:(\d+)", buf)
         assert match, buf
@@ -144,9 +161,7 @@ async def test_the_terminal_view_takes_commands_and_hides_codes(mosquitto: Mosqu
         os.write(fd, b"quit\r")
         assert await asyncio.to_thread(proc.wait, 20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc, helpers)
         os.close(fd)
     assert b"1234" not in buf
 
