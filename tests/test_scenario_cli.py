@@ -15,14 +15,18 @@ LIBRARY = ROOT / "sim" / "scenarios"
 
 
 def centinela(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "centinela", "scenario", "run", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=50,
-        check=False,
-    )
+    """Run the command; on a hang, SIGTERM it (so it stops its brokers) before failing."""
+    argv = [sys.executable, "-m", "centinela", "scenario", "run", *map(str, args)]
+    with subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=50)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.communicate(timeout=20)
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 @pytest.mark.parametrize(
