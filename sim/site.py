@@ -318,8 +318,8 @@ class SimSite:
         """Panel and hub have nothing in flight (with the hub stopped, nothing can drain)."""
         panel, hub = self.panel, self.hub
         if hub is not None:
-            return (panel is None or panel.idle()) and hub.idle()
-        return panel is None or panel.idle() or _inputs_taken(panel)
+            return (panel is None or bool(panel.idle())) and bool(hub.idle())
+        return panel is None or bool(panel.idle()) or _inputs_taken(panel)
 
     async def settle(self, cap_s: float = SETTLE_CAP_S) -> bool:
         """Wait (real time, at most ``cap_s``) until what the site produced reached the cloud."""
