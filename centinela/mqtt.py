@@ -76,9 +76,10 @@ def tls_context(cfg: BrokerConfig) -> ssl.SSLContext | None:
 
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
-# aiomqtt warns on every publish beyond 10 in flight; the links keep a window of their own.
+# aiomqtt warns on every publish beyond 10 in flight (the links keep a window of their own),
+# and paho logs a dropped connection as an error; the links report their state themselves.
 _QUIET = logging.getLogger("centinela.mqtt.client")
-_QUIET.setLevel(logging.ERROR)
+_QUIET.setLevel(logging.CRITICAL)
 
 
 def client_options(cfg: BrokerConfig) -> dict[str, Any]:

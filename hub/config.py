@@ -43,6 +43,7 @@ class HubConfig:
     command_timeout: float = 10.0
     offline_after: float = 90.0
     source: str = "<memory>"
+    cloud_mqtt5: bool = True  # [cloud] protocol = "5" (default) or "3.1.1"
 
     def panel(self, panel_id: str) -> PanelKeys | None:
         """The panel called ``panel_id``, if configured."""
@@ -76,7 +77,14 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
 
     local_sec = root.get_section("local")
     local = _broker(local_sec, base)
-    cloud = _broker(root.get_section("cloud"), base) if root.has("cloud") else local
+    cloud_mqtt5 = True
+    if root.has("cloud"):
+        cloud_sec = root.get_section("cloud")
+        # MQTT 5 carries response topics and correlation data; 3.1.1 for brokers without it.
+        cloud_mqtt5 = cloud_sec.get_str("protocol", "5", choices=("5", "3.1.1")) == "5"
+        cloud = _broker(cloud_sec, base)
+    else:
+        cloud = local
 
     panels: list[PanelKeys] = []
     sections = root.get_sections("panels")
@@ -107,6 +115,7 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         command_timeout=command_timeout,
         offline_after=offline_after,
         source=source,
+        cloud_mqtt5=cloud_mqtt5,
     )
 
 

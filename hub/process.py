@@ -66,8 +66,8 @@ class HubProcess:
             [p.id for p in config.panels], self.clock, config.offline_after, self._availability
         )
         self.pending = PendingCommands(self.clock, config.command_timeout, self._timed_out)
-        self.local = self._link("local", v5=False)
-        self.cloud = self._link("cloud", v5=True)
+        self.local = self._link("local")
+        self.cloud = self._link("cloud")
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue()
         self._commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
         self.outbox: CloudOutbox | None = None
@@ -78,7 +78,7 @@ class HubProcess:
             self.clock, self.cloud, self.topics.diagnostics, self.diagnostics
         )
 
-    def _link(self, name: str, *, v5: bool) -> MqttLink:
+    def _link(self, name: str) -> MqttLink:
         site = self.config.site
         if name == "local":
             subscriptions = [f"centinela-link/{site}/+/up", f"centinela-link/{site}/+/status"]
@@ -99,7 +99,7 @@ class HubProcess:
             on_message=self._on_cloud,
             on_state=self._on_link_state,
             on_connect=self._cloud_connected,
-            v5=True,
+            v5=self.config.cloud_mqtt5,
             will=aiomqtt.Will(self.topics.hub_availability, b"offline", qos=1, retain=True),
             backoff=Backoff(base=0.05, cap=self._backoff_cap),
         )

@@ -165,11 +165,13 @@ class PanelProcess:
         """Feed an input as if a device had produced it."""
         await self._queue.put(inp)
 
+    def inputs_idle(self) -> bool:
+        """Every input handed over is handled and no device command or capture is running."""
+        return not (self._busy or not self._queue.empty() or self._jobs)
+
     def idle(self) -> bool:
         """Every input is taken in and nothing deliverable waits (or the link is down)."""
-        if self._busy or not self._queue.empty() or self._jobs:
-            return False
-        return self.link is None or self.link.idle()
+        return self.inputs_idle() and (self.link is None or self.link.idle())
 
     # -- inside ------------------------------------------------------------------------
 

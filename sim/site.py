@@ -181,6 +181,8 @@ class SimSite:
     def _hub_mapping(self, mqtt: Mapping[str, Any]) -> Any:
         from hub.config import load_hub_mapping
 
+        # amqtt speaks MQTT 3.1.1 only.
+        amqtt = self.broker is not None and self.broker.kind == "amqtt"
         broker: dict[str, Any] = {"broker": self.broker_url}
         for key in ("username", "password", "ca", "cert", "key"):
             if mqtt.get(key):
@@ -192,7 +194,7 @@ class SimSite:
                 "command_timeout": 10,
             },
             "local": dict(broker),
-            "cloud": dict(broker),
+            "cloud": {**broker, "protocol": "3.1.1" if amqtt else "5"},
             "panels": [{"id": self.facts.panel, "key": self._key}],
         }
         return load_hub_mapping(mapping, f"{self.source} (hub)")
@@ -211,9 +213,6 @@ class SimSite:
 
         # A short reconnect cap: a `broker: start` step waits for the links to come back.
         hub = HubProcess(self._hub_config, clock=self.clock, backoff_cap=0.5)
-        if self.broker is not None and self.broker.kind == "amqtt" and hasattr(hub.cloud, "_v5"):
-            # amqtt speaks MQTT 3.1.1 only; the hub offers no setting for it yet.
-            hub.cloud._v5 = False
         await hub.start()
         self.hub = hub
 
@@ -344,11 +343,7 @@ class SimSite:
 
 def _inputs_taken(panel: Any) -> bool:
     """Every input the panel was given is handled (its outbox may still wait for a hub)."""
-    inputs_idle = getattr(panel, "inputs_idle", None)
-    if inputs_idle is not None:
-        return bool(inputs_idle())
-    # Until PanelProcess offers inputs_idle(): the same test its idle() makes first.
-    return not (panel._busy or not panel._queue.empty() or panel._jobs)
+    return bool(panel.inputs_idle())
 
 
 def _path(value: object) -> Path | None:

@@ -193,3 +193,12 @@ def test_unreadable_files(tmp_path: Path) -> None:
     data = _with("panels.0", {"id": "p1", "key_file": str(secret)})
     with pytest.raises(ConfigError, match=r"panels\[0\]\.key_file: .* is empty"):
         load_hub_mapping(data, str(tmp_path / "hub.toml"))
+
+
+def test_cloud_protocol_defaults_to_mqtt5_and_accepts_3_1_1() -> None:
+    base = {"hub": {"site": "demo"}, "panels": [{"id": "p1", "key": generate_key()}]}
+    assert load_hub_mapping(base, "<t>").cloud_mqtt5 is True
+    old = load_hub_mapping({**base, "cloud": {"protocol": "3.1.1"}}, "<t>")
+    assert old.cloud_mqtt5 is False
+    with pytest.raises(ConfigError, match=r"cloud\.protocol"):
+        load_hub_mapping({**base, "cloud": {"protocol": "4"}}, "<t>")
