@@ -36,10 +36,11 @@ from hub.counters import Counters
 from hub.diagnostics import DiagnosticsPublisher
 from hub.mqttlink import LinkDown, MqttLink
 from hub.outbox import CloudOutbox
-from hub.relay import Inbound, Relay, link_topics
+from hub.relay import Inbound, Relay
 from hub.store import HubStore, OutboxItem, StoreError
 from panel.clock import Clock, RealClock
 from protocol.messages import Ack, ErrorCode, Result
+from protocol.topics import link_topics
 
 _LOGGER = logging.getLogger(__name__)
 

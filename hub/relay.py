@@ -31,18 +31,12 @@ from protocol.messages import (
     StateSnapshot,
     Telemetry,
 )
+from protocol.topics import LINK_PREFIX
 
 _LOGGER = logging.getLogger(__name__)
 
-LINK_PREFIX: Final = "centinela-link"
 PHOTO_ID_RE: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 TELEMETRY_DAYS: Final = 31
-
-
-def link_topics(site: str, panel: str) -> tuple[str, str, str]:
-    """The (up, down, status) topics of one panel (docs/link.md)."""
-    base = f"{LINK_PREFIX}/{site}/{panel}"
-    return f"{base}/up", f"{base}/down", f"{base}/status"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,18 +26,13 @@ from protocol.frame import Direction
 from protocol.keys import key_id
 from protocol.messages import Ack, Command, Message, PhotoChunk
 from protocol.session import Receiver, Sender
+from protocol.topics import link_topics
 
 _LOGGER = logging.getLogger(__name__)
 
 SEQ_BLOCK = 1000
 _TX_META = "link.tx_reserved"
 _RX_META = "link.rx_highest"
-
-
-def link_topics(site: str, panel_id: str) -> tuple[str, str, str]:
-    """The (up, down, status) topics of one panel (docs/link.md)."""
-    base = f"centinela-link/{site}/{panel_id}"
-    return f"{base}/up", f"{base}/down", f"{base}/status"
 
 
 @dataclass(frozen=True, slots=True)

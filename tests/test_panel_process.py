@@ -12,11 +12,11 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from panel.link import link_topics
 from panel.process import PanelProcess
 from protocol.frame import Direction, Header, seal_frame
 from protocol.keys import generate_key, key_id, parse_key
 from protocol.messages import Action, Command, Mode, State, Via
+from protocol.topics import link_topics
 from sim.broker import BrokerSpec, Mosquitto, TlsFiles
 from tests.panel_site import cloud_subscriber, make_configs, running
 
