@@ -24,7 +24,7 @@ from panel.store import PanelStore
 from protocol.errors import ProtocolError
 from protocol.frame import Direction
 from protocol.keys import key_id
-from protocol.messages import Ack, Command, Message, PhotoChunk
+from protocol.messages import Ack, Command, Heartbeat, Message, PhotoChunk, StateSnapshot
 from protocol.session import Receiver, Sender
 from protocol.topics import link_topics
 
@@ -108,6 +108,10 @@ class PanelLink:
 
     def send(self, message: Message) -> None:
         """Queue a non-durable frame (result, state, telemetry, heartbeat, photo chunk)."""
+        if isinstance(message, StateSnapshot | Heartbeat) and self._side:
+            # Only the newest state (and heartbeat) is worth sending after an outage.
+            kind = type(message)
+            self._side = deque(m for m in self._side if not isinstance(m, kind))
         if len(self._side) >= self.settings.max_side_queue:
             self._side.popleft()
             self.counters["side_queue_dropped"] += 1
