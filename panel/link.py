@@ -46,9 +46,8 @@ class LinkSettings:
     previous_key: bytes | None = None
     window: int = 64
     resend: float = 2.0  # seconds without ack progress before resending (real time)
-    max_side_queue: int = (
-        2000  # non-durable frames (state, results, telemetry, photos) held while down
-    )
+    # Non-durable frames (state, results, telemetry, photos) held while the link is down.
+    max_side_queue: int = 2000
 
 
 class PanelLink:
@@ -86,7 +85,10 @@ class PanelLink:
         keys: dict[int, bytes] = {}
         if settings.previous_key:
             keys[key_id(settings.previous_key)] = settings.previous_key
-        keys[current] = settings.key  # the last one is the current key
+        keys[current] = settings.key
+        # Id 0 names "the sender's current key": a hub that has not heard from this panel
+        # since it started answers under it (docs/link.md). The last entry is the current key.
+        keys[0] = settings.key
         saved = json.loads(store.get_meta(_RX_META) or "{}")
         self._receiver = Receiver(
             settings.panel_id,

@@ -286,3 +286,27 @@ async def test_panel_and_hub_with_passwords_acl_and_tls(
             hub.counters.get("bad_frame", 0) == 0
             and sum(v for k, v in hub.counters.items() if "frame" in k and k != "frames") == 0
         )
+
+
+async def test_commands_reach_the_panel_right_after_a_hub_restart(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A restarted hub answers under key id 0 until the panel speaks; the panel accepts it."""
+    from hub.process import HubProcess
+
+    panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
+    async with (
+        cloud_subscriber(mosquitto.host, mosquitto.port) as (client, cloud),
+        PanelProcess(panel_cfg) as panel,
+    ):
+        async with HubProcess(hub_cfg):
+            await panel.keypad.twin.type("1234A")
+            await cloud.wait_for(lambda c: "arming" in _types(c.events))
+        async with HubProcess(hub_cfg):
+            await asyncio.sleep(0.3)  # the hub's links come up; the panel stays quiet
+            command = {"id": "r1", "panel": "p1", "action": "disarm", "user": "alice", "via": "app"}
+            await client.publish("centinela/demo/command", json.dumps(command), qos=1)
+            await cloud.wait_for(lambda c: any(r["id"] == "r1" for r in c.results))
+            result = next(r for r in cloud.results if r["id"] == "r1")
+            assert result["ok"] is True, result
+            assert panel.view().state is State.DISARMED
