@@ -121,7 +121,8 @@ class PanelProcess:
                 settings, self._store, self.clock, self._on_command, self._on_connect
             )
             self._spawn(self.link.run(), "link")
-        for name in ("keypad", "nfc", "zones"):
+        # Every device stream, for its inputs and its lost/back reports.
+        for name in ("keypad", "nfc", "zones", "climate", "camera"):
             self._spawn(self._pump(getattr(self, name)), name)
         self._spawn(self._consume(), "core")
         self._spawn(self._every(config.telemetry.interval, self._telemetry), "telemetry")

@@ -310,3 +310,23 @@ async def test_commands_reach_the_panel_right_after_a_hub_restart(
             result = next(r for r in cloud.results if r["id"] == "r1")
             assert result["ok"] is True, result
             assert panel.view().state is State.DISARMED
+
+
+async def test_a_climate_sensor_that_stops_answering_is_reported(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
+    async with (
+        cloud_subscriber(mosquitto.host, mosquitto.port) as (_, cloud),
+        running(panel_cfg, hub_cfg) as (panel, _hub),
+    ):
+        reading = await panel.climate.read()
+        assert reading.temperature is not None
+        panel.climate.twin.unplug()
+        assert (await panel.climate.read()).temperature is None  # reported, never invented
+        await cloud.wait_for(lambda c: any(e["zone"] == "climate" for e in c.events))
+        lost = next(e for e in cloud.events if e["zone"] == "climate")
+        assert lost["type"] in ("tamper", "device_lost")
+        panel.climate.twin.plug()
+        assert (await panel.climate.read()).temperature is not None
+        await cloud.wait_for(lambda c: any(e["type"] == "device_back" for e in c.events))
