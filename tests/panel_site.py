@@ -110,3 +110,25 @@ async def running(panel_cfg: Any, hub_cfg: Any) -> AsyncIterator[tuple[PanelProc
     """Hub and panel processes in this loop, stopped at the end."""
     async with HubProcess(hub_cfg) as hub, PanelProcess(panel_cfg) as panel:
         yield panel, hub
+
+
+@dataclass
+class Site:
+    """A running panel and hub with a cloud subscriber."""
+
+    panel_config: Any
+    panel: PanelProcess
+    hub: HubProcess
+    cloud: Cloud
+    client: aiomqtt.Client
+
+
+@contextlib.asynccontextmanager
+async def site_on(broker: Any, tmp: Path) -> AsyncIterator[Site]:
+    """Configs for one panel on ``broker``, the cloud subscriber, then hub and panel."""
+    panel_cfg, hub_cfg = make_configs(tmp, broker.url)
+    async with (
+        cloud_subscriber(broker.host, broker.port) as (client, cloud),
+        running(panel_cfg, hub_cfg) as (panel, hub),
+    ):
+        yield Site(panel_cfg, panel, hub, cloud, client)

@@ -18,7 +18,7 @@ from protocol.keys import generate_key, key_id, parse_key
 from protocol.messages import Action, Command, Mode, State, Via
 from protocol.topics import link_topics
 from sim.broker import BrokerSpec, Mosquitto, TlsFiles
-from tests.panel_site import cloud_subscriber, make_configs, running
+from tests.panel_site import cloud_subscriber, make_configs, running, site_on
 
 
 @pytest.fixture
@@ -34,11 +34,8 @@ def _types(events: list[dict[str, object]]) -> list[object]:
 async def test_keypad_code_arms_and_the_cloud_sees_who_and_how(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
-    async with (
-        cloud_subscriber(mosquitto.host, mosquitto.port) as (_, cloud),
-        running(panel_cfg, hub_cfg) as (panel, _hub),
-    ):
+    async with site_on(mosquitto, tmp_path) as site:
+        panel, cloud = site.panel, site.cloud
         await panel.keypad.twin.type("1234A")
         await cloud.wait_for(lambda c: "arming" in _types(c.events))
         assert panel.view().state is State.ARMING
@@ -100,11 +97,8 @@ async def test_arming_works_with_the_broker_down_and_events_arrive_in_order(
 async def test_restart_restores_state_and_records_restart(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
-    async with (
-        cloud_subscriber(mosquitto.host, mosquitto.port) as (_, cloud),
-        running(panel_cfg, hub_cfg) as (panel, hub),
-    ):
+    async with site_on(mosquitto, tmp_path) as site:
+        panel, hub, cloud, panel_cfg = site.panel, site.hub, site.cloud, site.panel_config
         await panel.keypad.twin.type("1234B")
         await cloud.wait_for(lambda c: "arming" in _types(c.events))
         await panel.stop()
@@ -315,11 +309,8 @@ async def test_commands_reach_the_panel_right_after_a_hub_restart(
 async def test_a_climate_sensor_that_stops_answering_is_reported(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
-    async with (
-        cloud_subscriber(mosquitto.host, mosquitto.port) as (_, cloud),
-        running(panel_cfg, hub_cfg) as (panel, _hub),
-    ):
+    async with site_on(mosquitto, tmp_path) as site:
+        panel, cloud = site.panel, site.cloud
         reading = await panel.climate.read()
         assert reading.temperature is not None
         panel.climate.twin.unplug()
