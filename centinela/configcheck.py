@@ -9,8 +9,8 @@ import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
 
+from centinela import mqtt
 from centinela.errors import ConfigError
 from protocol.keys import parse_key
 
@@ -275,23 +275,40 @@ def parse_hex_key(section: Section, key: str, text: str) -> bytes:
     return parse_key(text, file=section.file, key=section.where(key))
 
 
-def parse_broker_url(section: Section, key: str, url: str) -> tuple[str, str, int]:
-    """``mqtt://HOST[:PORT]`` or ``mqtts://HOST[:PORT]`` -> (scheme, host, port)."""
+def parse_broker_url(section: Section, key: str, url: str) -> tuple[str, int, bool]:
+    """``mqtt://HOST[:PORT]`` or ``mqtts://HOST[:PORT]`` -> (host, port, tls)."""
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise section.error(key, f"not a valid URL: {exc}") from None
-    if parts.scheme not in ("mqtt", "mqtts"):
-        raise section.error(key, f"must start with mqtt:// or mqtts://, not {url!r}")
-    if not parts.hostname:
-        raise section.error(key, f"names no host: {url!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise section.error(key, f"must be mqtt[s]://HOST:PORT only, not {url!r}")
-    if parts.username or parts.password:
-        raise section.error(key, "must not carry a user name or password (use username/password)")
-    default_port = 8883 if parts.scheme == "mqtts" else 1883
-    return parts.scheme, parts.hostname, port if port is not None else default_port
+        return mqtt.parse_broker_url(url, file=section.file, key=section.where(key))
+    except ConfigError as exc:
+        raise section.error(key, exc.reason) from None
+
+
+def broker_section(sec: Section, base: Path, default_url: str) -> mqtt.BrokerConfig:
+    """A broker table: ``broker`` URL, username/password(_file), TLS ca/cert/key (mqtts:// only).
+
+    The panel's ``[mqtt]`` and the hub's ``[local]`` / ``[cloud]`` share it; the caller
+    reads its own extra keys first and finishes nothing: this finishes the section.
+    """
+    host, port, tls = parse_broker_url(sec, "broker", sec.get_str("broker", default_url))
+    username = sec.get_opt_str("username")
+    if sec.has("password") and sec.has("password_file"):
+        raise sec.error("password_file", "give password or password_file, not both")
+    password = sec.get_opt_str("password")
+    if sec.has("password_file"):
+        password = read_secret_file(sec, "password_file", base)
+    if password is not None and username is None:
+        raise sec.error("password" if sec.has("password") else "password_file", "needs a username")
+    for k in ("ca", "cert", "key"):
+        if sec.has(k) and not tls:
+            raise sec.error(k, "TLS files need an mqtts:// broker")
+    files = {k: sec.get_path(k, base) for k in ("ca", "cert", "key")}
+    if (files["cert"] is None) != (files["key"] is None):
+        missing = "key" if files["key"] is None else "cert"
+        raise sec.error(missing, "cert and key go together")
+    sec.finish()
+    return mqtt.BrokerConfig(
+        host, port, tls, username, password, files["ca"], files["cert"], files["key"]
+    )
 
 
 def check_device_url(

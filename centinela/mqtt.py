@@ -53,15 +53,19 @@ def parse_broker_url(url: str, *, file: str, key: str) -> tuple[str, int, bool]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(file, key, f"not a broker URL ({exc})") from None
+        raise ConfigError(file, key, f"not a valid URL: {exc}") from None
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError(file, key, f"broker URL must start with mqtt:// or mqtts://, not {url!r}")
+        raise ConfigError(file, key, f"must start with mqtt:// or mqtts://, not {url!r}")
     if not parts.hostname:
-        raise ConfigError(file, key, f"broker URL has no host: {url!r}")
-    if parts.path not in ("", "/") or parts.query:
-        raise ConfigError(file, key, f"broker URL must be scheme://host:port only: {url!r}")
+        raise ConfigError(file, key, f"names no host: {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(file, key, f"must be mqtt[s]://HOST:PORT only, not {url!r}")
+    if parts.username or parts.password:
+        raise ConfigError(
+            file, key, "must not carry a user name or password (use username/password)"
+        )
     tls = parts.scheme == "mqtts"
-    return parts.hostname, port or (8883 if tls else 1883), tls
+    return parts.hostname, port if port is not None else (8883 if tls else 1883), tls
 
 
 def tls_context(cfg: BrokerConfig) -> ssl.SSLContext | None:

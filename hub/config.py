@@ -11,8 +11,8 @@ from typing import Any
 from centinela.configcheck import (
     NAME_RE,
     Section,
+    broker_section,
     load_toml,
-    parse_broker_url,
     parse_hex_key,
     read_secret_file,
 )
@@ -134,25 +134,4 @@ def _key(sec: Section, key: str, base: Path, *, required: bool) -> bytes | None:
 
 
 def _broker(sec: Section, base: Path) -> BrokerConfig:
-    url = sec.get_str("broker", DEFAULT_BROKER)
-    scheme, host, port = parse_broker_url(sec, "broker", url)
-    tls = scheme == "mqtts"
-    username = sec.get_opt_str("username")
-    if sec.has("password") and sec.has("password_file"):
-        raise sec.error("password_file", "give password or password_file, not both")
-    password = sec.get_opt_str("password")
-    if sec.has("password_file"):
-        password = read_secret_file(sec, "password_file", base)
-    if password is not None and username is None:
-        raise sec.error("password" if sec.has("password") else "password_file", "needs a username")
-    for k in ("ca", "cert", "key"):
-        if sec.has(k) and not tls:
-            raise sec.error(k, "TLS files need an mqtts:// broker")
-    files = {k: sec.get_path(k, base) for k in ("ca", "cert", "key")}
-    if (files["cert"] is None) != (files["key"] is None):
-        missing = "key" if files["key"] is None else "cert"
-        raise sec.error(missing, "cert and key go together")
-    sec.finish()
-    return BrokerConfig(
-        host, port, tls, username, password, files["ca"], files["cert"], files["key"]
-    )
+    return broker_section(sec, base, DEFAULT_BROKER)

@@ -15,12 +15,13 @@ from typing import Any, Final
 from centinela.configcheck import (
     NAME_RE,
     Section,
+    broker_section,
     check_device_url,
     load_toml,
-    parse_broker_url,
     parse_hex_key,
     read_secret_file,
 )
+from centinela.mqtt import BrokerConfig
 from panel.codes import CODE_RE, CodeHasher
 from protocol.messages import Mode
 
@@ -131,21 +132,6 @@ class Devices:
 
 
 @dataclass(frozen=True, slots=True)
-class MqttConfig:
-    """How the panel reaches its broker."""
-
-    broker: str = "mqtt://127.0.0.1:1883"
-    host: str = "127.0.0.1"
-    port: int = 1883
-    tls: bool = False
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class LinkConfig:
     """The panel <-> hub link; ``key`` is None when the file names none (the simulator's case)."""
 
@@ -181,7 +167,7 @@ class SiteConfig:
     zones: tuple[Zone, ...]
     cameras: tuple[Camera, ...]
     devices: Devices
-    mqtt: MqttConfig
+    mqtt: BrokerConfig
     link: LinkConfig
     store: StoreConfig
     telemetry: TelemetryConfig
@@ -412,27 +398,8 @@ class _Loader:
             cameras.append(Camera(name, device))
         return tuple(cameras)
 
-    def _mqtt(self, sec: Section) -> MqttConfig:
-        broker = sec.get_str("broker", "mqtt://127.0.0.1:1883")
-        scheme, host, port = parse_broker_url(sec, "broker", broker)
-        username = sec.get_opt_str("username")
-        if sec.has("password") and sec.has("password_file"):
-            raise sec.error("password_file", "give password or password_file, not both")
-        password = sec.get_opt_str("password")
-        if sec.has("password_file"):
-            password = read_secret_file(sec, "password_file", self.base)
-        if password is not None and username is None:
-            raise sec.error("password", "needs a username")
-        tls = scheme == "mqtts"
-        files = {k: sec.get_path(k, self.base) for k in ("ca", "cert", "key")}
-        for k, path in files.items():
-            if path is not None and not tls:
-                raise sec.error(k, "TLS files need an mqtts:// broker")
-        if (files["cert"] is None) != (files["key"] is None):
-            missing = "key" if files["key"] is None else "cert"
-            raise sec.error(missing, "cert and key go together")
-        sec.finish()
-        return MqttConfig(broker, host, port, tls, username, password, **files)
+    def _mqtt(self, sec: Section) -> BrokerConfig:
+        return broker_section(sec, self.base, "mqtt://127.0.0.1:1883")
 
     def _link(self, sec: Section) -> LinkConfig:
         keys: dict[str, bytes | None] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from centinela.mqtt import BrokerConfig, parse_broker_url
+from centinela.mqtt import parse_broker_url
 from drivers import registry
 from panel.actions import (
     Beep,
@@ -182,21 +183,10 @@ class PanelProcess:
         if key is None:
             _LOGGER.warning("no [link] key: the panel runs without a hub link")
             return None
-        mqtt = config.mqtt
+        broker = config.mqtt
         if self._broker_url is not None:
             host, port, tls = parse_broker_url(self._broker_url, file=config.source, key="broker")
-        else:
-            host, port, tls = mqtt.host, mqtt.port, mqtt.tls
-        broker = BrokerConfig(
-            host=host,
-            port=port,
-            tls=tls,
-            username=mqtt.username,
-            password=mqtt.password,
-            ca=mqtt.ca,
-            cert=mqtt.cert,
-            key=mqtt.key,
-        )
+            broker = dataclasses.replace(broker, host=host, port=port, tls=tls)
         return LinkSettings(config.site, config.panel_id, broker, key, config.link.previous_key)
 
     def _spawn(self, coro: Any, name: str) -> None:
