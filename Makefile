@@ -37,7 +37,8 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy centinela panel protocol hub drivers sim
+	$(VENV)/bin/mypy centinela common panel protocol hub drivers sim
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: setup
 	$(PY) -m tests.bench

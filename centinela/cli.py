@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from centinela.errors import UsageError
+from common.errors import UsageError
 
 # subcommand -> "module:function"; each function takes the parsed args and returns an exit status.
 HANDLERS = {
@@ -17,9 +17,9 @@ HANDLERS = {
     "panel": "panel.main:run_panel",
     "hub": "hub.main:run_hub",
     "scenario": "sim.scenario_cli:run_scenarios",
-    "doctor": "drivers.doctor:run_doctor",
+    "doctor": "centinela.doctor:run_doctor",
     "events": "hub.events_cli:run_events",
-    "keygen": "protocol.keys:run_keygen",
+    "keygen": "centinela.keygen:run_keygen",
 }
 
 

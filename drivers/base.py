@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
-from panel.inputs import DeviceBack, DeviceLost, Input
+from drivers.reports import DeviceBack, DeviceLost, Report
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ class InputStream:
 
     def __init__(self) -> None:
         self.dropped = 0
-        self._items: deque[tuple[int, Input]] = deque()
-        self._recent: deque[tuple[int, Input]] = deque(maxlen=512)
+        self._items: deque[tuple[int, Report]] = deque()
+        self._recent: deque[tuple[int, Report]] = deque(maxlen=512)
         self._getter: asyncio.Future[None] | None = None
         self._watchers: list[asyncio.Future[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -79,7 +79,7 @@ class InputStream:
         """True once the driver has stopped."""
         return self._closed
 
-    def put(self, item: Input) -> None:
+    def put(self, item: Report) -> None:
         """Queue one input (event-loop thread only)."""
         if self._closed:
             return
@@ -95,7 +95,7 @@ class InputStream:
             self._getter.set_result(None)
         self._notify()
 
-    def put_threadsafe(self, items: Iterable[Input]) -> None:
+    def put_threadsafe(self, items: Iterable[Report]) -> None:
         """Queue inputs from a thread at the edge."""
         batch = list(items)
         loop = self._loop
@@ -105,7 +105,7 @@ class InputStream:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._put_many, batch)
 
-    def _put_many(self, items: list[Input]) -> None:
+    def _put_many(self, items: list[Report]) -> None:
         for item in items:
             self.put(item)
 
@@ -117,7 +117,7 @@ class InputStream:
             self._getter.set_result(None)
         self._notify()
 
-    async def get(self) -> Input:
+    async def get(self) -> Report:
         """The next input; raises StopAsyncIteration once the stream is closed and empty."""
         # Coming back for more means everything handed out so far has been taken in.
         self.taken_count = self.handed_count
@@ -147,14 +147,14 @@ class InputStream:
         self._watchers.append(fut)
         await fut
 
-    def find(self, after: int, match: Callable[[Input], bool]) -> int | None:
+    def find(self, after: int, match: Callable[[Report], bool]) -> int | None:
         """Serial number of the first recent input after ``after`` that matches, if any."""
         for serial, item in self._recent:
             if serial > after and match(item):
                 return serial
         return None
 
-    async def wait_taken(self, after: int, match: Callable[[Input], bool]) -> int:
+    async def wait_taken(self, after: int, match: Callable[[Report], bool]) -> int:
         """Wait until an input put after serial ``after`` that matches has been taken in."""
         while True:
             serial = self.find(after, match)
@@ -205,7 +205,7 @@ class Driver:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Input:
+    async def __anext__(self) -> Report:
         return await self.stream.get()
 
     async def _start(self) -> None:
@@ -285,7 +285,7 @@ class ThreadedDriver(Driver):
     def _thread_main(self) -> None:
         raise NotImplementedError
 
-    def _emit(self, *items: Input) -> None:
+    def _emit(self, *items: Report) -> None:
         """Hand inputs to the loop (edge thread)."""
         self.stream.put_threadsafe(items)
 

@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 
 from drivers.base import Backoff, Driver
-from panel.inputs import DeviceBack, DeviceLost
+from drivers.reports import DeviceBack, DeviceLost
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from drivers import bme280
 from drivers.base import Backoff, Driver, reason_of
-from panel.inputs import ClimateReading
+from drivers.reports import ClimateReading
 
 _LOGGER = logging.getLogger(__name__)
 

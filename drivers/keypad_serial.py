@@ -12,7 +12,7 @@ import serial_asyncio_fast
 
 from drivers.base import Backoff, reason_of
 from drivers.keypad import KEY_BYTES, KeypadDriver, beep_line, display_line
-from panel.inputs import KeyPressed
+from drivers.reports import KeyPressed
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from drivers.base import Backoff, ThreadedDriver, reason_of
 from drivers.keypad import KeypadDriver
-from panel.inputs import KeyPressed
+from drivers.reports import KeyPressed
 
 _LOGGER = logging.getLogger(__name__)
 

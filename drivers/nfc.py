@@ -20,7 +20,7 @@ import nfc.clf
 import nfc.clf.udp
 
 from drivers.base import Backoff, ThreadedDriver, reason_of
-from panel.inputs import TagPresented, TagRemoved
+from drivers.reports import TagPresented, TagRemoved
 
 _LOGGER = logging.getLogger(__name__)
 

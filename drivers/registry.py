@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 from drivers.camera import CameraDriver
 from drivers.climate import ClimateDriver
 from drivers.keypad import KeypadDriver

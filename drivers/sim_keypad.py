@@ -18,8 +18,8 @@ import tty
 from collections.abc import Callable
 
 from drivers.keypad import KEY_BYTES
+from drivers.reports import KeyPressed, Report
 from drivers.twin import SETTLE_LIMIT, Twin
-from panel.inputs import Input, KeyPressed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class KeypadTwin(Twin):
         raise NotImplementedError
 
 
-def _key_matcher(key: str, device: str) -> Callable[[Input], bool]:
-    def match(inp: Input) -> bool:
+def _key_matcher(key: str, device: str) -> Callable[[Report], bool]:
+    def match(inp: Report) -> bool:
         return isinstance(inp, KeyPressed) and inp.key == key and inp.device == device
 
     return match

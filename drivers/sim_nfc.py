@@ -27,8 +27,8 @@ from functools import reduce
 from operator import xor
 
 from drivers.nfc import is_random_uid
+from drivers.reports import TagPresented, TagRemoved
 from drivers.twin import Settled, Twin
-from panel.inputs import TagPresented, TagRemoved
 
 _LOGGER = logging.getLogger(__name__)
 

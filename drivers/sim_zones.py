@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from drivers.reports import TamperDetected, ZoneChanged
 from drivers.twin import Settled, Twin
 from drivers.zones import GpioOptions, ZoneSpec
-from panel.inputs import TamperDetected, ZoneChanged
 
 # A Compute Module 3 board has GPIO0-53; skip I2C (2, 3) and the UART (14, 15).
 _POOL = [p for p in range(4, 54) if p not in (14, 15, 17, 27)]

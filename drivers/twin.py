@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from panel.inputs import Input
+from drivers.reports import Report
 
 if TYPE_CHECKING:
     from drivers.base import Driver
@@ -41,14 +41,14 @@ class Twin:
 
     def __init__(self) -> None:
         self.driver: Driver | None = None
-        self._expected: deque[tuple[int, Callable[[Input], bool]]] = deque()
+        self._expected: deque[tuple[int, Callable[[Report], bool]]] = deque()
         self._last_serial = 0
 
     def attach(self, driver: Driver) -> None:
         """Bind to the driver that reads this twin."""
         self.driver = driver
 
-    def _expect(self, match: Callable[[Input], bool]) -> None:
+    def _expect(self, match: Callable[[Report], bool]) -> None:
         if self.driver is not None:
             self._expected.append((self.driver.stream.put_count, match))
 

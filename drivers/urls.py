@@ -7,7 +7,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 SIM_KEYPADS = ("pty", "socket", "usbhid")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from drivers.base import Backoff, Driver, reason_of
-from panel.inputs import TamperDetected, ZoneChanged
+from drivers.reports import TamperDetected, ZoneChanged
 
 _LOGGER = logging.getLogger(__name__)
 

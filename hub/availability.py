@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from panel.clock import Clock, TimerHandle
+from common.clock import Clock, TimerHandle
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from common.clock import Clock, TimerHandle
 from hub.cloudapi import dumps, result_json
 from hub.store import OutboxItem
-from panel.clock import Clock, TimerHandle
 from protocol.messages import Action, Command, ErrorCode, Mode, Result, Via
 
 MAX_COMMAND: Final = 4096

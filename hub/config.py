@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from centinela.configcheck import (
+from common.configcheck import (
     NAME_RE,
     Section,
     broker_section,
@@ -16,7 +16,7 @@ from centinela.configcheck import (
     parse_hex_key,
     read_secret_file,
 )
-from centinela.mqtt import BrokerConfig
+from common.mqtt import BrokerConfig
 from hub.linkkeys import derived_key_id
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"

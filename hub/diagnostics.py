@@ -8,9 +8,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
+from common.clock import Clock, TimerHandle
 from hub.cloudapi import dumps
 from hub.mqttlink import LinkDown, MqttLink
-from panel.clock import Clock, TimerHandle
 
 _LOGGER = logging.getLogger(__name__)
 

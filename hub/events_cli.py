@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, TextIO
 
-from centinela.configcheck import NAME_RE
-from centinela.errors import UsageError
+from common.configcheck import NAME_RE
+from common.errors import UsageError
 from hub.cloudapi import event_json
 from hub.config import load_hub_file
 from hub.store import HubStore, StoredEvent, StoreError

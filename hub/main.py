@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 
-from centinela.service import serve
+from common.service import serve
 from hub.config import load_hub_file
 from hub.process import HubProcess
 

@@ -2,7 +2,7 @@
 
 The hub runs two of these (local panel broker, cloud broker), each with its own
 loop: capped exponential backoff with jitter between attempts, an explicit
-``LinkState``, TCP_NODELAY and a quiet in-flight logger (``centinela.mqtt``).
+``LinkState``, TCP_NODELAY and a quiet in-flight logger (``common.mqtt``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import aiomqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from centinela.mqtt import Backoff, BrokerConfig, LinkState, client_options
+from common.mqtt import Backoff, BrokerConfig, LinkState, client_options
 
 _LOGGER = logging.getLogger(__name__)
 

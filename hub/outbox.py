@@ -11,7 +11,7 @@ from typing import Final
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from centinela.mqtt import LinkState
+from common.mqtt import LinkState
 from hub.counters import Counters
 from hub.mqttlink import LinkDown, MqttLink
 from hub.store import HubStore, OutboxItem

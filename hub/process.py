@@ -17,8 +17,9 @@ from typing import Any, Final
 
 import aiomqtt
 
-from centinela.errors import ConfigError
-from centinela.mqtt import Backoff, LinkState
+from common.clock import Clock, RealClock
+from common.errors import ConfigError
+from common.mqtt import Backoff, LinkState
 from hub.availability import Availability
 from hub.cloudapi import Topics, iso_ms
 from hub.commands import (
@@ -38,7 +39,6 @@ from hub.mqttlink import LinkDown, MqttLink
 from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay
 from hub.store import HubStore, OutboxItem, StoreError
-from panel.clock import Clock, RealClock
 from protocol.messages import Ack, ErrorCode, Result
 from protocol.topics import link_topics
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from centinela.configcheck import (
+from common.configcheck import (
     NAME_RE,
     Section,
     broker_section,
@@ -21,7 +21,7 @@ from centinela.configcheck import (
     parse_hex_key,
     read_secret_file,
 )
-from centinela.mqtt import BrokerConfig
+from common.mqtt import BrokerConfig
 from panel.codes import CODE_RE, CodeHasher
 from protocol.messages import Mode
 

@@ -1,75 +1,39 @@
-"""Typed inputs to the panel core; drivers and the panel process produce them."""
+"""Typed inputs to the panel core: what devices report (drivers.reports), timers, commands."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from drivers.reports import (
+    KEYS,
+    ClimateReading,
+    DeviceBack,
+    DeviceLost,
+    KeyPressed,
+    Report,
+    TagPresented,
+    TagRemoved,
+    TamperDetected,
+    ZoneChanged,
+)
 from protocol.messages import Command
 
-KEYS = frozenset("0123456789*#ABCDP")
-
-
-@dataclass(frozen=True, slots=True)
-class KeyPressed:
-    """One key from a keypad (one of ``KEYS``)."""
-
-    key: str
-    device: str = "keypad"
-
-
-@dataclass(frozen=True, slots=True)
-class TagPresented:
-    """An NFC tag came into the reader's field; ``uid`` is upper-case hex."""
-
-    uid: str
-    device: str = "nfc"
-
-
-@dataclass(frozen=True, slots=True)
-class TagRemoved:
-    """The tag left the reader's field."""
-
-    uid: str
-    device: str = "nfc"
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneChanged:
-    """A zone opened (faulted) or closed (restored)."""
-
-    zone: str
-    open: bool
-
-
-@dataclass(frozen=True, slots=True)
-class TamperDetected:
-    """A tamper switch or the enclosure of ``source`` (a zone or device name) was opened."""
-
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class ClimateReading:
-    """A temperature/humidity reading; None where the sensor could not be read."""
-
-    temperature: float | None
-    humidity: float | None
-    device: str = "climate"
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceLost:
-    """A device stopped answering (unplugged, port closed, reader error)."""
-
-    device: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceBack:
-    """A lost device answers again."""
-
-    device: str
+__all__ = [
+    "KEYS",
+    "ClimateReading",
+    "DeviceBack",
+    "DeviceLost",
+    "Input",
+    "KeyPressed",
+    "PhotoCaptured",
+    "RemoteCommand",
+    "Report",
+    "TagPresented",
+    "TagRemoved",
+    "TamperDetected",
+    "TimerFired",
+    "ZoneChanged",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,16 +60,4 @@ class PhotoCaptured:
     detail: str | None = None
 
 
-Input = (
-    KeyPressed
-    | TagPresented
-    | TagRemoved
-    | ZoneChanged
-    | TamperDetected
-    | ClimateReading
-    | DeviceLost
-    | DeviceBack
-    | TimerFired
-    | RemoteCommand
-    | PhotoCaptured
-)
+Input = Report | TimerFired | RemoteCommand | PhotoCaptured

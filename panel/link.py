@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from centinela.mqtt import Backoff, BrokerConfig, LinkState, client_options
-from panel.clock import Clock
+from common.clock import Clock
+from common.mqtt import Backoff, BrokerConfig, LinkState, client_options
 from panel.store import PanelStore
 from protocol.errors import ProtocolError
 from protocol.frame import Direction

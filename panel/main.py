@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 
-from centinela.service import serve
+from common.service import serve
 from panel.config import load_site_file
 from panel.process import PanelProcess
 

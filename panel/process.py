@@ -17,7 +17,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from centinela.mqtt import parse_broker_url
+from common.clock import Clock, RealClock, TimerHandle
+from common.mqtt import parse_broker_url
 from drivers import registry
 from panel.actions import (
     Beep,
@@ -30,7 +31,6 @@ from panel.actions import (
     StartTimer,
     StateChanged,
 )
-from panel.clock import Clock, RealClock, TimerHandle
 from panel.config import SiteConfig
 from panel.core import Panel, PanelSnapshot
 from panel.inputs import ClimateReading, Input, PhotoCaptured, RemoteCommand, TimerFired

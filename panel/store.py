@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from centinela.errors import UsageError
+from common.errors import UsageError
 from panel.machine import PanelSnapshot
 from protocol.messages import Event, EventType, Method, Mode, State
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from centinela.errors import UsageError
+from common.errors import UsageError
 
 _LOGGER = logging.getLogger(__name__)
 

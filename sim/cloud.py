@@ -19,8 +19,8 @@ from typing import Any
 
 import aiomqtt
 
-from centinela.errors import UsageError
-from centinela.mqtt import BrokerConfig, client_options
+from common.errors import UsageError
+from common.mqtt import BrokerConfig, client_options
 
 _LOGGER = logging.getLogger(__name__)
 

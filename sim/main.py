@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from panel.clock import RealClock
+from common.clock import RealClock
 from sim.runner import event_line
 from sim.site import DEMO_SITE, SimSite, read_site_file
 

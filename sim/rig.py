@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from centinela.errors import ConfigError, UsageError
-from centinela.mqtt import BrokerConfig, parse_broker_url
+from common.errors import ConfigError, UsageError
+from common.mqtt import BrokerConfig, parse_broker_url
 from sim.cloud import CloudStandIn
 from sim.runner import Observed, ScenarioOutcome, ScenarioRun
 from sim.scenario import Scenario

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 from panel.inputs import KEYS
 from protocol.messages import EventType, State
 from sim.steps import (

@@ -14,8 +14,8 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from centinela.errors import ConfigError, UsageError
-from panel.clock import Clock, RealClock, VirtualClock
+from common.clock import Clock, RealClock, VirtualClock
+from common.errors import ConfigError, UsageError
 from sim.report import exit_status, summary, write_junit
 from sim.runner import ScenarioOutcome, ScenarioRun
 from sim.scenario import Scenario, check_against_site, load_scenario

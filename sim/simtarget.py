@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from panel.clock import Clock, RealClock, VirtualClock
+from common.clock import Clock, RealClock, VirtualClock
 from sim.cloud import CloudStandIn
 from sim.runner import Observed
 from sim.site import SimSite, SiteFacts

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from centinela.errors import ConfigError, UsageError
-from centinela.mqtt import BrokerConfig, parse_broker_url
-from panel.clock import Clock
+from common.clock import Clock
+from common.errors import ConfigError, UsageError
+from common.mqtt import BrokerConfig, parse_broker_url
 from sim.cloud import CloudStandIn
 from sim.embedded import PrivateBroker, private_broker
 
@@ -252,7 +252,7 @@ class SimSite:
 
     def linked(self) -> bool:
         """Panel link, both hub links and the cloud stand-in are connected."""
-        from centinela.mqtt import LinkState
+        from common.mqtt import LinkState
 
         links = []
         if self.panel is not None and self.panel.link is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 from panel.config import Role, ZoneKind, load_site_file, load_site_mapping
 from protocol.messages import Mode
 

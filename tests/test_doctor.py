@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from centinela import doctor
+from drivers import probe
 from centinela.cli import main
-from drivers import doctor, probe
 from drivers.sim_usb import SimUsbKeypad
 
 SITE = """

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 from drivers.camera import FfmpegCamera
 from drivers.climate import Bme280Climate
 from drivers.keypad_serial import SerialKeypad

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 from drivers.registry import open_zones
 from drivers.zones import GpioOptions, GpioZones
 from panel.inputs import DeviceLost, Input, TamperDetected, ZoneChanged

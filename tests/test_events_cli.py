@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from centinela.cli import build_parser
-from centinela.errors import UsageError
+from common.errors import UsageError
 from hub.events_cli import parse_since, run_events
 from hub.store import HubStore
 from protocol.messages import Event, EventType, Method, Mode

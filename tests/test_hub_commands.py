@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from common.clock import VirtualClock
 from hub.commands import MAX_COMMAND, Accepted, Dropped, Rejected, parse_command
-from panel.clock import VirtualClock
 from protocol.messages import Action, Command, ErrorCode, Mode, Result, State, Via
 from sim.broker import Mosquitto
 from tests.test_hub_fakepanel import (

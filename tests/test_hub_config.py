@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 from hub.config import load_hub_file, load_hub_mapping
 from hub.linkkeys import derived_key_id
 from protocol.keys import generate_key

@@ -19,7 +19,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from centinela.mqtt import NODELAY
+from common.mqtt import NODELAY
 from hub.linkkeys import derived_key_id
 from protocol.frame import Direction
 from protocol.keys import generate_key

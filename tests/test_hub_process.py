@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from centinela.mqtt import LinkState
+from common.clock import VirtualClock
+from common.mqtt import LinkState
 from hub.config import HubConfig, load_hub_mapping
 from hub.process import HubProcess
 from hub.store import HubStore
-from panel.clock import VirtualClock
 from protocol.messages import (
     EventType,
     Heartbeat,

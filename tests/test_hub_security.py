@@ -6,10 +6,10 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from common.clock import VirtualClock
 from hub.config import load_hub_mapping
 from hub.linkkeys import derived_key_id
 from hub.process import HubProcess
-from panel.clock import VirtualClock
 from protocol.frame import MAX_FRAME, Direction
 from protocol.messages import Ack, Command, Result, State
 from protocol.session import Sender

@@ -12,9 +12,10 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from common.configcheck import parse_key
 from panel.process import PanelProcess
 from protocol.frame import Direction, Header, seal_frame
-from protocol.keys import generate_key, key_id, parse_key
+from protocol.keys import generate_key, key_id
 from protocol.messages import Action, Command, Mode, State, Via
 from protocol.topics import link_topics
 from sim.broker import BrokerSpec, Mosquitto, TlsFiles

@@ -10,9 +10,11 @@ import sys
 import pytest
 
 from centinela.cli import main
-from centinela.errors import ConfigError
-from protocol.frame import Direction
-from protocol.keys import fingerprint, generate_key, parse_key, run_keygen
+from centinela.keygen import run_keygen
+from common.configcheck import KEY_BYTES, parse_key
+from common.errors import ConfigError
+from protocol.frame import KEY_SIZE, Direction
+from protocol.keys import fingerprint, generate_key
 from protocol.messages import Heartbeat
 from protocol.session import Receiver, Sender
 
@@ -107,3 +109,7 @@ def test_keygen_command_line() -> None:
     assert done.returncode == 0, done.stderr
     assert HEX64.fullmatch(done.stdout.strip())
     assert done.stderr == ""
+
+
+def test_the_config_key_size_is_the_wire_key_size() -> None:
+    assert KEY_BYTES == KEY_SIZE

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 from protocol.messages import State
 from sim.scenario import (
     Broker,

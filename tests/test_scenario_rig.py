@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from centinela.errors import UsageError
+from common.errors import UsageError
 from sim.broker import Mosquitto
 from sim.rig import RigTarget, load_rig
 from sim.scenario_cli import run_files
@@ -211,7 +211,7 @@ async def test_scenarios_drive_a_separate_panel_process_through_the_rig(
 
 
 def test_rig_files_are_validated(tmp_path: Path) -> None:
-    from centinela.errors import ConfigError
+    from common.errors import ConfigError
 
     (tmp_path / "site.toml").write_text('[panel]\nid = "p1"\nsite = "s"\n[[zones]]\nname = "d"\n')
     head = "[rig]\nsite = 'site.toml'\n[cloud]\nbroker = 'mqtt://h:1'\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from panel.clock import VirtualClock
+from common.clock import VirtualClock
 from sim.report import exit_status, summary, write_junit
 from sim.runner import Observed, ScenarioRun, field_matches
 from sim.scenario import parse_scenario

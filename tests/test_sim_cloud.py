@@ -7,7 +7,7 @@ import socket
 
 import aiomqtt
 
-from centinela.mqtt import BrokerConfig
+from common.mqtt import BrokerConfig
 from sim.broker import Mosquitto
 from sim.cloud import CloudStandIn
 from sim.embedded import EmbeddedBroker, MosquittoBroker, private_broker

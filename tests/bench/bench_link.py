@@ -16,9 +16,10 @@ from pathlib import Path
 
 import aiomqtt
 
-from centinela.mqtt import NODELAY
+from common.configcheck import parse_key
+from common.mqtt import NODELAY
 from protocol.frame import Direction
-from protocol.keys import generate_key, parse_key
+from protocol.keys import generate_key
 from protocol.messages import Ack, Event, EventType, Method
 from protocol.session import Receiver, Sender
 from sim.broker import BrokerSpec, Mosquitto

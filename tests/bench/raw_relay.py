@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiomqtt
 
-from centinela.mqtt import NODELAY
+from common.mqtt import NODELAY
 
 _QUIET_ARGS = {"socket_options": NODELAY}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 # aiomqtt warns on every publish beyond 10 in flight (the links keep a window of their own),
 # and paho logs a dropped connection as an error; the links report their state themselves.
-_QUIET = logging.getLogger("centinela.mqtt.client")
+_QUIET = logging.getLogger("common.mqtt.client")
 _QUIET.setLevel(logging.CRITICAL)
 
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import enum
 import os
 import re
+import string
 import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from centinela import mqtt
-from centinela.errors import ConfigError
-from protocol.keys import parse_key
+from common import mqtt
+from common.errors import ConfigError
+
+KEY_BYTES: Final = 32
+"""A link key is 256 bits (protocol.frame.KEY_SIZE)."""
+KEY_HEX_DIGITS: Final = 2 * KEY_BYTES
+_HEX: Final = frozenset(string.hexdigits)
 
 NAME_RE: Final = re.compile(r"[a-z0-9_-]{1,32}")
 """Names of panels, sites, users, zones and cameras."""
@@ -271,7 +276,7 @@ def read_secret_file(section: Section, key: str, base: Path) -> str:
 
 
 def parse_hex_key(section: Section, key: str, text: str) -> bytes:
-    """A 256-bit key written as 64 hex digits (``protocol.keys.parse_key``'s rules)."""
+    """A 256-bit key written as 64 hex digits (``parse_key``'s rules)."""
     return parse_key(text, file=section.file, key=section.where(key))
 
 
@@ -323,3 +328,24 @@ def check_device_url(
             key, f"unknown device URL scheme {scheme + ':'!r} (known: {', '.join(schemes)})"
         )
     return url
+
+
+def parse_key(text: str, *, file: str, key: str) -> bytes:
+    """The 32 key bytes written in ``text``; ``ConfigError`` naming ``file`` and ``key`` if bad.
+
+    The error never repeats the text: a wrong key is still a secret.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(file, key, f"must be a string of {KEY_HEX_DIGITS} hex digits")
+    value = text.strip()
+    if len(value) != KEY_HEX_DIGITS or not _HEX.issuperset(value):
+        raise ConfigError(
+            file,
+            key,
+            f"must be {KEY_HEX_DIGITS} hex digits (a 256-bit key; `centinela keygen` prints one), "
+            f"got {len(value)} characters",
+        )
+    raw = bytes.fromhex(value)
+    if len(set(raw)) == 1:
+        raise ConfigError(file, key, "is a placeholder (one byte repeated); use `centinela keygen`")
+    return raw

@@ -17,7 +17,7 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-from centinela.errors import ConfigError
+from common.errors import ConfigError
 from drivers import probe
 from drivers.probe import ERROR, MISSING, OK, Check
 from drivers.urls import PARSERS, Plan, parse
@@ -260,7 +260,7 @@ def _broker_check(url: str) -> Check:
     return Check("broker", verdict, detail, True)
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m drivers.doctor`
-    parser = argparse.ArgumentParser(prog="python -m drivers.doctor")
+if __name__ == "__main__":  # pragma: no cover - `python -m centinela.doctor`
+    parser = argparse.ArgumentParser(prog="python -m centinela.doctor")
     parser.add_argument("--config")
     raise SystemExit(run_doctor(parser.parse_args()))
