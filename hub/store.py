@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from common.files import private_file
 from protocol.messages import (
     Event,
     EventType,
@@ -116,7 +117,7 @@ class HubStore:
         self.path = Path(path)
         try:
             if not readonly:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self.path)
             self._db = _connect(self.path, readonly=readonly)
             self._db.execute("PRAGMA busy_timeout = 5000")
             if not readonly:
@@ -128,7 +129,7 @@ class HubStore:
                 )
             else:
                 self._db.execute("SELECT 1 FROM events LIMIT 1")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.path}: {exc}") from None
         self._in_txn = False
 

@@ -330,6 +330,10 @@ class _Loader:
                 codes[digest] = f"{sec.path}.{key}"
             sec.finish()
             users.append(User(name, role, frozenset(user_tags), code_digest, duress_digest))
+        if all(u.role is Role.ARM_ONLY for u in users):
+            raise self.root.error(
+                "users", "every user is arm_only: nobody could disarm (make one master or user)"
+            )
         return tuple(users)
 
     @staticmethod

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from common.errors import UsageError
+from common.files import private_file
 from panel.machine import PanelSnapshot
 from protocol.messages import Event, EventType, Method, Mode, State
 
@@ -178,6 +179,10 @@ class PanelStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
+        try:
+            private_file(self.path)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the panel store: {exc}") from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
