@@ -54,8 +54,14 @@ class Topics:
         return f"centinela/{self.site}/{panel}/photo/{photo_id}"
 
 
-def event_json(site: str, panel: str, event: Event) -> dict[str, Any]:
-    """The cloud event object (CONTRACT §5); ``tag``, ``photo`` and ``detail`` only when set."""
+def event_json(
+    site: str, panel: str, event: Event, received_ms: int | None = None
+) -> dict[str, Any]:
+    """The cloud event object (CONTRACT §5); ``tag``, ``photo`` and ``detail`` only when set.
+
+    ``received`` is the hub's own clock when it stored the event: the panel's ``time``
+    may be wrong (a Pi has no real-time clock), the hub's is a second opinion.
+    """
     out: dict[str, Any] = {
         "site": site,
         "panel": panel,
@@ -73,6 +79,8 @@ def event_json(site: str, panel: str, event: Event) -> dict[str, Any]:
         value = getattr(event, name)
         if value is not None:
             out[name] = value
+    if received_ms is not None:
+        out["received"] = iso_ms(received_ms)
     return out
 
 

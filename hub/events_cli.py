@@ -173,7 +173,10 @@ def run_events(
 
 def _emit(stored: StoredEvent, as_json: bool, out: TextIO) -> None:
     if as_json:
-        line = json.dumps(event_json(stored.site, stored.panel, stored.event), ensure_ascii=False)
+        line = json.dumps(
+            event_json(stored.site, stored.panel, stored.event, stored.received_ms),
+            ensure_ascii=False,
+        )
         print(line, file=out)
     else:
         print(format_row(table_row(stored)), file=out)

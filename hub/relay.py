@@ -225,7 +225,7 @@ class Relay:
         out.acks[panel] = event.seq
         out.events += 1
         self.counters.add("events")
-        self._queue(out, self.topics.event, dumps(event_json(self.site, panel, event)))
+        self._queue(out, self.topics.event, dumps(event_json(self.site, panel, event, now_ms)))
 
     def _starts_sequence(self, panel: str, seq: int) -> bool:
         """Whether the first event ever stored from ``panel`` may be ``seq``.

@@ -97,6 +97,7 @@ class StoredEvent:
     site: str
     panel: str
     event: Event
+    received_ms: int | None = None  # the hub's clock when it stored the event
 
 
 class StoreError(Exception):
@@ -354,7 +355,7 @@ class HubStore:
             where.append("time_ms >= ?")
             args.append(since_ms)
         sql = (
-            f"SELECT rowid, {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "  # noqa: S608
+            f"SELECT rowid, {EVENT_COLUMNS}, received_ms FROM events WHERE {' AND '.join(where)} "  # noqa: S608
             "ORDER BY time_ms, rowid"
         )
         if limit is not None:
@@ -390,6 +391,7 @@ def _stored(row: Sequence[object]) -> StoredEvent:
         tag,
         photo,
         detail,
+        received_ms,
     ) = row
     event = Event(
         seq=int(seq),  # type: ignore[call-overload]
@@ -405,7 +407,8 @@ def _stored(row: Sequence[object]) -> StoredEvent:
         photo=_opt(photo),
         detail=_opt(detail),
     )
-    return StoredEvent(int(rowid), str(site), str(panel), event)  # type: ignore[call-overload]
+    received = None if received_ms is None else int(received_ms)  # type: ignore[call-overload]
+    return StoredEvent(int(rowid), str(site), str(panel), event, received)  # type: ignore[call-overload]
 
 
 def _opt(value: object) -> str | None:
