@@ -125,9 +125,13 @@ def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
         return [Check("config", ERROR, f"{path}: {exc.strerror or exc}", True)]
     except tomllib.TOMLDecodeError as exc:
         return [Check("config", ERROR, f"{path}: not valid TOML: {exc}", True)]
+    except RecursionError:
+        return [Check("config", ERROR, f"{path}: not valid TOML: nested too deeply", True)]
     if "hub" in raw and "panel" not in raw:
         return _hub_checks(path, raw)
     checks = [_site_check(path, raw)]
+    if checks[0].verdict == OK and "panel" in raw:
+        checks.append(_store_check(path))
     devices = raw.get("devices", {})
     zones = [z for z in raw.get("zones", []) if isinstance(z, dict)]
     if isinstance(devices, dict):
@@ -172,6 +176,41 @@ def _site_check(path: str, raw: dict[str, Any]) -> Check:
     except ConfigError as exc:
         return Check("config", ERROR, str(exc), True)
     return Check("config", OK, f"{path}: panel {site.panel_id} of site {site.site}", True)
+
+
+MIN_FREE_BYTES = 1 << 20
+"""Less free space than this on the store's file system is a storage fault."""
+
+
+def _store_check(path: str) -> Check:
+    """The panel store: owner-only, writable now (a real commit), room on its disk."""
+    import shutil
+
+    from common.files import mode_of
+    from panel.config import load_site_file
+    from panel.journal import STORE_ERRORS
+    from panel.store import PanelStore, StoreError
+
+    site = load_site_file(path)
+    file = site.store.path
+    if not file.exists():
+        return Check("storage", OK, f"{file}: not created yet (it will be, owner-only)", True)
+    if mode_of(file) & 0o077:
+        return Check("storage", ERROR, f"{file}: readable by others ({mode_of(file):04o})", True)
+    try:
+        free = shutil.disk_usage(file.parent).free
+        store = PanelStore(file, max_size=site.store.max_size)
+    except (StoreError, OSError) as exc:
+        return Check("storage", ERROR, f"storage_fault: {exc}", True)
+    try:
+        store.probe()  # the panel's next writes would fail the same way
+    except STORE_ERRORS as exc:
+        return Check("storage", ERROR, f"storage_fault: {file} cannot be written: {exc}", True)
+    finally:
+        store.close()
+    if free < MIN_FREE_BYTES:
+        return Check("storage", ERROR, f"storage_fault: {file}: only {free} bytes free", True)
+    return Check("storage", OK, f"{file}: writable, {free // (1 << 20)} MiB free", True)
 
 
 def _device_check(

@@ -142,9 +142,10 @@ class LinkConfig:
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    """Where the durable panel store lives."""
+    """Where the durable panel store lives, and how large it may grow."""
 
     path: Path
+    max_size: int | None = None  # bytes; None: as large as the disk allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +250,11 @@ class _Loader:
         link = self._link(root.get_section("link"))
         store_sec = root.get_section("store")
         store_path = store_sec.get_path("path", self.base, must_exist=False)
+        max_size = None
+        if store_sec.has("max_size"):
+            max_size = store_sec.get_int("max_size", minimum=65536, maximum=2**40)
         store_sec.finish()
-        store = StoreConfig(store_path or self.base / f"{panel_id}.db")
+        store = StoreConfig(store_path or self.base / f"{panel_id}.db", max_size)
         tele = root.get_section("telemetry")
         telemetry = TelemetryConfig(tele.get_number("interval", 60, minimum=1, maximum=86400))
         tele.finish()

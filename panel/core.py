@@ -36,6 +36,7 @@ from panel.inputs import (
     KeyPressed,
     PhotoCaptured,
     RemoteCommand,
+    StoreNotice,
     TagPresented,
     TagRemoved,
     TamperDetected,
@@ -98,6 +99,7 @@ class Panel(Effects):
             TimerFired: self._on_timer_fired,  # type: ignore[dict-item]
             RemoteCommand: self._on_command,  # type: ignore[dict-item]
             PhotoCaptured: self._on_photo,  # type: ignore[dict-item]
+            StoreNotice: self._on_store_notice,  # type: ignore[dict-item]
         }
 
     def start(self, now_ms: int) -> list[Action]:
@@ -360,6 +362,10 @@ class Panel(Effects):
 
     def _on_device_back(self, inp: DeviceBack) -> None:
         self._dispatch(Request(Kind.DEVICE_BACK, Method.SYSTEM, zone=inp.device))
+
+    def _on_store_notice(self, inp: StoreNotice) -> None:
+        # Recorded like any event: while the store fails it waits in memory with the others.
+        self._event(EventType(inp.kind), Method.SYSTEM, detail=inp.detail)
 
     def _on_photo(self, inp: PhotoCaptured) -> None:
         if inp.photo_id not in self._photos:

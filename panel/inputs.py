@@ -28,6 +28,7 @@ __all__ = [
     "PhotoCaptured",
     "RemoteCommand",
     "Report",
+    "StoreNotice",
     "TagPresented",
     "TagRemoved",
     "TamperDetected",
@@ -60,4 +61,16 @@ class PhotoCaptured:
     detail: str | None = None
 
 
-Input = Report | TimerFired | RemoteCommand | PhotoCaptured
+@dataclass(frozen=True, slots=True)
+class StoreNotice:
+    """What the process learnt about storage: a fault began or ended, or a store was reset.
+
+    ``kind`` is ``storage_fault``, ``storage_ok`` or ``store_reset``; ``detail`` says why
+    (or which side lost its store).
+    """
+
+    kind: str
+    detail: str | None = None
+
+
+Input = Report | TimerFired | RemoteCommand | PhotoCaptured | StoreNotice

@@ -20,7 +20,7 @@ import aiomqtt
 
 from common.clock import Clock
 from common.mqtt import Backoff, BrokerConfig, LinkState, client_options
-from panel.store import PanelStore
+from panel.journal import STORE_ERRORS, Journal
 from protocol.errors import ProtocolError
 from protocol.frame import Direction
 from protocol.keys import key_id
@@ -56,7 +56,7 @@ class PanelLink:
     def __init__(
         self,
         settings: LinkSettings,
-        store: PanelStore,
+        store: Journal,
         clock: Clock,
         on_command: Callable[[Command], None],
         on_connect: Callable[[], None] | None = None,
@@ -231,14 +231,17 @@ class PanelLink:
     def _on_message(self, message: Message) -> None:
         if isinstance(message, Ack):
             if message.upto_seq > self.acked:
-                self.store.ack(message.upto_seq)
+                self.store.ack(message.upto_seq)  # held in memory while the disk fails
                 self.acked = message.upto_seq
                 self._last_progress = time.monotonic()
                 self._wake.set()
             else:
                 self.counters["stale_ack"] += 1
         elif isinstance(message, Command):
-            self.store.set_meta(_RX_META, json.dumps(self._receiver.highest_seqs))
+            try:
+                self.store.set_meta(_RX_META, json.dumps(self._receiver.highest_seqs))
+            except STORE_ERRORS as exc:  # the replay window in memory still holds
+                _LOGGER.warning("command window not saved: %s", exc)
             self.on_command(message)
         else:
             self.counters["unexpected_message"] += 1

@@ -33,12 +33,23 @@ from panel.actions import (
 )
 from panel.config import SiteConfig
 from panel.core import Panel, PanelSnapshot
-from panel.inputs import ClimateReading, Input, PhotoCaptured, RemoteCommand, TimerFired
+from panel.inputs import (
+    ClimateReading,
+    Input,
+    PhotoCaptured,
+    RemoteCommand,
+    StoreNotice,
+    TimerFired,
+)
+from panel.journal import Journal
 from panel.link import LinkSettings, PanelLink, photo_chunks
 from panel.store import PanelStore
 from protocol.messages import Command, Event, Heartbeat, StateSnapshot, Telemetry
 
 _LOGGER = logging.getLogger(__name__)
+
+STORE_RETRY_S = 1.0
+"""While the store cannot be written, how often it is tried again without new input."""
 
 
 class PanelProcess:
@@ -69,10 +80,12 @@ class PanelProcess:
         self.camera: Any = None
         self.link: PanelLink | None = None
         self._store: PanelStore | None = None
+        self.journal: Journal | None = None
         self._core: Panel | None = None
         self._committed: PanelSnapshot | None = None  # the snapshot the store holds
         self._queue: asyncio.Queue[Input] = asyncio.Queue()
         self._busy = False
+        self._fault_reported = False
         self._timers: dict[str, TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[None]] = set()
@@ -90,8 +103,9 @@ class PanelProcess:
 
     async def _start(self) -> None:
         config = self.config
-        self._store = PanelStore(self.store_path)
+        self._store = PanelStore(self.store_path, max_size=config.store.max_size)
         saved = self._store.load()
+        self.journal = Journal(self._store)
         self._core = Panel(config, saved)
         self._committed = saved
         file = config.source
@@ -119,7 +133,7 @@ class PanelProcess:
         settings = self._link_settings()
         if settings is not None:
             self.link = PanelLink(
-                settings, self._store, self.clock, self._on_command, self._on_connect
+                settings, self.journal, self.clock, self._on_command, self._on_connect
             )
             self._spawn(self.link.run(), "link")
         # Every device stream, for its inputs and its lost/back reports.
@@ -128,6 +142,7 @@ class PanelProcess:
         self._spawn(self._consume(), "core")
         self._spawn(self._every(config.telemetry.interval, self._telemetry), "telemetry")
         self._spawn(self._every(config.link.heartbeat, self._heartbeat), "heartbeat")
+        self._spawn(self._every(STORE_RETRY_S, self._retry_store), "store retry")
         self._apply(self._core.start(self.clock.now_ms()))
 
     async def stop(self) -> None:
@@ -145,6 +160,8 @@ class PanelProcess:
             handle.cancel()
         self._timers.clear()
         await self._stack.aclose()
+        if self._store is not None and self.journal is not None and self.journal.dirty:
+            self.journal.retry()  # a last chance for what is held in memory
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -215,13 +232,15 @@ class PanelProcess:
 
     def _apply(self, actions: list[Any]) -> None:
         assert self._core is not None
-        assert self._store is not None
+        assert self.journal is not None
         events = [a.event for a in actions if isinstance(a, Emit)]
         snapshot = self._core.snapshot()
         if events or snapshot != self._committed:
-            # The state change and its events are durable before anything else happens.
-            self._store.commit(snapshot, events)
-            self._committed = snapshot
+            # The state change and its events are durable before anything else happens;
+            # if the store cannot take them they wait in memory, and the panel still acts.
+            if self.journal.commit(snapshot, events):
+                self._committed = snapshot
+            self._storage_changed()
         self.recent_events.extend(events)
         for action in actions:
             if isinstance(action, SetSiren):
@@ -245,6 +264,30 @@ class PanelProcess:
                 self.link.send(action.view)
         if events and self.link is not None:
             self.link.wake()
+
+    @property
+    def storage_fault(self) -> str | None:
+        """Why the store cannot be written (events wait in memory), or None."""
+        return None if self.journal is None else self.journal.fault
+
+    def _storage_changed(self) -> None:
+        """Record the start and the end of a storage fault as events (once each)."""
+        fault = self.storage_fault
+        if (fault is not None) == self._fault_reported:
+            return
+        self._fault_reported = fault is not None
+        if fault is not None:
+            self._queue.put_nowait(StoreNotice("storage_fault", fault[:200]))
+        else:
+            self._queue.put_nowait(StoreNotice("storage_ok"))
+
+    async def _retry_store(self) -> None:
+        if self.journal is not None and self.journal.dirty and self.journal.retry():
+            assert self._core is not None
+            self._committed = self._core.snapshot()  # what was held is the core's latest
+            self._storage_changed()
+            if self.link is not None:
+                self.link.wake()
 
     def _start_timer(self, name: str, at_ms: int) -> None:
         old = self._timers.pop(name, None)

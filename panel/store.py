@@ -27,6 +27,9 @@ _LOGGER = logging.getLogger(__name__)
 KEEP_EVENTS: Final = 10_000
 """Acknowledged events beyond the newest this many are pruned."""
 
+MAX_PAGES: Final = 0xFFFFFFFE
+"""SQLite's largest ``max_page_count``: no quota."""
+
 SNAPSHOT_VERSION: Final = 1
 SCHEMA_VERSION: Final = 1
 
@@ -176,7 +179,7 @@ def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
 class PanelStore:
     """One panel's SQLite store; calls are serialised, so a worker thread may share it."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, max_size: int | None = None) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         try:
@@ -193,6 +196,22 @@ class PanelStore:
             self._db.close()
             raise StoreError(f"{self.path}: not a usable panel store: {exc}") from None
         self._next_seq = self._read_next_seq()
+        self.set_quota(max_size)
+
+    def set_quota(self, max_size: int | None) -> None:
+        """Let the file grow to ``max_size`` bytes at most (None: no limit but the disk's).
+
+        SQLite's ``max_page_count``: a write beyond it fails with ``database or disk is
+        full``, exactly as on a full file system. Below the current size it means "no
+        growth at all".
+        """
+        with self._lock:
+            if max_size is None:
+                pages = MAX_PAGES
+            else:
+                page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+                pages = max(1, max_size // page_size)
+            self._db.execute(f"PRAGMA max_page_count = {int(pages)}")
 
     def _setup(self) -> None:
         db = self._db
@@ -216,7 +235,8 @@ class PanelStore:
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite rolls back by itself on a full disk
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -317,6 +337,18 @@ class PanelStore:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    def probe(self, size: int = 16384) -> None:
+        """Raise if ``size`` more bytes could not be written now (nothing is kept)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('probe', ?)", ("x" * size,)
+                )
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         """Close the database (everything committed is already on disk)."""

@@ -63,6 +63,9 @@ class EventType(enum.StrEnum):
     ALARM_END = "alarm_end"  # siren time over (the panel re-arms, or stays disarmed)
     DEVICE_LOST = "device_lost"  # a keypad, reader or sensor stopped answering
     DEVICE_BACK = "device_back"
+    STORAGE_FAULT = "storage_fault"  # the panel's store cannot be written; events wait in memory
+    STORAGE_OK = "storage_ok"  # the store is written again; everything held is on disk
+    STORE_RESET = "store_reset"  # a store was lost or replaced (detail: panel or hub)
 
 
 class Method(enum.StrEnum):

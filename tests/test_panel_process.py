@@ -41,11 +41,12 @@ async def test_keypad_code_arms_and_the_cloud_sees_who_and_how(
         await cloud.wait_for(lambda c: "arming" in _types(c.events))
         assert panel.view().state is State.ARMING
         event = cloud.events[-1]
-        assert event | {"time": None} == {
+        assert event | {"time": None, "received": None} == {
             "site": "demo",
             "panel": "p1",
             "seq": 1,
             "time": None,
+            "received": None,
             "type": "arming",
             "mode": "total",
             "user": "alice",
