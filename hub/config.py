@@ -44,6 +44,8 @@ class HubConfig:
     offline_after: float = 90.0
     source: str = "<memory>"
     cloud_mqtt5: bool = True  # [cloud] protocol = "5" (default) or "3.1.1"
+    media_max_bytes: int = 256 * 1024 * 1024  # photos (and any media) kept, at most
+    media_max_days: float = 30.0  # photos older than this (by receipt) are pruned
 
     def panel(self, panel_id: str) -> PanelKeys | None:
         """The panel called ``panel_id``, if configured."""
@@ -73,6 +75,8 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
     assert store is not None  # a default is given
     command_timeout = hub.get_number("command_timeout", 10, minimum=0.1, maximum=3600)
     offline_after = hub.get_number("offline_after", 90, minimum=1, maximum=86400)
+    media_max_bytes = hub.get_int("media_max_bytes", 256 * 1024 * 1024, minimum=0, maximum=2**44)
+    media_max_days = hub.get_number("media_max_days", 30, minimum=0.001, maximum=36500)
     hub.finish()
 
     local_sec = root.get_section("local")
@@ -116,6 +120,8 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         offline_after=offline_after,
         source=source,
         cloud_mqtt5=cloud_mqtt5,
+        media_max_bytes=media_max_bytes,
+        media_max_days=media_max_days,
     )
 
 

@@ -61,6 +61,7 @@ class HubProcess:
         self.listeners: list[Callable[[], None]] = []
         self._counters = Counters(self.clock.now_ms)
         self._backoff_cap = backoff_cap
+        self.storage_fault: str | None = None  # why the store cannot be written, or None
         self.store: HubStore | None = None
         self.relay: Relay | None = None
         self.availability = Availability(
@@ -241,10 +242,17 @@ class HubProcess:
         try:
             outcome = self.relay.handle_batch(batch, now)
         except sqlite3.Error as exc:
-            # Nothing was committed, so nothing is acked: the panels send again.
+            # Nothing was committed, so nothing is acked: the panels keep their events and
+            # send them again; once the disk has room the next batch goes through.
             self._counters.drop("store_error", str(exc))
+            if self.storage_fault is None:
+                _LOGGER.error("hub store cannot be written (%s): nothing is acknowledged", exc)
+            self.storage_fault = str(exc) or type(exc).__name__
             await asyncio.sleep(0.5)
             return
+        if self.storage_fault is not None:
+            _LOGGER.warning("hub store written again")
+            self.storage_fault = None
         for panel in outcome.seen:
             self.availability.seen(panel)
         for panel, online in outcome.statuses.items():
@@ -390,6 +398,7 @@ class HubProcess:
             "site": self.config.site,
             "links": {"local": self.local.state.value, "cloud": self.cloud.state.value},
             "outbox": self.outbox_size,
+            "storage": "ok" if self.storage_fault is None else f"fault: {self.storage_fault}",
             "pending_commands": len(self.pending),
             "panels": {
                 p.id: {

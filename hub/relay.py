@@ -107,6 +107,7 @@ class Relay:
             if now_ms - self._last_prune_ms > 3_600_000:
                 self._last_prune_ms = now_ms
                 self.store.prune(now_ms - TELEMETRY_DAYS * 86_400_000, now_ms - 86_400_000)
+                self._prune_media(now_ms)
         self.last_seq = last
         return out
 
@@ -259,6 +260,13 @@ class Relay:
         if jpeg is not None:
             self.counters.add("photos")
             self._queue(out, self.topics.photo(panel, chunk.photo_id), jpeg)
+            self._prune_media(now_ms)
+
+    def _prune_media(self, now_ms: int) -> None:
+        max_age_ms = round(self.config.media_max_days * 86_400_000)
+        pruned = self.store.prune_media(self.config.media_max_bytes, now_ms - max_age_ms)
+        if pruned:
+            self.counters.add("media_pruned", pruned)
 
     def _queue(
         self, out: BatchOutcome, topic: str, payload: bytes, *, retain: bool = False

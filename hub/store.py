@@ -237,6 +237,42 @@ class HubStore:
         self._db.execute("DELETE FROM telemetry WHERE received_ms < ?", (telemetry_before_ms,))
         self._db.execute("DELETE FROM photo_chunks WHERE received_ms < ?", (chunks_before_ms,))
 
+    def prune_media(self, max_bytes: int, before_ms: int) -> int:
+        """Forget photos received before ``before_ms``, then the oldest beyond ``max_bytes``.
+
+        Returns how many were forgotten. Media are published to the cloud when they
+        arrive; the hub keeps them only as a bounded cache, so they never fill its disk.
+        """
+        gone = self._db.execute("DELETE FROM photos WHERE received_ms < ?", (before_ms,)).rowcount
+        rows = self._db.execute(
+            "SELECT rowid, length(data) FROM photos ORDER BY received_ms DESC, rowid DESC"
+        ).fetchall()
+        total, drop = 0, []
+        for rowid, size in rows:
+            total += int(size)
+            if total > max_bytes:
+                drop.append((int(rowid),))
+        if drop:
+            self._db.executemany("DELETE FROM photos WHERE rowid = ?", drop)
+        return int(gone) + len(drop)
+
+    def media_bytes(self) -> int:
+        """Bytes of photos kept."""
+        row = self._db.execute("SELECT coalesce(sum(length(data)), 0) FROM photos").fetchone()
+        return int(row[0])
+
+    def set_quota(self, max_size: int | None) -> None:
+        """Let the file grow to ``max_size`` bytes at most (None: the disk's limit).
+
+        SQLite's ``max_page_count``: beyond it a write fails with ``database or disk is
+        full``, as on a full file system (nothing is acknowledged; panels resend).
+        """
+        pages = 0xFFFFFFFE
+        if max_size is not None:
+            page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+            pages = max(1, max_size // page_size)
+        self._db.execute(f"PRAGMA max_page_count = {int(pages)}")
+
     def has_photo(self, panel: str, photo: str) -> bool:
         """Whether the whole photo is already stored."""
         row = self._db.execute(

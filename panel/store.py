@@ -343,9 +343,7 @@ class PanelStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('probe', ?)", ("x" * size,)
-                )
+                self._db.execute("INSERT INTO meta (key, value) VALUES ('probe', ?)", ("x" * size,))
             finally:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")

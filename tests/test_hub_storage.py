@@ -54,3 +54,57 @@ def test_the_hub_records_its_own_receipt_time(rig: Rig, tmp_path: Path) -> None:
     rig.store = type(rig.store)(tmp_path / "hub.db")
     assert run_events(args, out) == 0
     assert json.loads(out.getvalue().splitlines()[0])["received"] == iso_ms(hub_now)
+
+
+def _photo(rig: Rig, photo_id: str, size: int, now: int) -> None:
+    from protocol.messages import PhotoChunk
+
+    rig.feed(PhotoChunk(photo_id, 0, 1, bytes([len(photo_id)]) * size), now=now)
+
+
+def test_photos_are_kept_within_a_size_and_age_quota(rig: Rig) -> None:
+    import dataclasses
+
+    from hub.relay import Relay
+
+    rig.config = dataclasses.replace(rig.config, media_max_bytes=10_000, media_max_days=1)
+    rig.relay = Relay(rig.config, rig.store, rig.counters, rig._on_result)
+    for i in range(5):  # 5 x 3000 bytes against a 10,000 byte quota
+        _photo(rig, f"ph-{i}", 3000, T0 + i)
+    kept = [i for i in range(5) if rig.store.photo("p1", f"ph-{i}") is not None]
+    assert kept == [2, 3, 4]  # the newest that fit
+    assert rig.store.media_bytes() <= 10_000
+    assert rig.counters.counts["media_pruned"] == 2
+    # Every photo still reached the cloud outbox when it arrived.
+    assert sum("/photo/" in t for t in rig.outbox_topics()) == 5
+    _photo(rig, "ph-late", 100, T0 + 86_400_000 + 10)  # a day later: the old ones expire
+    assert [i for i in range(5) if rig.store.photo("p1", f"ph-{i}")] == []
+    assert rig.store.photo("p1", "ph-late") is not None
+
+
+def test_a_full_hub_store_acknowledges_nothing_and_recovers_without_loss(rig: Rig) -> None:
+    import sqlite3
+
+    seq = 0
+    rig.store.set_quota(0)  # no growth beyond what the file has now
+    failure = ""
+    while not failure:
+        try:
+            rig.feed(*[event(s) for s in range(seq + 1, seq + 21)])
+        except sqlite3.OperationalError as exc:
+            failure = str(exc)
+        else:
+            seq += 20
+    assert "full" in failure
+    stored = rig.store.last_event_seq("p1")
+    assert stored == (seq or None)  # every batch before the failing one, nothing of it
+    assert rig.relay.last_seq["p1"] == stored
+    # The panel resends (fresh frames) until the hub has room again; nothing is acked meanwhile.
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        rig.feed(*[event(s) for s in range(seq + 1, seq + 21)])
+    rig.store.set_quota(None)
+    outcome = rig.feed(*[event(s) for s in range(seq + 1, seq + 21)])
+    assert outcome.acks == {"p1": seq + 20}
+    assert [e.event.seq for e in rig.store.events(panel="p1")] == list(range(1, seq + 21))
+    sent = [e["seq"] for e in _event_json(rig)]
+    assert sent == list(range(1, seq + 21))
