@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +66,7 @@ async def test_a_full_store_never_silences_the_panic_and_recovers_in_order(
     )
     first = fill_to_quota(panel_cfg)
     async with (
-        cloud_subscriber(broker.host, broker.port) as (_, cloud),
+        cloud_subscriber(broker.host, broker.port) as (client, cloud),
         running(panel_cfg, hub_cfg) as (panel, hub),
     ):
         # Even the start's `restart` event could not be written: the fault is raised.
@@ -76,6 +77,11 @@ async def test_a_full_store_never_silences_the_panic_and_recovers_in_order(
         assert panel.view().state is State.TRIGGERED
         # ... and reaches the cloud from memory, with the fault itself.
         await cloud.wait_for(lambda c: {"panic", "storage_fault"} <= {e["type"] for e in c.events})
+        # Cloud commands are still answered.
+        command = {"id": "s1", "panel": "p1", "action": "status", "user": "alice", "via": "app"}
+        await client.publish("centinela/demo/command", json.dumps(command), qos=1)
+        await cloud.wait_for(lambda c: any(r["id"] == "s1" for r in c.results))
+        assert next(r for r in cloud.results if r["id"] == "s1")["ok"] is True
         await panel.keypad.twin.type("1234D")
         await until(lambda: not panel.zones.twin.siren)
         assert panel.view().state is State.DISARMED
