@@ -1,0 +1,21 @@
+"""Protocol version 2: the messages of version 1 under a header that carries session epochs.
+
+Version 2 changes the frame header only (docs/protocol.md §1 and §5): each frame
+names its sender's epoch (drawn at random when the sender's store is created)
+and the epoch of the receiver it is meant for, and the nonce includes the
+sender's epoch. So a store that is lost or replaced never reuses a nonce, a
+receiver can tell a new store from a replay, and frames made for a store that
+is gone are refused. The message table is version 1's.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from protocol import v1
+from protocol.schema import MessageSpec
+
+VERSION: Final = 2
+TABLE: Final[dict[int, MessageSpec]] = v1.TABLE
+EPOCH_BITS: Final = 56
+"""Epochs are 56-bit: the nonce has room for 7 bytes of it."""
