@@ -46,6 +46,7 @@ class HubConfig:
     cloud_mqtt5: bool = True  # [cloud] protocol = "5" (default) or "3.1.1"
     media_max_bytes: int = 256 * 1024 * 1024  # photos (and any media) kept, at most
     media_max_days: float = 30.0  # photos older than this (by receipt) are pruned
+    max_clock_skew: float = 0.0  # seconds a panel frame's time may be off the hub's; 0: unchecked
 
     def panel(self, panel_id: str) -> PanelKeys | None:
         """The panel called ``panel_id``, if configured."""
@@ -77,6 +78,7 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
     offline_after = hub.get_number("offline_after", 90, minimum=1, maximum=86400)
     media_max_bytes = hub.get_int("media_max_bytes", 256 * 1024 * 1024, minimum=0, maximum=2**44)
     media_max_days = hub.get_number("media_max_days", 30, minimum=0.001, maximum=36500)
+    max_clock_skew = hub.get_number("max_clock_skew", 0, minimum=0, maximum=86400)
     hub.finish()
 
     local_sec = root.get_section("local")
@@ -122,6 +124,7 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         cloud_mqtt5=cloud_mqtt5,
         media_max_bytes=media_max_bytes,
         media_max_days=media_max_days,
+        max_clock_skew=max_clock_skew,
     )
 
 

@@ -39,7 +39,7 @@ from hub.mqttlink import LinkDown, MqttLink
 from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay
 from hub.store import HubStore, OutboxItem, StoreError
-from protocol.messages import Ack, ErrorCode, Result
+from protocol.messages import Ack, Action, Command, ErrorCode, Result, Resume, Via
 from protocol.topics import link_topics
 
 _LOGGER = logging.getLogger(__name__)
@@ -259,12 +259,26 @@ class HubProcess:
             self.availability.status(panel, online)
         if self.outbox is not None:
             self.outbox.added(outcome.queued)
+        frames: list[tuple[str, bytes]] = []
+        for panel, (epoch, message) in outcome.announce.items():
+            frames.append((panel, self.relay.seal(panel, message, now, peer_epoch=epoch)))
+        for panel, upto in outcome.resume.items():
+            frames.append((panel, self.relay.seal(panel, Resume(upto), now)))
         for panel, upto in outcome.acks.items():
+            frames.append((panel, self.relay.seal(panel, Ack(upto), now)))
+        for panel, revoked in outcome.revocations.items():
+            # A panel with a new store has forgotten its revoked tags: the hub re-sends them.
+            for n, (tag, user) in enumerate(revoked):
+                command = Command(f"resync-{now}-{n}", Action.REVOKE_TAG, user or "", Via.APP,
+                                  tag=tag)  # fmt: skip
+                frames.append((panel, self.relay.seal(panel, command, now)))
+                self._counters.add("revocations_resent")
+        for panel, frame in frames:
             down = link_topics(self.config.site, panel)[1]
             try:
-                await self.local.publish(down, self.relay.seal(panel, Ack(upto), now))
+                await self.local.publish(down, frame)
             except LinkDown as exc:
-                _LOGGER.debug("ack %d to %s not sent: %s", upto, panel, exc)
+                _LOGGER.debug("frame to %s not sent: %s", panel, exc)
 
     # -- the cloud side -----------------------------------------------------------------
 

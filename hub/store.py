@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ CREATE TABLE IF NOT EXISTS rx_seqs (
 CREATE TABLE IF NOT EXISTS tx_seqs (
     panel TEXT NOT NULL, key_fp TEXT NOT NULL, reserved INTEGER NOT NULL,
     PRIMARY KEY (panel, key_fp)
+);
+CREATE TABLE IF NOT EXISTS panel_epochs (
+    panel TEXT NOT NULL, epoch INTEGER NOT NULL, retired INTEGER NOT NULL,
+    resume_after INTEGER, PRIMARY KEY (panel, epoch)
 );
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
@@ -190,6 +195,62 @@ class HubStore:
                 "DO UPDATE SET reserved = max(reserved, excluded.reserved)",
                 (panel, key_fp, upto),
             )
+
+    # -- epochs (docs/protocol.md §5) -------------------------------------------------------
+
+    def own_epoch(self) -> int:
+        """This store's epoch: drawn at random (56 bits) the first time it is asked for."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        if row is not None:
+            return int(row[0])
+        epoch = secrets.randbits(56) or 1
+        with self.transaction():
+            self._db.execute("INSERT INTO meta VALUES ('epoch', ?)", (str(epoch),))
+        return epoch
+
+    def panel_epochs(self, panel: str) -> tuple[int | None, set[int], int | None]:
+        """``(current epoch, retired epochs, resume_after)`` of ``panel``'s store."""
+        current, resume_after, retired = None, None, set()
+        for epoch, is_retired, after in self._db.execute(
+            "SELECT epoch, retired, resume_after FROM panel_epochs WHERE panel = ?", (panel,)
+        ):
+            if is_retired:
+                retired.add(int(epoch))
+            else:
+                current, resume_after = int(epoch), after
+        return current, retired, resume_after
+
+    def adopt_epoch(
+        self, panel: str, epoch: int, resume_after: int | None, *, first: bool = False
+    ) -> None:
+        """``panel`` has a new store: retire its old epoch, forget its frame windows.
+
+        ``first``: the first epoch this store hears of; the windows it holds stay.
+        """
+        if first:
+            self._db.execute("INSERT OR REPLACE INTO panel_epochs VALUES (?, ?, 0, NULL)",
+                             (panel, epoch))  # fmt: skip
+            return
+        self._db.execute("UPDATE panel_epochs SET retired = 1 WHERE panel = ?", (panel,))
+        self._db.execute(
+            "INSERT OR REPLACE INTO panel_epochs VALUES (?, ?, 0, ?)", (panel, epoch, resume_after)
+        )
+        self._db.execute("DELETE FROM rx_seqs WHERE panel = ?", (panel,))
+
+    def resumed(self, panel: str) -> None:
+        """``panel``'s new store numbers its events after the old one's."""
+        self._db.execute(
+            "UPDATE panel_epochs SET resume_after = NULL WHERE panel = ? AND retired = 0", (panel,)
+        )
+
+    def revocations(self, panel: str) -> list[tuple[str, str | None]]:
+        """``(tag, user)`` of every tag revoked on ``panel``, oldest first."""
+        rows = self._db.execute(
+            "SELECT tag, user FROM events WHERE panel = ? AND type = 'tag_revoked' "
+            "AND tag IS NOT NULL GROUP BY tag ORDER BY min(seq)",
+            (panel,),
+        ).fetchall()
+        return [(str(tag), None if user is None else str(user)) for tag, user in rows]
 
     # -- what the panels send ---------------------------------------------------------
 

@@ -111,6 +111,10 @@ class Journal:
         except STORE_ERRORS as exc:
             _LOGGER.debug("ack %d not written yet: %s", self._acked, exc)
 
+    def rebased(self, acked_upto: int) -> None:
+        """The store was renumbered; the hub holds everything up to ``acked_upto``."""
+        self._acked = acked_upto
+
     def get_meta(self, key: str) -> str | None:
         """A small durable value (``PanelStore.get_meta``)."""
         return self.store.get_meta(key)

@@ -41,7 +41,7 @@ from panel.inputs import (
     StoreNotice,
     TimerFired,
 )
-from panel.journal import Journal
+from panel.journal import STORE_ERRORS, Journal
 from panel.link import LinkSettings, PanelLink, photo_chunks
 from panel.store import PanelStore
 from protocol.messages import Command, Event, Heartbeat, StateSnapshot, Telemetry
@@ -133,8 +133,9 @@ class PanelProcess:
         settings = self._link_settings()
         if settings is not None:
             self.link = PanelLink(
-                settings, self.journal, self.clock, self._on_command, self._on_connect
-            )
+                settings, self.journal, self.clock, self._on_command, self._on_connect,
+                on_resume=self._on_resume, on_hub_reset=self._on_hub_reset,
+            )  # fmt: skip
             self._spawn(self.link.run(), "link")
         # Every device stream, for its inputs and its lost/back reports.
         for name in ("keypad", "nfc", "zones", "climate", "camera"):
@@ -323,6 +324,34 @@ class PanelProcess:
 
     def _on_command(self, command: Command) -> None:
         self._queue.put_nowait(RemoteCommand(command))
+
+    def _on_resume(self, last_seq: int) -> None:
+        """The hub holds this site's events up to ``last_seq`` from a store of ours now gone.
+
+        A new store renumbers its events after them (once), so the seq the cloud sees keeps
+        rising; the loss itself is recorded as a ``store_reset`` event.
+        """
+        journal, store = self.journal, self._store
+        assert journal is not None and store is not None
+        if journal.acked_upto or journal.dirty or store.get_meta("store.rebased"):
+            _LOGGER.warning("resume after %d ignored: this store is not new", last_seq)
+            return
+        try:
+            store.rebase(last_seq, str(last_seq))
+        except STORE_ERRORS as exc:
+            _LOGGER.warning("resume after %d not written (%s); the hub asks again", last_seq, exc)
+            return
+        saved = store.load()
+        self._core = Panel(self.config, saved)
+        self._committed = saved
+        journal.rebased(last_seq)
+        if self.link is not None:
+            self.link.rebased(last_seq)
+        _LOGGER.warning("new store: events now follow seq %d of the one lost", last_seq)
+        self._queue.put_nowait(StoreNotice("store_reset", "panel"))
+
+    def _on_hub_reset(self) -> None:
+        self._queue.put_nowait(StoreNotice("store_reset", "hub"))
 
     def _on_connect(self) -> None:
         if self._core is not None and self.link is not None:

@@ -8,6 +8,7 @@ always agree. Nothing derived from a user code is ever written here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -337,6 +338,28 @@ class PanelStore:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    def rebase(self, offset: int, marker: str) -> None:
+        """Renumber every event ``offset`` higher (a new store continuing an old one's seq).
+
+        The log, the delivery mark, the seq counter and the snapshot move together, in one
+        transaction; ``marker`` is recorded (meta ``store.rebased``) so it happens once.
+        """
+        with self._lock, self._transaction() as db:
+            row = db.execute("SELECT next_seq, snapshot FROM state WHERE id = 1").fetchone()
+            db.execute("UPDATE events SET seq = seq + ?", (offset,))
+            db.execute("UPDATE delivery SET acked_upto = acked_upto + ?", (offset,))
+            if row is not None:
+                snap = snapshot_from_json(row[1])
+                moved = dataclasses.replace(snap, next_seq=snap.next_seq + offset)
+                db.execute(
+                    "UPDATE state SET next_seq = ?, snapshot = ? WHERE id = 1",
+                    (int(row[0]) + offset, snapshot_to_json(moved)),
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('store.rebased', ?)", (marker,)
+            )
+        self._next_seq += offset
 
     def probe(self, size: int = 16384) -> None:
         """Raise if ``size`` more bytes could not be written now (nothing is kept)."""

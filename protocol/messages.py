@@ -180,6 +180,17 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
+class Resume:
+    """Hub -> panel (protocol v2): your store is new; the hub holds your events up to ``last_seq``.
+
+    The panel numbers its events after ``last_seq`` (docs/link.md, "A store lost or
+    replaced"), so the site's seq keeps rising with no repeats.
+    """
+
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class PhotoChunk:
     """One piece of a JPEG; ``index`` counts from 0 to ``count - 1``."""
 
@@ -197,4 +208,6 @@ class Heartbeat:
     last_seq: int
 
 
-Message = Event | Command | Result | StateSnapshot | Telemetry | Ack | PhotoChunk | Heartbeat
+Message = (
+    Event | Command | Result | StateSnapshot | Telemetry | Ack | PhotoChunk | Heartbeat | Resume
+)

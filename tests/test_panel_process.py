@@ -192,16 +192,23 @@ async def test_forged_replayed_retained_and_garbage_frames_change_nothing(
     _, down, _ = link_topics("demo", "p1")
     arm = Command("x1", Action.ARM, "alice", Via.APP, mode=Mode.TOTAL)
 
+    epochs = {"hub": 0, "panel": 0}
+
     def frame(k: bytes, seq: int) -> bytes:
-        header = Header("p1", Direction.HUB_TO_PANEL, seq, 0, key_id=key_id(k))
+        header = Header(
+            "p1", Direction.HUB_TO_PANEL, seq, 0, key_id=key_id(k),
+            epoch=epochs["hub"], peer_epoch=epochs["panel"],
+        )  # fmt: skip
         return seal_frame(k, header, arm)
 
     # A retained command waits on the broker before the panel subscribes: never acted on.
     async with aiomqtt.Client(mosquitto.host, mosquitto.port) as attacker:
         await attacker.publish(down, frame(key, 900_002), qos=1, retain=True)
-    async with running(panel_cfg, hub_cfg) as (panel, _hub):
+    async with running(panel_cfg, hub_cfg) as (panel, hub):
         link = panel.link
-        assert link is not None
+        assert link is not None and hub.relay is not None
+        # Sealed as the hub would seal it: its store's epoch, bound to the panel's.
+        epochs.update(hub=hub.relay.epoch, panel=link.epoch)
         async with asyncio.timeout(10):
             while link.counters["retained_ignored"] < 1:
                 await asyncio.sleep(0.02)
