@@ -348,6 +348,9 @@ class HubProcess:
             offline = f"panel {panel} is offline"
         elif self.local.state is not LinkState.UP:
             offline = "the hub is not connected to the panels' broker"
+        elif not self.relay.knows(panel):
+            # A command must be bound to the panel's store: none has been heard from yet.
+            offline = f"panel {panel} has not been heard from since the hub's store began"
         if offline is None:
             self.pending.add(Pending(panel, command, response_topic, correlation))
             down = link_topics(self.config.site, panel)[1]

@@ -104,6 +104,10 @@ class Relay:
         """This hub store's epoch."""
         return self.store.own_epoch()
 
+    def knows(self, panel: str) -> bool:
+        """Whether a store of ``panel`` has been heard from (frames to it can be bound)."""
+        return self._panels[panel].receiver.peer_epoch is not None
+
     def seal(
         self, panel: str, message: Message, now_ms: int, peer_epoch: int | None = None
     ) -> bytes:

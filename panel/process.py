@@ -332,7 +332,8 @@ class PanelProcess:
         rising; the loss itself is recorded as a ``store_reset`` event.
         """
         journal, store = self.journal, self._store
-        assert journal is not None and store is not None
+        assert journal is not None
+        assert store is not None
         if journal.acked_upto or journal.dirty or store.get_meta("store.rebased"):
             _LOGGER.warning("resume after %d ignored: this store is not new", last_seq)
             return
