@@ -108,3 +108,17 @@ def test_a_full_hub_store_acknowledges_nothing_and_recovers_without_loss(rig: Ri
     assert [e.event.seq for e in rig.store.events(panel="p1")] == list(range(1, seq + 21))
     sent = [e["seq"] for e in _event_json(rig)]
     assert sent == list(range(1, seq + 21))
+
+
+def test_frame_times_outside_the_skew_window_are_refused_when_asked(rig: Rig) -> None:
+    import dataclasses
+
+    from hub.relay import Relay
+
+    rig.config = dataclasses.replace(rig.config, max_clock_skew=60)
+    rig.relay = Relay(rig.config, rig.store, rig.counters, rig._on_result)
+    rig.feed(event(1), now=T0 + 3_600_000)  # sealed at T0, an hour before the hub's clock
+    assert rig.counters.counts["bad_frame.clock_skew"] == 1
+    assert rig.store.last_event_seq("p1") is None
+    rig.feed(event(1), now=T0 + 30_000)  # within the window
+    assert rig.store.last_event_seq("p1") == 1

@@ -49,6 +49,7 @@ def test_the_document_has_enough_vectors() -> None:
         "Ack",
         "PhotoChunk",
         "Heartbeat",
+        "Resume",
     }
 
 
@@ -74,6 +75,7 @@ TYPES = {
     6: "Ack",
     7: "PhotoChunk",
     8: "Heartbeat",
+    9: "Resume",
 }
 
 
@@ -159,6 +161,8 @@ def decode_payload(kind: str, payload: bytes) -> dict[str, Any]:
     elif kind == "PhotoChunk":
         out = {"photo_id": r.str8(), "index": r.take("H"), "count": r.take("H")}
         out["data"] = r.raw(r.take("H")).hex()
+    elif kind == "Resume":
+        out = {"last_seq": r.take("I")}
     else:
         assert kind == "Heartbeat"
         out = {"time_ms": r.take("Q"), "last_seq": r.take("I")}
