@@ -47,6 +47,8 @@ _LOGGER = logging.getLogger(__name__)
 BATCH: Final = 256
 """Most frames committed in one transaction."""
 RESTART_S: Final = 1.0
+MAX_HELD: Final = 64
+"""Commands kept per panel while the hub has not heard from its store yet."""
 
 
 class HubProcess:
@@ -62,6 +64,7 @@ class HubProcess:
         self._counters = Counters(self.clock.now_ms)
         self._backoff_cap = backoff_cap
         self.storage_fault: str | None = None  # why the store cannot be written, or None
+        self._held: dict[str, list[Command]] = {}  # panel -> commands waiting to be bound
         self.store: HubStore | None = None
         self.relay: Relay | None = None
         self.availability = Availability(
@@ -266,6 +269,12 @@ class HubProcess:
             frames.append((panel, self.relay.seal(panel, Resume(upto), now)))
         for panel, upto in outcome.acks.items():
             frames.append((panel, self.relay.seal(panel, Ack(upto), now)))
+        for panel in outcome.seen:
+            if self._held.get(panel) and self.relay.knows(panel):
+                for command in self._held.pop(panel):
+                    if command.id in self.pending:  # not timed out meanwhile
+                        frames.append((panel, self.relay.seal(panel, command, now)))
+                        self._counters.add("commands")
         for panel, revoked in outcome.revocations.items():
             # A panel with a new store has forgotten its revoked tags: the hub re-sends them.
             for n, (tag, user) in enumerate(revoked):
@@ -348,11 +357,19 @@ class HubProcess:
             offline = f"panel {panel} is offline"
         elif self.local.state is not LinkState.UP:
             offline = "the hub is not connected to the panels' broker"
-        elif not self.relay.knows(panel):
-            # A command must be bound to the panel's store: none has been heard from yet.
-            offline = f"panel {panel} has not been heard from since the hub's store began"
         if offline is None:
             self.pending.add(Pending(panel, command, response_topic, correlation))
+            if not self.relay.knows(panel):
+                # A command is bound to the panel's store, and none has been heard from yet
+                # (a few ms after a start): it waits for the first frame, or its timeout.
+                held = self._held.setdefault(panel, [])
+                if len(held) < MAX_HELD:
+                    held.append(command)
+                    self._counters.add("commands_held")
+                    return
+                self.pending.discard(command.id)
+                offline = f"panel {panel} has not been heard from since the hub's store began"
+        if offline is None:
             down = link_topics(self.config.site, panel)[1]
             try:
                 await self.local.publish(down, self.relay.seal(panel, command, self.clock.now_ms()))
