@@ -48,6 +48,8 @@ from protocol.messages import Command, Event, Heartbeat, StateSnapshot, Telemetr
 
 _LOGGER = logging.getLogger(__name__)
 
+FLUSH_S = 2.0
+"""How long a clean stop waits for the hub to acknowledge what is recorded."""
 STORE_RETRY_S = 1.0
 """While the store cannot be written, how often it is tried again without new input."""
 
@@ -149,6 +151,7 @@ class PanelProcess:
     async def stop(self) -> None:
         """Stop everything this process started; the store keeps the state."""
         if self.link is not None:
+            await self.link.flush(FLUSH_S)  # a clean stop delivers what it can first
             await self.link.close()
         for task in [*self._tasks, *self._jobs]:
             task.cancel()
@@ -230,6 +233,9 @@ class PanelProcess:
                 self._busy = False
             for listener in self.listeners:
                 listener()
+            # Queue.get does not yield while inputs wait: a flood of key bytes would starve
+            # the link (and its events would pile up undelivered).
+            await asyncio.sleep(0)
 
     def _apply(self, actions: list[Any]) -> None:
         assert self._core is not None

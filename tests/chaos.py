@@ -98,7 +98,10 @@ async def _cloud(broker: Mosquitto, log: CloudLog, stop: asyncio.Event) -> None:
 
 def _panel_last_seq(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        row = conn.execute("SELECT next_seq FROM state WHERE id = 1").fetchone()
+        try:
+            row = conn.execute("SELECT next_seq FROM state WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:  # the panel created the file and not yet its tables
+            return 0
     return int(row[0]) - 1 if row else 0
 
 

@@ -80,10 +80,9 @@ async def test_arming_works_with_the_broker_down_and_events_arrive_in_order(
         for keys in ("1234D", "1234B", "1234D", "1234C"):
             await panel.keypad.twin.type(keys)
             await panel.keypad.twin.settle()
-        async with asyncio.timeout(5):
-            while panel.view().state is not State.ARMING:
+        async with asyncio.timeout(5):  # settled keys may still wait in the panel's queue
+            while panel.view().state is not State.ARMING or panel.view().mode is not Mode.NIGHT:
                 await asyncio.sleep(0.01)
-        assert panel.view().mode is not None and panel.view().mode.value == "night"
         broker.start()
         async with cloud_subscriber(broker.host, broker.port, identifier="cloud-test") as (
             _,
