@@ -205,13 +205,11 @@ class PanelLink:
                 self.state = LinkState.DOWN
             await asyncio.sleep(backoff.next())
 
-    async def flush(self, timeout: float) -> None:
-        """Wait up to ``timeout`` s while the link is up and recorded events are unacknowledged."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self.state is LinkState.UP and self.store.pending(limit=1):
-                    self._wake.set()
-                    await asyncio.sleep(0.02)
+    async def flush(self) -> None:
+        """Wait while the link is up and recorded events are unacknowledged (bound it outside)."""
+        while self.state is LinkState.UP and self.store.pending(limit=1):
+            self._wake.set()
+            await asyncio.sleep(0.02)
 
     async def close(self) -> None:
         """Say offline (retained) before a clean shutdown, when connected."""

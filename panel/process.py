@@ -151,7 +151,9 @@ class PanelProcess:
     async def stop(self) -> None:
         """Stop everything this process started; the store keeps the state."""
         if self.link is not None:
-            await self.link.flush(FLUSH_S)  # a clean stop delivers what it can first
+            with contextlib.suppress(TimeoutError):  # a clean stop delivers what it can first
+                async with asyncio.timeout(FLUSH_S):
+                    await self.link.flush()
             await self.link.close()
         for task in [*self._tasks, *self._jobs]:
             task.cancel()
