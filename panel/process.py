@@ -151,7 +151,12 @@ class PanelProcess:
     async def stop(self) -> None:
         """Stop everything this process started; the store keeps the state."""
         if self.link is not None:
-            with contextlib.suppress(TimeoutError):  # a clean stop delivers what it can first
+            # A clean stop takes no more input, then delivers what it can (bounded).
+            inputs = [t for t in self._tasks if t.get_name() != "panel-link"]
+            for task in inputs:
+                task.cancel()
+            await asyncio.gather(*inputs, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FLUSH_S):
                     await self.link.flush()
             await self.link.close()
