@@ -10,6 +10,8 @@ import time
 import tty
 from pathlib import Path
 
+from sim.lifeline import Supervised
+
 SITE_TOML = """\
 [panel]
 id = "{panel}"
@@ -145,16 +147,20 @@ class PtyKeypad:
 
 
 class Proc:
-    """A ``centinela`` subcommand in its own process group, stopped by PID."""
+    """A ``centinela`` subcommand in its own process group, stopped by PID.
+
+    It runs under a lifeline (sim/lifeline.py): if this process dies, even by
+    SIGKILL, the subcommand is stopped too.
+    """
 
     def __init__(self, args: list[str], log: Path) -> None:
         self.args = args
         self.log = log
-        self.popen: subprocess.Popen[bytes] | None = None
+        self.popen: Supervised | None = None
 
     def start(self) -> Proc:
         with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(
+            self.popen = Supervised(
                 [sys.executable, "-m", "centinela", *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -164,11 +170,14 @@ class Proc:
 
     @property
     def pid(self) -> int:
+        """The subcommand's own PID (not its supervisor's)."""
         assert self.popen is not None
-        return self.popen.pid
+        pid = self.popen.program_pid
+        assert pid is not None, "not running"
+        return pid
 
     def kill(self) -> None:
-        """SIGKILL: no clean-up at all."""
+        """SIGKILL the subcommand: no clean-up at all; returns once it is gone."""
         if self.popen is not None and self.popen.poll() is None:
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait()

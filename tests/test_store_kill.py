@@ -18,6 +18,7 @@ from pathlib import Path
 
 from panel.store import PanelStore
 from protocol.messages import EventType
+from sim.lifeline import Supervised
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 55
@@ -25,7 +26,7 @@ KILLS = 55
 
 def _run_and_kill(db: Path, seed: int, rng: random.Random) -> int:
     """Start a writer, let it commit for a random moment, SIGKILL it; the last seq it reported."""
-    proc = subprocess.Popen(
+    proc = Supervised(
         [sys.executable, "-m", "tests.store_writer", str(db), str(seed)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
