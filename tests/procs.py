@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -131,6 +132,11 @@ class PtyKeypad:
             except BlockingIOError:
                 self.drain()
                 time.sleep(0.001)
+
+    def has_output(self) -> bool:
+        """Whether the panel wrote to the keypad (a display line, a beep) since the last drain."""
+        ready, _, _ = select.select([self.master], [], [], 0)
+        return bool(ready)
 
     def drain(self) -> None:
         """Discard what the panel wrote to the keypad (display lines, beeps)."""
