@@ -30,7 +30,7 @@ import aiomqtt
 
 from protocol.keys import generate_key
 from sim.broker import BrokerSpec, Mosquitto
-from tests.procs import Proc, PtyKeypad, write_configs
+from tests.procs import Proc, PtyKeypad, panel_last_seq, write_configs
 
 CLOUD_ID = "chaos-cloud"
 EVENTS = "centinela/chaos/event"
@@ -114,41 +114,6 @@ async def _cloud(broker: Mosquitto, log: CloudLog, stop: asyncio.Event) -> None:
             await asyncio.sleep(0.1)
 
 
-def _panel_last_seq(db: Path) -> int:
-    """The last seq the panel committed; 0 while its store has no schema yet.
-
-    The panel creates the file, then its tables in a transaction of their own. Both
-    reads below run in one read transaction, so they see one snapshot: either the
-    tables are there, or the reader says 0 — it never races the schema.
-    """
-    if not db.exists():
-        return 0
-    uri = f"file:{db}?mode=ro"
-    with contextlib.closing(
-        sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
-    ) as conn:
-        conn.execute("BEGIN")
-        try:
-            exists = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'"
-            ).fetchone()
-            row = (
-                conn.execute("SELECT next_seq FROM state WHERE id = 1").fetchone()
-                if exists
-                else None
-            )
-        finally:
-            conn.execute("COMMIT")
-    return int(row[0]) - 1 if row else 0
-
-
-async def _keypad_open(kp: PtyKeypad) -> None:
-    """Until the panel shows its state on the keypad: it has opened the line (and flushed
-    its input, as pyserial does on open), so keys typed from now on reach it."""
-    await _until(kp.has_output, 60, "the panel opens its keypad")
-    kp.drain()
-
-
 async def _until(condition: Callable[[], bool], seconds: float, what: str) -> None:
     """Poll ``condition`` until it holds; TimeoutError naming ``what`` after ``seconds``."""
     try:
@@ -190,7 +155,7 @@ async def run(events: int, faults: int, seed: int, workdir: Path | None = None) 
     hub.start()
     panel.start()
     try:
-        await _keypad_open(kp)
+        await kp.opened()
         plan = [kind for kind in ("broker", "hub", "panel") for _ in range(faults)]
         rng.shuffle(plan)
         # Faults spread over the run: each one when the cloud count passes its mark.
@@ -200,7 +165,7 @@ async def run(events: int, faults: int, seed: int, workdir: Path | None = None) 
         panel_db = workdir / "p1.db"
         progress = (0, time.monotonic())
         while True:
-            recorded = _panel_last_seq(panel_db)
+            recorded = panel_last_seq(panel_db)
             if recorded >= events:
                 break
             if recorded != progress[0]:
@@ -230,7 +195,7 @@ async def run(events: int, faults: int, seed: int, workdir: Path | None = None) 
                     kp.drain()
                     await asyncio.sleep(rng.uniform(0.1, 1.0))
                     panel.start()
-                    await _keypad_open(kp)
+                    await kp.opened()
                     typed_events = recorded  # keys the killed panel held are gone with it
             # A cycle: arm, disarm; now and then an alarm burst (panic, disarm, panic, disarm).
             if rng.random() < 0.1:
@@ -254,7 +219,7 @@ async def run(events: int, faults: int, seed: int, workdir: Path | None = None) 
             kp.type(MARKER_KEYS)
             with contextlib.suppress(TimeoutError):
                 await _until(lambda: log.markers > 0, 10, "the marker event")
-        last = _panel_last_seq(panel_db)
+        last = panel_last_seq(panel_db)
         await _until(lambda: bool(log.seen) and max(log.seen) >= last, 120, f"seq {last} delivered")
         offline = log.hub_offline
         panel.stop()
@@ -262,7 +227,7 @@ async def run(events: int, faults: int, seed: int, workdir: Path | None = None) 
         # The hub says "offline" (or its will does) on the connection its events use, after
         # them: once it is here, anything late — a duplicate, a straggler — is here too.
         await _until(lambda: log.hub_offline > offline, 60, "the hub's offline after its events")
-        last = _panel_last_seq(panel_db)  # a clean stop records nothing new
+        last = panel_last_seq(panel_db)  # a clean stop records nothing new
     finally:
         stop.set()
         cloud.cancel()

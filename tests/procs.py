@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -133,6 +136,14 @@ class PtyKeypad:
                 self.drain()
                 time.sleep(0.001)
 
+    async def opened(self, seconds: float = 60) -> None:
+        """Until the panel shows its state on the keypad: it has opened the line (and flushed
+        its input, as pyserial does on open), so keys typed from now on reach it."""
+        async with asyncio.timeout(seconds):
+            while not self.has_output():
+                await asyncio.sleep(0.02)
+        self.drain()
+
     def has_output(self) -> bool:
         """Whether the panel wrote to the keypad (a display line, a beep) since the last drain."""
         ready, _, _ = select.select([self.master], [], [], 0)
@@ -207,3 +218,31 @@ class Proc:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+
+def panel_last_seq(db: Path) -> int:
+    """The last seq the panel committed; 0 while its store has no schema yet.
+
+    The panel creates the file, then its tables in a transaction of their own. Both
+    reads below run in one read transaction, so they see one snapshot: either the
+    tables are there, or the reader says 0 — it never races the schema.
+    """
+    if not db.exists():
+        return 0
+    uri = f"file:{db}?mode=ro"
+    with contextlib.closing(
+        sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+    ) as conn:
+        conn.execute("BEGIN")
+        try:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'"
+            ).fetchone()
+            row = (
+                conn.execute("SELECT next_seq FROM state WHERE id = 1").fetchone()
+                if exists
+                else None
+            )
+        finally:
+            conn.execute("COMMIT")
+    return int(row[0]) - 1 if row else 0
