@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 _SCRIPT = str(Path(__file__).resolve().with_name("supervisor.py"))
+_PROC_CHILDREN = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()  # Linux
 
 
 def supervised_argv(
@@ -104,6 +105,11 @@ class Supervised(subprocess.Popen[Any]):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(program, signal.SIGKILL)
                     return
+            elif not _PROC_CHILDREN:
+                # No /proc to find the program by: the supervisor stops it (SIGTERM, then
+                # SIGKILL after the grace period); killing the supervisor would orphan it.
+                self._release()
+                return
         super().send_signal(sig)
 
     def kill(self) -> None:

@@ -56,7 +56,7 @@ def _start(argv: list[str], blocked: set[int | signal.Signals]) -> int:
     """Fork and exec ``argv`` with SIGKILL as its parent-death signal; its PID."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux only
     me = os.getpid()
     pid = os.fork()
     if pid:
@@ -66,7 +66,10 @@ def _start(argv: list[str], blocked: set[int | signal.Signals]) -> int:
             signal.signal(sig, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
         # One thread here: the parent-death signal is tied to the supervisor's only thread.
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != me:
+        # (Elsewhere than on Linux only the lifeline guards the program.)
+        if prctl is not None and prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            os._exit(1)
+        if os.getppid() != me:
             os._exit(1)  # the supervisor is already gone
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.execvp(argv[0], argv)  # noqa: S606 - the parent's own argument list, no shell
