@@ -20,6 +20,8 @@ KEY_HEX_DIGITS: Final = 2 * KEY_BYTES
 _HEX: Final = frozenset(string.hexdigits)
 
 NAME_RE: Final = re.compile(r"[a-z0-9_-]{1,32}")
+TAG_RE: Final = re.compile(r"[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20}")
+"""An NFC tag UID (ISO 14443-A: 4, 7 or 10 bytes) in hex, any case."""
 """Names of panels, sites, users, zones and cameras."""
 
 

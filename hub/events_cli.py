@@ -120,6 +120,10 @@ def run_events(
 ) -> int:
     """Entry point of ``centinela events``."""
     out = out or sys.stdout
+    if getattr(args, "site", None) is None:
+        if not getattr(args, "config", None):
+            raise UsageError("--site: required (or --config HUB.toml, whose [hub] site is used)")
+        args.site = load_hub_file(args.config).site
     for flag in ("site", "panel", "user"):
         value = getattr(args, flag, None)
         if value is not None and not NAME_RE.fullmatch(value):
@@ -138,6 +142,13 @@ def run_events(
         store = HubStore(path, readonly=True)
     except StoreError as exc:
         raise UsageError(f"{exc} (is this a hub store?)") from None
+    known_sites = store.sites()
+    if known_sites and args.site not in known_sites:
+        store.close()
+        raise UsageError(
+            f"--site: no events for site {args.site!r} in {path} "
+            f"(it holds: {', '.join(known_sites)})"
+        )
     as_json = bool(getattr(args, "json", False))
     filters = {
         "site": args.site,

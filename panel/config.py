@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any, Final
 
 from common.configcheck import (
     NAME_RE,
+    TAG_RE,
     Section,
     broker_section,
     check_device_url,
@@ -27,8 +27,6 @@ from protocol.messages import Mode
 
 _LOGGER = logging.getLogger(__name__)
 
-TAG_RE: Final = re.compile(r"(?:[0-9A-Fa-f]{2}){4,10}")
-"""An NFC tag UID: 4 to 10 bytes in hex."""
 
 DEVICE_SCHEMES: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
     {
@@ -312,7 +310,9 @@ class _Loader:
             duress = self._code(sec, "duress_code", required=False)
             user_tags = [
                 t.upper()
-                for t in sec.get_str_list("tags", [], pattern=TAG_RE, what="hex, 4 to 10 bytes")
+                for t in sec.get_str_list(
+                    "tags", [], pattern=TAG_RE, what="a UID in hex: 4, 7 or 10 bytes"
+                )
             ]
             for j, tag in enumerate(user_tags):
                 if tag in tags and tags[tag] != i:

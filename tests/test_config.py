@@ -297,7 +297,12 @@ CASES = [
         "must be one of arm_only, master, user",
     ),
     (('name = "alice"', 'name = "Alice"'), "users[0].name", "must be 1 to 32 of a-z 0-9 _ -"),
-    (('tags = ["04a1b2c3d4e5f6"]', 'tags = ["xyz"]'), "users[0].tags[0]", "must be hex, 4 to 10"),
+    (('tags = ["04a1b2c3d4e5f6"]', 'tags = ["xyz"]'), "users[0].tags[0]", "must be a UID in hex"),
+    (
+        ('tags = ["04a1b2c3d4e5f6"]', 'tags = ["04C0FFEE00"]'),
+        "users[0].tags[0]",
+        "4, 7 or 10 bytes",
+    ),
     (('tags = ["04a1b2c3d4e5f6"]', 'tags = "04a1"'), "users[0].tags", "must be a list of strings"),
     (
         ('tags = ["04a1b2c3d4e5f6"]', 'tags = ["04A1B2C3", "04a1b2c3"]'),

@@ -186,3 +186,22 @@ def test_the_command_line(db: Path) -> None:
     assert bad.stdout == ""
     assert len(bad.stderr.strip().splitlines()) == 1
     assert "--since" in bad.stderr
+
+
+def test_an_unknown_site_names_the_sites_the_store_holds(db: Path) -> None:
+    with pytest.raises(UsageError, match=r"no events for site 'nope'.*it holds: demo, other"):
+        run_events(_args(db, "--site", "nope"), io.StringIO())
+
+
+def test_the_site_comes_from_the_hub_config_when_not_given(db: Path, tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[hub]\nsite = "other"\nstore = "{db}"\n'
+        f'[[panels]]\nid = "p1x"\nkey = "{"ab" * 31 + "cd"}"\n'
+    )
+    out = io.StringIO()
+    args = build_parser().parse_args(["events", "--config", str(config), "--json"])
+    assert run_events(args, out) == 0
+    assert [json.loads(line)["site"] for line in out.getvalue().splitlines()] == ["other"]
+    with pytest.raises(UsageError, match="--site: required"):
+        run_events(build_parser().parse_args(["events", "--db", str(db)]), io.StringIO())
