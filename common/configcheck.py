@@ -180,6 +180,8 @@ class Section:
     def _check_range(
         self, key: str, value: float, minimum: float | None, maximum: float | None
     ) -> None:
+        if minimum is not None and minimum == maximum and value != minimum:
+            raise self.error(key, f"must be {minimum:g}, not {value:g}")
         if minimum is not None and maximum is not None and not minimum <= value <= maximum:
             raise self.error(key, f"must be between {minimum:g} and {maximum:g}, not {value:g}")
         if minimum is not None and value < minimum:

@@ -271,7 +271,7 @@ def test_not_utf8(tmp_path: Path) -> None:
 
 CASES = [
     # (what is changed, key path, reason)
-    (("", "spec = 2\n"), "spec", "must be between 1 and 1"),
+    (("", "spec = 2\n"), "spec", "must be 1, not 2"),
     (('id = "p1"', 'id = "P 1"'), "panel.id", "must be 1 to 32 of a-z 0-9 _ -"),
     (('id = "p1"\n', ""), "panel.id", "required"),
     (('site = "demo"', "site = 7"), "panel.site", "must be a string, not an integer"),
