@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import re
 import sys
@@ -15,7 +14,7 @@ from typing import Final, TextIO
 
 from common.configcheck import NAME_RE
 from common.errors import UsageError
-from hub.cloudapi import event_json
+from hub.cloudapi import dumps, event_json
 from hub.config import load_hub_file
 from hub.store import HubStore, StoredEvent, StoreError
 from protocol.messages import EventType
@@ -184,7 +183,7 @@ def run_events(
 
 def _emit(stored: StoredEvent, as_json: bool, out: TextIO) -> None:
     if as_json:
-        line = json.dumps(event_json(stored.site, stored.panel, stored.event), ensure_ascii=False)
+        line = dumps(event_json(stored.site, stored.panel, stored.event)).decode("utf-8")
         print(line, file=out)
     else:
         print(format_row(table_row(stored)), file=out)

@@ -178,6 +178,7 @@ def test_the_command_line(db: Path) -> None:
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["panel"] == "p2"
+    assert ", " not in ok.stdout and '": ' not in ok.stdout  # compact, as on the cloud topic
     bad = subprocess.run(
         [sys.executable, "-m", "centinela", "events", "--site", "demo", "--since", "later"],
         capture_output=True, text=True, env=env, timeout=60, check=False,
