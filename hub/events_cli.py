@@ -84,13 +84,17 @@ def _what(stored: StoredEvent) -> str:
     text = _WHAT.get(event.type, str(event.type))
     if event.mode is not None:
         text += f" ({event.mode})"
-    if event.detail:
-        text += f": {event.detail}"
     return text
 
 
+def _detail(stored: StoredEvent) -> str:
+    """The detail, unless it only repeats what the WHAT column says."""
+    detail = stored.event.detail or ""
+    return "" if detail == _WHAT.get(stored.event.type) else detail
+
+
 def table_row(stored: StoredEvent) -> tuple[str, ...]:
-    """The columns of one event: when, panel, what, who, how, zone."""
+    """The columns of one event: when, panel, what, who, how, zone, detail."""
     event = stored.event
     return (
         _local(event.time_ms),
@@ -99,16 +103,21 @@ def table_row(stored: StoredEvent) -> tuple[str, ...]:
         event.user or "-",
         str(event.method),
         event.zone or "-",
+        _detail(stored),
     )
 
 
-HEADER: Final = ("WHEN", "PANEL", "WHAT", "WHO", "HOW", "ZONE")
-_WIDTHS: Final = (19, 10, 30, 12, 7, 0)
+HEADER: Final = ("WHEN", "PANEL", "WHAT", "WHO", "HOW", "ZONE", "DETAIL")
+_WIDTHS: Final = (19, 10, 24, 12, 7, 14, 0)
+"""Column widths; a longer value is cut with '…' so the columns stay aligned (not DETAIL)."""
 
 
 def format_row(cells: tuple[str, ...]) -> str:
     """Fixed-width columns (the last one free)."""
-    parts = [c.ljust(w) if w else c for c, w in zip(cells, _WIDTHS, strict=True)]
+    parts = [
+        (c if len(c) <= w else c[: w - 1] + "…").ljust(w) if w else c
+        for c, w in zip(cells, _WIDTHS, strict=True)
+    ]
     return "  ".join(parts).rstrip()
 
 
