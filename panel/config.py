@@ -13,7 +13,6 @@ from typing import Any, Final
 
 from common.configcheck import (
     NAME_RE,
-    TAG_RE,
     Section,
     broker_section,
     check_device_url,
@@ -21,6 +20,7 @@ from common.configcheck import (
     parse_hex_key,
     read_secret_file,
 )
+from common.configcheck import TAG_RE as TAG_RE  # the panel core checks UIDs with it too
 from common.mqtt import BrokerConfig
 from panel.codes import CODE_RE, CodeHasher
 from protocol.messages import Mode
