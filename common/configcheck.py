@@ -255,6 +255,17 @@ class Section:
             raise self.error(key, f"no such file: {path}")
         return path
 
+    def get_store_path(self, key: str, base: Path, default: str | None = None) -> Path | None:
+        """A database file that may not exist yet, in a folder that must (a typo is an error)."""
+        path = self.get_path(key, base, must_exist=False, default=default)
+        if path is not None and not path.parent.is_dir():
+            raise self.error(
+                key,
+                f"the folder {path.parent} does not exist "
+                "(create it; the systemd unit's StateDirectory= does on a Pi)",
+            )
+        return path
+
     def finish(self) -> None:
         """Raise for the first key that was never read (an unknown key)."""
         unknown = sorted(k for k in self.data if k not in self._seen)

@@ -246,7 +246,7 @@ class _Loader:
         mqtt = self._mqtt(root.get_section("mqtt"))
         link = self._link(root.get_section("link"))
         store_sec = root.get_section("store")
-        store_path = store_sec.get_path("path", self.base, must_exist=False)
+        store_path = store_sec.get_store_path("path", self.base)
         store_sec.finish()
         store = StoreConfig(store_path or self.base / f"{panel_id}.db")
         tele = root.get_section("telemetry")

@@ -144,6 +144,9 @@ def test_the_full_file_loads_into_typed_values(tmp_path: Path) -> None:
         (tmp_path / rel).write_text("x\n")
     (tmp_path / "secrets/mqtt.txt").write_text("s3cret\n")
     (tmp_path / "secrets/link.key").write_text(KEY + "\n")
+    with pytest.raises(ConfigError, match=r"store\.path: the folder .*/data does not exist"):
+        load_site_file(write(tmp_path, FULL))
+    (tmp_path / "data").mkdir()
     cfg = load_site_file(write(tmp_path, FULL))
     assert (cfg.panel_id, cfg.site, cfg.source) == ("p1", "demo", str(tmp_path / "site.toml"))
     assert cfg.timing[Mode.TOTAL].exit_delay == 45
