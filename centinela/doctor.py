@@ -187,6 +187,10 @@ def _device_check(
     if plan.scheme == "sim":
         return Check(topic, OK, f"{url} (simulated)", True)
     verdict, detail = _presence(plan, zones, usb_backend)
+    if verdict != OK:
+        # The panel starts anyway, so that the rest of the alarm works; it reports the device
+        # as lost (a tamper event) and keeps trying to open it.
+        detail += "; the panel still starts, reports it lost and keeps retrying"
     return Check(topic, verdict, f"{url}: {detail}", True)
 
 

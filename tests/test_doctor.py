@@ -146,6 +146,8 @@ def test_missing_real_devices_fail_with_reasons(tmp_path: Path) -> None:
     assert verdict_of(lines, "devices.camera") == "missing"
     assert verdict_of(lines, "devices.nfc") == "ok"  # still sim:
     assert "/dev/ttyCENTINELA9 not found" in "\n".join(lines)
+    keypad = next(line for line in lines if "devices.keypad" in line)
+    assert "the panel still starts, reports it lost and keeps retrying" in keypad
     assert "problem(s)" in lines[-1]
 
 
