@@ -27,6 +27,7 @@ from common.mqtt import BrokerConfig, client_options
 from drivers import probe
 from drivers.probe import ERROR, MISSING, OK, Check
 from drivers.urls import PARSERS, Plan, parse
+from protocol.keys import fingerprint
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -168,6 +169,8 @@ def _hub_checks(path: str, raw: dict[str, Any]) -> list[Check]:
     checks = [
         Check("config", OK, f"{path}: hub of site {hub.site}, {len(hub.panels)} panel(s)", True)
     ]
+    for panel in hub.panels:
+        checks.append(Check(f"key {panel.id}", OK, _fingerprints(panel.key, panel.previous_key)))
     brokers = {"local": hub.local, "cloud": hub.cloud}
     for name, broker in brokers.items():
         if name == "cloud" and broker == hub.local:
@@ -187,7 +190,18 @@ def _site_check(path: str, raw: dict[str, Any]) -> Check:
         site = load_site_file(path)
     except ConfigError as exc:
         return Check("config", ERROR, str(exc), True)
-    return Check("config", OK, f"{path}: panel {site.panel_id} of site {site.site}", True)
+    detail = f"{path}: panel {site.panel_id} of site {site.site}"
+    if site.link.key is not None:
+        detail += f"; link {_fingerprints(site.link.key, site.link.previous_key)}"
+    return Check("config", OK, detail, True)
+
+
+def _fingerprints(key: bytes, previous: bytes | None) -> str:
+    """Keys by fingerprint (never the key): compare the panel's line with the hub's."""
+    text = f"key fingerprint {fingerprint(key)}"
+    if previous is not None:
+        text += f", previous key {fingerprint(previous)}"
+    return text
 
 
 def _device_check(

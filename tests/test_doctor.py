@@ -229,3 +229,18 @@ def test_a_hub_file_checks_both_brokers(
     status, lines = run(str(path))
     assert status == 2  # a bad configuration, as for a panel file
     assert verdict_of(lines, "config") == "error"
+
+
+def test_keys_are_shown_by_fingerprint_on_both_sides(tmp_path: Path, closed_port: int) -> None:
+    from protocol.keys import fingerprint, generate_key
+
+    key = generate_key()
+    hub = tmp_path / "hub.toml"
+    hub.write_text(HUB.format(local=closed_port, cloud=closed_port, key=key))
+    site = write_site(tmp_path, mqtt=f'[link]\nkey = "{key}"')
+    expected = f"key fingerprint {fingerprint(bytes.fromhex(key))}"
+    _, hub_lines = run(str(hub))
+    _, site_lines = run(site)
+    assert any(line[9:].startswith("key p1") and expected in line for line in hub_lines)
+    assert any(line[9:].startswith("config") and expected in line for line in site_lines)
+    assert key not in "\n".join(hub_lines + site_lines)
