@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from panel.store import PanelStore
 from protocol.messages import EventType
 from sim.lifeline import Supervised
@@ -70,6 +72,8 @@ def _run_and_kill(db: Path, seed: int, rng: random.Random) -> int:
     return reported
 
 
+# 55 writer processes, each started and killed: 30-50 s on a loaded two-core machine.
+@pytest.mark.timeout(240)
 def test_kill_9_at_random_moments_loses_nothing_and_never_skips_a_seq(tmp_path: Path) -> None:
     rng = random.Random(20261126)
     db = tmp_path / "panel.db"
