@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "sim" / "sites" / "demo.toml"
 STARTUP_S = 60  # a loaded two-core machine imports slowly
 GONE_S = 20
+pytestmark = pytest.mark.timeout(180)  # room for STARTUP_S and GONE_S under load
 
 
 @pytest.fixture(autouse=True)
