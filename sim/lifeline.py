@@ -1,7 +1,7 @@
 """Child processes that die with their parent, however the parent ends.
 
 ``Supervised(argv, ...)`` is a ``subprocess.Popen`` whose program runs under a
-small supervisor (this file, run as a script). The parent keeps the write end of
+small supervisor (``sim/supervisor.py``). The parent keeps the write end of
 a pipe; the supervisor holds the read end and sees end-of-file when the parent
 is gone, then stops the program (SIGTERM, SIGKILL after a grace period).
 
@@ -15,11 +15,12 @@ alternatives were rejected:
   worker threads (``asyncio.to_thread``), so an idle worker thread retiring
   would kill a healthy broker; and a pre-exec hook in a process that runs
   threads can deadlock (the child may inherit a lock another thread held).
-- Starting every child from the main thread only: callers (the simulator's
-  broker steps, the tests) would have to be rearranged around that rule, and
-  it would still not cover a child that forks again.
+- Starting every child from the main thread only, with that signal: the
+  simulator stops and starts its broker from worker threads (the scenario steps
+  ``broker: stop`` / ``start``), and every caller would have to keep to the rule;
+  one that did not would silently lose the guarantee.
 
-The supervisor (``sim/supervisor.py``) is single-threaded, so there
+The supervisor is single-threaded, so there
 ``PR_SET_PDEATHSIG`` is safe and right: if the supervisor is killed, the
 program is SIGKILLed with it. Signals sent to the supervisor (SIGTERM, SIGINT,
 SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) are passed on to the program, and it exits
