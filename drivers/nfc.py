@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import nfc
@@ -31,8 +32,14 @@ class LoopbackUdpDevice(nfc.clf.udp.Device):  # type: ignore[misc]
     Stock nfcpy leaves the reader socket unbound (the kernel binds it to all
     addresses), so anything on the network could answer its polls with a fake
     tag. Here the socket binds 127.0.0.1 and only accepts datagrams from the
-    emulator's address; a vanished emulator shows as ECONNREFUSED (an OSError,
-    like an unplugged USB reader).
+    emulator's address.
+
+    The "reader" of a ``udp:`` path is this socket, which cannot go away; what
+    comes and goes is the tag emulator at the other end, and tag emulators (a
+    rig's, or another tool's) often listen only while a tag is presented. So
+    ECONNREFUSED (nothing listens on the port) means no target in the field:
+    the exchange times out at once, as an empty field does, and is counted in
+    ``absent``; it is never a lost reader.
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -44,6 +51,30 @@ class LoopbackUdpDevice(nfc.clf.udp.Device):  # type: ignore[misc]
         self._chipset_name = "UDP"
 
     socket: socket.socket | None
+    absent = 0
+    """Exchanges that found nothing listening on the emulator's port."""
+
+    def _send_data(self, brty: str, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            super()._send_data(brty, data, addr)
+        except ConnectionRefusedError:
+            self.absent += 1
+            raise nfc.clf.TimeoutError("no tag emulator listening") from None
+
+    def _recv_data(self, timeout: float | None, *brty_list: str) -> Any:
+        try:
+            return super()._recv_data(timeout, *brty_list)
+        except ConnectionRefusedError:
+            self.absent += 1
+            raise nfc.clf.TimeoutError("no tag emulator listening") from None
+
+    def mute(self) -> None:
+        """Switch the field off; an emulator gone meanwhile changes nothing."""
+        with contextlib.suppress(nfc.clf.CommunicationError):
+            super().mute()
+        if self.socket is not None:  # the RFOFF failed before nfcpy closed the socket
+            self.socket.close()
+            self.socket = None
 
     def _create_socket(self) -> None:
         if self.socket is None:
@@ -99,9 +130,12 @@ class NfcReader(NfcDriver):
         presence_interval: float = 0.1,
         removal_misses: int = 2,
         backoff: Backoff | None = None,
+        frontend: Callable[[str], Any] | None = None,
     ) -> None:
         super().__init__(device)
         self.path = path
+        self.absent_polls = 0  # udp: polls that found no emulator listening (an empty field)
+        self._open_frontend = frontend or open_frontend
         self.poll_interval = poll_interval
         self.presence_interval = presence_interval
         self.removal_misses = removal_misses
@@ -134,7 +168,7 @@ class NfcReader(NfcDriver):
         attempt = 0
         while not self._stop_event.is_set():
             try:
-                self._clf = open_frontend(self.path)
+                self._clf = self._open_frontend(self.path)
                 self._poll(self._clf)
             except Exception as exc:
                 if self._stop_event.is_set():
@@ -158,7 +192,10 @@ class NfcReader(NfcDriver):
         target = nfc.clf.RemoteTarget("106A")
         if uid is not None:
             target.sel_req = bytearray(uid)
+        device = clf.device
+        absent = getattr(device, "absent", 0)
         found = clf.sense(target, iterations=1)
+        self.absent_polls += getattr(device, "absent", 0) - absent
         if not self._healthy:
             self._healthy = True
             self._emit_back()

@@ -83,7 +83,8 @@ def open_nfc(url: str, *, file: str = "config") -> NfcDriver:
         from drivers.sim_nfc import SimTagEmulator
 
         twin = SimTagEmulator()
-        reader = NfcReader(twin.path)  # the path is re-read once the emulator has bound
+        # The path is re-read once the emulator has bound.
+        reader = NfcReader(twin.path, frontend=twin.open_frontend)
         reader.twin = twin
         twin.attach(reader)
         return reader

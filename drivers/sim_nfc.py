@@ -17,7 +17,9 @@ reader's first poll and its presence checks of a departed tag fail quickly.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import select
 import socket
 import threading
@@ -25,8 +27,12 @@ import time
 from binascii import hexlify, unhexlify
 from functools import reduce
 from operator import xor
+from typing import Any
 
-from drivers.nfc import is_random_uid
+import nfc
+import nfc.clf
+
+from drivers.nfc import LoopbackUdpDevice, is_random_uid
 from drivers.reports import TagPresented, TagRemoved
 from drivers.twin import Settled, Twin
 
@@ -79,6 +85,31 @@ class _Card:
     def read(self, page: int) -> bytes:
         start = (page * 4) % len(self.memory)
         return (self.memory + self.memory)[start : start + 16]
+
+
+class SimReaderDevice(LoopbackUdpDevice):
+    """The simulated reader hardware: the loopback UDP reader, gone while the twin is unplugged.
+
+    An unplugged USB or serial reader fails every transfer with ENODEV; this one
+    does the same, so the driver's lost/back handling runs as with real hardware.
+    """
+
+    def __init__(self, emulator: SimTagEmulator) -> None:
+        self._emulator = emulator
+        super().__init__("127.0.0.1", emulator.port)
+        self._device_name = "simulated reader"
+
+    def _check(self) -> None:
+        if not self._emulator.plugged:
+            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+    def sense_tta(self, target: Any) -> Any:
+        self._check()
+        return super().sense_tta(target)
+
+    def send_cmd_recv_rsp(self, target: Any, data: Any, timeout: float) -> Any:
+        self._check()
+        return super().send_cmd_recv_rsp(target, data, timeout)
 
 
 class SimTagEmulator(Twin):
@@ -208,21 +239,27 @@ class SimTagEmulator(Twin):
         self.remove()
         await self.settle()
 
+    def open_frontend(self, path: str) -> Any:
+        """An nfcpy frontend on the simulated reader (the driver's ``frontend`` factory)."""
+        if not self.plugged:
+            raise OSError(errno.ENODEV, f"no NFC reader at {path}")
+        clf = nfc.ContactlessFrontend()
+        with clf.lock:
+            clf.device = SimReaderDevice(self)
+        return clf
+
     def unplug(self) -> None:
-        """The reader goes away: its next poll fails (ECONNREFUSED)."""
+        """The reader hardware goes away: every transfer fails with ENODEV until ``plug()``."""
         with self._lock:
             self.plugged = False
             self._release_held()
-            self._drop_socket()
             self._card = None
         self.forget()
         self._wake()
 
     def plug(self) -> None:
-        """The reader comes back on the same port."""
-        if not self.plugged:
-            self.plugged = True
-            self._bind()
+        """The reader comes back."""
+        self.plugged = True
 
     # -- the wire -----------------------------------------------------------------------
     def _run(self) -> None:

@@ -146,7 +146,7 @@ async def test_reader_lost_and_back(sim_reader: NfcReader) -> None:
     assert removed == TagRemoved(SEVEN)  # a tag on a vanished reader is gone too
     assert isinstance(lost, DeviceLost)
     assert lost.device == "nfc"
-    assert "refused" in lost.reason.lower()
+    assert "no such device" in lost.reason.lower()
     driver.twin.plug()
     assert await take(driver) == [DeviceBack("nfc")]
     driver.twin.present(FOUR)
@@ -290,3 +290,34 @@ async def test_stopping_while_a_poll_is_held_is_quiet(
         assert emulator.holding
     assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
     assert [i async for i in driver] == []  # ended cleanly, no error raised to the consumer
+
+
+# -- a udp: reader with a tag emulator that only listens while a tag is presented ---------------
+async def test_udp_reader_with_no_emulator_listening_sees_an_empty_field() -> None:
+    """A rig starts its emulator for a tap and stops it after: that is no tag, not a lost reader."""
+    first = SimTagEmulator()
+    first.start()
+    port = first.port
+    driver = NfcReader(first.path, backoff=Backoff(base=1.0, cap=5.0))
+    async with driver:
+        async with asyncio.timeout(10):
+            await driver.wait_connected()
+        first.present(SEVEN)
+        assert await take(driver) == [TagPresented(SEVEN)]
+        first.close()  # the tag goes, and with it the emulator: nothing listens on the port
+        assert await take(driver) == [TagRemoved(SEVEN)]
+        async with asyncio.timeout(5):
+            before = driver.absent_polls
+            while driver.absent_polls < before + 5:  # it keeps polling the silent port
+                await asyncio.sleep(0.01)
+        for _ in range(2):  # and again, the next taps of the rig
+            emulator = SimTagEmulator(port)
+            emulator.start()
+            try:
+                emulator.present(FOUR)
+                assert await take(driver) == [TagPresented(FOUR)]  # no DeviceLost/DeviceBack
+            finally:
+                emulator.close()
+            assert await take(driver) == [TagRemoved(FOUR)]
+        assert driver.connected
+    assert [i async for i in driver] == []
