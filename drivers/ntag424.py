@@ -67,9 +67,11 @@ class SunRead:
     counter: int
 
 
-def _aes_ecb(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
-    # One block, CBC with a zero IV, is ECB: AN12196 writes it as CBC.
-    cipher = Cipher(algorithms.AES(key), modes.ECB())
+_ZERO_IV: Final = bytes(16)
+
+
+def _aes_block(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
+    cipher = Cipher(algorithms.AES(key), modes.CBC(_ZERO_IV))
     ctx = cipher.decryptor() if decrypt else cipher.encryptor()
     return ctx.update(block) + ctx.finalize()
 
@@ -91,14 +93,14 @@ def encrypt_picc_data(meta_key: bytes, uid: bytes, counter: int, pad: bytes) -> 
     if len(uid) != UID_BYTES or len(pad) != 5 or not 0 <= counter <= COUNTER_LIMIT:
         raise ValueError("PICCData needs a 7-byte UID, a 24-bit counter and 5 padding bytes")
     plain = bytes([PICC_DATA_TAG]) + uid + counter.to_bytes(3, "little") + pad
-    return _aes_ecb(meta_key, plain)
+    return _aes_block(meta_key, plain)
 
 
 def decrypt_picc_data(meta_key: bytes, enc: bytes) -> tuple[bytes, int]:
     """(UID, read counter) from ENCPICCData; SunRejected(BAD_PICC) when it is not PICCData."""
     if len(enc) != 16:
         raise SunRejected(NO_SUN)
-    plain = _aes_ecb(meta_key, enc, decrypt=True)
+    plain = _aes_block(meta_key, enc, decrypt=True)
     if plain[0] != PICC_DATA_TAG:
         raise SunRejected(BAD_PICC)  # a wrong meta key or a forged block
     return plain[1:8], int.from_bytes(plain[8:11], "little")
@@ -115,7 +117,7 @@ def sdm_mac(file_key: bytes, uid: bytes, counter: int, data: bytes = b"") -> byt
 
 
 def parse_sun_uri(uri: str) -> tuple[bytes, bytes]:
-    """(ENCPICCData, SDMMAC) from a URI's ``picc_data`` and ``cmac``; SunRejected(NO_SUN) if absent."""
+    """(ENCPICCData, SDMMAC) from a URI's ``picc_data`` and ``cmac``; else SunRejected(NO_SUN)."""
     query = parse_qs(urlsplit(uri).query, keep_blank_values=True)
     picc = query.get(PICC_PARAM, [])
     mac = query.get(MAC_PARAM, [])
