@@ -1,4 +1,4 @@
-"""NTAG 424 DNA AES secure messaging (EV2), as the datasheet and NXP AN12196 describe: pure functions.
+"""NTAG 424 DNA AES secure messaging (EV2) per the datasheet and NXP AN12196: pure functions.
 
 AuthenticateEV2First gives a transaction identifier (TI) and two session keys;
 then every command carries a command counter, is MACed (CMAC truncated to its
