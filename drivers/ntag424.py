@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hmac
 import struct
+import threading
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import ndef
@@ -210,3 +211,52 @@ def sdm_file_settings(picc_offset: int, mac_offset: int) -> bytes:
         + off(mac_offset)
         + off(mac_offset)
     )
+
+
+# -- what the reader driver needs from the panel -----------------------------------------------
+
+
+class CounterStore(Protocol):
+    """Durable read counters per tag UID (the panel's store); called from the reader's thread."""
+
+    def last_counter(self, uid: str) -> int | None:
+        """The highest read counter accepted for ``uid``, or None."""
+
+    def accept_counter(self, uid: str, counter: int) -> None:
+        """Record ``counter`` as accepted for ``uid`` (durably, before the tap counts)."""
+
+
+class MemoryCounters:
+    """Counters kept in memory (tests and benchmarks; the panel keeps them in its store)."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def last_counter(self, uid: str) -> int | None:
+        """The highest counter accepted for ``uid``."""
+        with self._lock:
+            return self.counters.get(uid)
+
+    def accept_counter(self, uid: str, counter: int) -> None:
+        """Remember ``counter`` for ``uid``."""
+        with self._lock:
+            self.counters[uid] = counter
+
+
+@dataclass(frozen=True, slots=True)
+class SunPolicy:
+    """What a reader in ``sun`` mode checks: the site's keys, its tags, the counters so far."""
+
+    keys: SunKeys = field(repr=False)
+    tags: frozenset[str]
+    counters: CounterStore = field(repr=False, compare=False)
+
+    def judge(self, read: SunRead) -> str | None:
+        """None when ``read`` is a configured tag with a fresh counter, else the reason."""
+        if read.uid not in self.tags:
+            return UNKNOWN
+        last = self.counters.last_counter(read.uid)
+        if last is not None and read.counter <= last:
+            return NOT_FRESH
+        return None
