@@ -288,9 +288,9 @@ class SimTagEmulator(Twin):
         with self._lock:
             self._quiet_until = 0.0
 
-    async def tap(self, uid: str) -> None:
+    async def tap(self, tag: str | Ntag424Chip, *, ndef: bytes = b"") -> None:
         """Present the tag, wait until the panel has it, take it away, wait again."""
-        self.present(uid)
+        self.present(tag, ndef=ndef)
         await self.settle()
         self.remove()
         await self.settle()

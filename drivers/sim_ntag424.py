@@ -135,6 +135,7 @@ class Ntag424Chip:
         }
         self.read_counter = 0
         self.reads = 0
+        self.last_read = b""  # file 02 as the last reader saw it (what a skimmer records)
         self._fids = {0xE103: 1, 0xE104: 2, 0xE105: 3}
         self.activate()
 
@@ -172,9 +173,10 @@ class Ntag424Chip:
         self.settings[2] = parse_settings(data, 256)
         return self
 
-    def ndef_file(self) -> bytes:
-        """File 02 as a reader sees it now (mirrored, without counting a read)."""
-        return self._dynamic(self.read_counter)
+    def recorded_message(self) -> bytes:
+        """The NDEF message of the last read, as someone who skimmed it would have it."""
+        size = int.from_bytes(self.last_read[:2], "big")
+        return self.last_read[2 : 2 + size]
 
     # -- the wire ------------------------------------------------------------------------
     def apdu(self, cmd: bytes) -> bytes:
@@ -228,6 +230,7 @@ class Ntag424Chip:
                 self.read_counter = min(self.read_counter + 1, ntag424.COUNTER_LIMIT)
                 self.reads += 1
             content = self._dynamic(self.read_counter)
+            self.last_read = content
         length = le or 256
         return content[offset : offset + length] + OK
 

@@ -37,6 +37,7 @@ from panel.inputs import (
     PhotoCaptured,
     RemoteCommand,
     TagPresented,
+    TagRefused,
     TagRemoved,
     TamperDetected,
     TimerFired,
@@ -90,6 +91,7 @@ class Panel(Effects):
             KeyPressed: self._on_key,  # type: ignore[dict-item]
             TagPresented: self._on_tag,  # type: ignore[dict-item]
             TagRemoved: self._ignore,
+            TagRefused: self._on_tag_refused,  # type: ignore[dict-item]
             ZoneChanged: self._on_zone,  # type: ignore[dict-item]
             TamperDetected: self._on_tamper,  # type: ignore[dict-item]
             ClimateReading: self._ignore,  # the process publishes telemetry itself
@@ -308,6 +310,14 @@ class Panel(Effects):
         else:
             self._forget_tag()
             self._request(Request(Kind.DISARM, Method.TAG, user=user, tag=uid))
+
+    def _on_tag_refused(self, inp: TagRefused) -> None:
+        # The reader refused the tag (a SUN message that does not verify, a replay, …).
+        if self.locked:
+            self._say("LOCKED", Tone.ERROR)
+            return
+        reason = inp.reason[:MAX_DETAIL]
+        self._failed_attempt(EventType.TAG_REJECTED, Method.TAG, inp.uid.upper(), reason)
 
     # -------------------------------------------------------------- lockout
 

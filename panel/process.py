@@ -36,6 +36,7 @@ from panel.core import Panel, PanelSnapshot
 from panel.inputs import ClimateReading, Input, PhotoCaptured, RemoteCommand, TimerFired
 from panel.link import LinkSettings, PanelLink, photo_chunks
 from panel.store import PanelStore
+from panel.tagcounters import sun_policy
 from protocol.messages import Command, Event, Heartbeat, StateSnapshot, Telemetry
 
 _LOGGER = logging.getLogger(__name__)
@@ -99,7 +100,9 @@ class PanelProcess:
         self.keypad = await self._stack.enter_async_context(
             registry.open_keypad(devices.keypad, file=file)
         )
-        self.nfc = await self._stack.enter_async_context(registry.open_nfc(devices.nfc, file=file))
+        self.nfc = await self._stack.enter_async_context(
+            registry.open_nfc(devices.nfc, file=file, sun=sun_policy(config, self._store))
+        )
         self.zones = await self._stack.enter_async_context(
             registry.open_zones(devices.zones, config.zones, file=file)
         )

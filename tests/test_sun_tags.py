@@ -1,0 +1,146 @@
+"""Tags that cannot be cloned: a panel with ``[nfc] tags = "sun"`` and simulated NTAG 424 DNA tags.
+
+The real NFC driver reads each simulated tag over nfcpy's UDP wire (anticollision,
+RATS, ISO-DEP, ISO 7816-4 APDUs); the panel's store keeps the read counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.ntag424 import SunKeys
+from drivers.sim_ntag424 import Ntag424Chip
+from panel.config import SiteConfig, load_site_mapping
+from panel.process import PanelProcess
+from protocol.messages import Event, EventType
+
+ALICE = "04A1B2C3D4E5F6"
+STRANGER = "04112233445566"
+META = bytes.fromhex("8E1F3F0A6C2D4B5A69788796A5B4C3D2")
+FILE = bytes.fromhex("1C2B3A4958677685941A2B3C4D5E6F70")
+KEYS = SunKeys(META, FILE)
+OTHER = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+
+
+def site(tmp_path: Path, **security: Any) -> SiteConfig:
+    data: dict[str, Any] = {
+        "panel": {"id": "p1", "site": "demo"},
+        "security": {"max_attempts": 5, "lockout": 60, **security},
+        "users": [{"name": "alice", "code": "1234", "role": "master", "tags": [ALICE]}],
+        "zones": [{"name": "front_door", "kind": "entry"}],
+        "nfc": {"tags": "sun", "meta_key": META.hex(), "file_key": FILE.hex()},
+    }
+    return load_site_mapping(data, str(tmp_path / "site.toml"), base_dir=tmp_path)
+
+
+@pytest.fixture
+async def panel(tmp_path: Path) -> AsyncIterator[PanelProcess]:
+    async with PanelProcess(site(tmp_path, max_attempts=6)) as running:
+        await asyncio.wait_for(running.nfc.wait_connected(), 10)
+        yield running
+
+
+def tag_events(panel: PanelProcess) -> list[Event]:
+    kinds = (EventType.TAG_REJECTED, EventType.KEYPAD_LOCKED)
+    return [e for e in panel.recent_events if e.type in kinds]
+
+
+async def tap(panel: PanelProcess, tag: str | Ntag424Chip, *, ndef: bytes = b"") -> None:
+    async with asyncio.timeout(10):
+        await panel.nfc.twin.tap(tag, ndef=ndef)
+        while not panel.inputs_idle():
+            await asyncio.sleep(0.005)
+
+
+async def test_only_genuine_fresh_reads_count_and_every_refusal_counts_towards_lockout(
+    panel: PanelProcess,
+) -> None:
+    genuine = Ntag424Chip(ALICE).personalise(KEYS)
+    await tap(panel, genuine)  # read counter 1
+    first = genuine.recorded_message()
+    await tap(panel, genuine)  # read counter 2
+    second = genuine.recorded_message()
+    assert panel.nfc.refused == 0
+    assert tag_events(panel) == []
+    assert panel.view().state.value == "disarmed"
+
+    # A copy of the UID on a writable card, with or without a skimmed URL on it.
+    await tap(panel, ALICE)
+    # Tags made with the wrong keys (a forger's NTAG 424 DNA).
+    await tap(panel, Ntag424Chip(ALICE).personalise(SunKeys(META, OTHER)))
+    await tap(panel, Ntag424Chip(ALICE).personalise(SunKeys(OTHER, FILE)))
+    # A genuine tag of this site that nobody holds.
+    await tap(panel, Ntag424Chip(STRANGER).personalise(KEYS))
+    # Skimmed messages played back by an emulator with the same UID: the last one, an older one.
+    for message in (second, first):
+        replay = Ntag424Chip(ALICE)
+        replay.write_ndef(message)
+        await tap(panel, replay)
+
+    events = tag_events(panel)
+    refused = [(e.tag, e.detail) for e in events if e.type is EventType.TAG_REJECTED]
+    assert refused == [
+        (ALICE, "no SUN message"),
+        (ALICE, "bad MAC"),
+        (ALICE, "bad PICCData"),
+        (STRANGER, "unknown tag"),
+        (ALICE, "counter not increased"),
+        (ALICE, "counter not increased"),
+    ]
+    assert events[-1].type is EventType.KEYPAD_LOCKED  # the sixth refusal locked the reader
+    assert panel.view().locked_until_ms is not None
+    assert panel.nfc.refused == 6
+
+
+async def test_a_genuine_read_arms_with_its_user(panel: PanelProcess) -> None:
+    chip = Ntag424Chip(ALICE).personalise(KEYS)
+    await tap(panel, chip)
+    await panel.keypad.twin.type("A")
+    async with asyncio.timeout(5):
+        while panel.view().state.value != "arming":
+            await asyncio.sleep(0.01)
+    arming = [e for e in panel.recent_events if e.type is EventType.ARMING][-1]
+    assert (arming.user, arming.tag, arming.method.value) == ("alice", ALICE, "tag")
+
+
+async def test_the_read_counter_survives_a_restart(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    chip = Ntag424Chip(ALICE).personalise(KEYS)
+    async with PanelProcess(config) as panel:
+        await asyncio.wait_for(panel.nfc.wait_connected(), 10)
+        await tap(panel, chip)
+        await tap(panel, chip)
+        skimmed = chip.recorded_message()
+        assert tag_events(panel) == []
+    async with PanelProcess(config) as panel:
+        await asyncio.wait_for(panel.nfc.wait_connected(), 10)
+        replay = Ntag424Chip(ALICE)
+        replay.write_ndef(skimmed)
+        await tap(panel, replay)
+        assert [(e.tag, e.detail) for e in tag_events(panel)] == [(ALICE, "counter not increased")]
+        await tap(panel, chip)  # counter 3: genuine and fresh
+        assert len(tag_events(panel)) == 1
+        assert panel.nfc.refused == 1
+        assert chip.read_counter == 3
+
+
+async def test_keys_never_appear_in_logs_reprs_or_events(
+    panel: PanelProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await tap(panel, Ntag424Chip(ALICE).personalise(KEYS))
+    await tap(panel, Ntag424Chip(ALICE).personalise(SunKeys(OTHER, FILE)))
+    seen = "\n".join(
+        [r.getMessage() for r in caplog.records]
+        + [repr(panel.config), repr(panel.config.nfc), repr(panel.nfc.sun)]
+        + [json.dumps(str(e)) for e in panel.recent_events]
+    ).lower()
+    for key in (META, FILE):
+        assert key.hex() not in seen
