@@ -144,3 +144,74 @@ async def test_keys_never_appear_in_logs_reprs_or_events(
     ).lower()
     for key in (META, FILE):
         assert key.hex() not in seen
+
+
+# -- configuration and doctor -------------------------------------------------------------------
+def write_site(tmp_path: Path, nfc: str) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        '[panel]\nid = "p1"\nsite = "demo"\n\n'
+        '[[users]]\nname = "alice"\ncode = "1234"\nrole = "master"\n'
+        f'tags = ["{ALICE}"]\n\n'
+        '[[zones]]\nname = "front_door"\nkind = "entry"\n\n' + nfc
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("nfc", "where", "reason"),
+    [
+        ('[nfc]\ntags = "sun"\n', "nfc.meta_key", "required"),
+        (f'[nfc]\ntags = "sun"\nmeta_key = "{META.hex()}"\n', "nfc.file_key", "required"),
+        (
+            f'[nfc]\ntags = "sun"\nmeta_key = "{META.hex()[:30]}"\nfile_key = "{FILE.hex()}"\n',
+            "nfc.meta_key",
+            "32 hex digits",
+        ),
+        (
+            f'[nfc]\ntags = "sun"\nmeta_key = "{"0" * 32}"\nfile_key = "{FILE.hex()}"\n',
+            "nfc.meta_key",
+            "factory key",
+        ),
+        (
+            f'[nfc]\ntags = "sun"\nmeta_key = "{META.hex()}"\nfile_key = "{META.hex()}"\n',
+            "nfc.file_key",
+            "differ",
+        ),
+        ('[nfc]\ntags = "copy"\n', "nfc.tags", "must be one of"),
+        (f'[nfc]\nmeta_key = 12\nfile_key = "{FILE.hex()}"\n', "nfc.meta_key", "string"),
+    ],
+)
+def test_bad_nfc_sections_give_one_line_without_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], nfc: str, where: str, reason: str
+) -> None:
+    from centinela.cli import main
+
+    path = write_site(tmp_path, nfc)
+    assert main(["panel", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert where in err and reason in err, err
+    assert META.hex()[:30] not in err and FILE.hex() not in err
+
+
+def test_doctor_warns_in_uid_mode_and_checks_sun_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from centinela import doctor
+
+    out = io.StringIO()
+    status = doctor.report(str(write_site(tmp_path, "")), out=out)
+    uid_lines = [line for line in out.getvalue().splitlines() if "nfc tags" in line]
+    assert uid_lines and uid_lines[0].startswith("warn") and "can be copied" in uid_lines[0]
+    assert status == 0  # a warning, not a missing part
+
+    sun = f'[nfc]\ntags = "sun"\nmeta_key = "{META.hex()}"\nfile_key = "{FILE.hex()}"\n'
+    out = io.StringIO()
+    doctor.report(str(write_site(tmp_path, sun)), out=out)
+    text = out.getvalue()
+    sun_lines = [line for line in text.splitlines() if "nfc tags" in line]
+    assert sun_lines and sun_lines[0].startswith("ok") and "sun mode" in sun_lines[0]
+    assert META.hex() not in text.lower() and FILE.hex() not in text.lower()
