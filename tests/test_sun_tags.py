@@ -215,3 +215,107 @@ def test_doctor_warns_in_uid_mode_and_checks_sun_mode(
     sun_lines = [line for line in text.splitlines() if "nfc tags" in line]
     assert sun_lines and sun_lines[0].startswith("ok") and "sun mode" in sun_lines[0]
     assert META.hex() not in text.lower() and FILE.hex() not in text.lower()
+
+
+# -- enrolment ----------------------------------------------------------------------------------
+def enrol_site(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        '[panel]\nid = "p1"\nsite = "demo"\n\n'
+        '[[users]]\nname = "alice"\ncode = "1234"\nrole = "master"\n'
+        f'tags = ["{ALICE}"]\n\n'
+        '[[zones]]\nname = "front_door"\nkind = "entry"\n\n'
+        f'[devices]\nnfc = "udp:127.0.0.1:{port}"\n\n'
+        f'[nfc]\ntags = "sun"\nmeta_key = "{META.hex()}"\nfile_key = "{FILE.hex()}"\n'
+        'url = "https://example.com/tap"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def emulator() -> Any:
+    from drivers.sim_nfc import SimTagEmulator
+
+    emu = SimTagEmulator()
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.close()
+
+
+async def enrol(path: Path, *extra: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from centinela.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+
+    def run() -> int:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return main(["tag", "enroll", "--config", str(path), "--timeout", "10", *extra])
+
+    status = await asyncio.to_thread(run)
+    return status, out.getvalue(), err.getvalue()
+
+
+async def test_enrol_a_factory_fresh_tag_then_use_it(
+    tmp_path: Path, emulator: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = enrol_site(tmp_path, emulator.port)
+    chip = Ntag424Chip(ALICE)
+    emulator.present(chip)
+    status, out, err = await enrol(path)
+    assert status == 0, err
+    assert out.strip() == ALICE
+    assert chip.keys[1] == FILE and chip.keys[2] == META
+    assert chip.keys[0] != bytes(16) and chip.key_versions == [1, 1, 1, 0, 0]
+    assert chip.settings[2].sdm
+    printed = (out + err + "\n".join(r.getMessage() for r in caplog.records)).lower()
+    for key in (META, FILE, chip.keys[0]):
+        assert key.hex() not in printed
+
+    # A personalised tag is refused, unless told to re-enrol it (it is this site's).
+    status, out, err = await enrol(path)
+    assert status == 1 and "already personalised" in err and out == ""
+    status, out, err = await enrol(path, "--force")
+    assert status == 0 and out.strip() == ALICE, err
+    # Another site's tag cannot be taken over, even with --force.
+    stranger = Ntag424Chip(STRANGER).personalise(SunKeys(OTHER, META), master=OTHER)
+    emulator.present(stranger)
+    status, out, err = await enrol(path, "--force")
+    assert status == 1 and "another site" in err
+
+    # The panel, on the same reader, accepts the enrolled tag and refuses a skimmed copy.
+    emulator.remove()
+    config = load_site_mapping_from(path)
+    async with PanelProcess(config) as panel:
+        await asyncio.wait_for(panel.nfc.wait_connected(), 10)
+        await present_to(panel, emulator, chip)
+        skimmed = chip.recorded_message()
+        replay = Ntag424Chip(ALICE)
+        replay.write_ndef(skimmed)
+        await present_to(panel, emulator, replay)
+        events = [(e.tag, e.detail) for e in tag_events(panel)]
+        assert events == [(ALICE, "counter not increased")]
+        assert panel.handled["TagPresented"] == 1 and panel.handled["TagRefused"] == 1
+
+
+def load_site_mapping_from(path: Path) -> SiteConfig:
+    from panel.config import load_site_file
+
+    return load_site_file(path)
+
+
+async def present_to(panel: PanelProcess, emulator: Any, tag: Ntag424Chip) -> None:
+    """Present on the rig-style emulator; wait until the panel took the decision in."""
+    before = panel.handled["TagPresented"] + panel.handled["TagRefused"]
+    emulator.present(tag)
+    async with asyncio.timeout(10):
+        while panel.handled["TagPresented"] + panel.handled["TagRefused"] == before:
+            await asyncio.sleep(0.01)
+        emulator.remove()
+        while panel.handled["TagRemoved"] <= before:
+            await asyncio.sleep(0.01)
