@@ -10,12 +10,12 @@ Nothing here talks to a tag; the reader driver and the simulated tag use it.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import struct
 import threading
 from dataclasses import dataclass, field
 from typing import Final, Protocol
-from urllib.parse import parse_qs, urlsplit
 
 import ndef
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -71,8 +71,19 @@ class SunRead:
 _ZERO_IV: Final = bytes(16)
 
 
+@functools.lru_cache(maxsize=16)
+def _cipher(key: bytes) -> Cipher[modes.CBC]:
+    # A site has two keys: the key schedules are made once, not at every tap.
+    return Cipher(algorithms.AES(key), modes.CBC(_ZERO_IV))
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed_cmac(key: bytes) -> CMAC:
+    return CMAC(algorithms.AES(key))
+
+
 def _aes_block(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
-    cipher = Cipher(algorithms.AES(key), modes.CBC(_ZERO_IV))
+    cipher = _cipher(key)
     ctx = cipher.decryptor() if decrypt else cipher.encryptor()
     return ctx.update(block) + ctx.finalize()
 
@@ -80,6 +91,12 @@ def _aes_block(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
 def cmac(key: bytes, data: bytes) -> bytes:
     """AES-CMAC (NIST SP 800-38B), 16 bytes."""
     mac = CMAC(algorithms.AES(key))
+    mac.update(data)
+    return mac.finalize()
+
+
+def _site_cmac(key: bytes, data: bytes) -> bytes:
+    mac = _keyed_cmac(key).copy()
     mac.update(data)
     return mac.finalize()
 
@@ -109,7 +126,7 @@ def decrypt_picc_data(meta_key: bytes, enc: bytes) -> tuple[bytes, int]:
 
 def session_mac_key(file_key: bytes, uid: bytes, counter: int) -> bytes:
     """KSesSDMFileReadMAC = CMAC(file key, SV2 = 3CC300010080 || UID || counter LE)."""
-    return cmac(file_key, SV2_PREFIX + uid + counter.to_bytes(3, "little"))
+    return _site_cmac(file_key, SV2_PREFIX + uid + counter.to_bytes(3, "little"))
 
 
 def sdm_mac(file_key: bytes, uid: bytes, counter: int, data: bytes = b"") -> bytes:
@@ -119,9 +136,16 @@ def sdm_mac(file_key: bytes, uid: bytes, counter: int, data: bytes = b"") -> byt
 
 def parse_sun_uri(uri: str) -> tuple[bytes, bytes]:
     """(ENCPICCData, SDMMAC) from a URI's ``picc_data`` and ``cmac``; else SunRejected(NO_SUN)."""
-    query = parse_qs(urlsplit(uri).query, keep_blank_values=True)
-    picc = query.get(PICC_PARAM, [])
-    mac = query.get(MAC_PARAM, [])
+    _, _, rest = uri.partition("?")
+    query, _, _ = rest.partition("#")
+    picc: list[str] = []
+    mac: list[str] = []
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == PICC_PARAM:
+            picc.append(value)
+        elif name == MAC_PARAM:
+            mac.append(value)
     if len(picc) != 1 or len(mac) != 1 or len(picc[0]) != 32 or len(mac[0]) != 16:
         raise SunRejected(NO_SUN)
     try:
