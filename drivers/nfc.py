@@ -283,7 +283,11 @@ class NfcReader(NfcDriver):
         reason = policy.judge(read)
         if reason is not None:
             return self._refuse(hexuid, reason)
-        policy.counters.accept_counter(read.uid, read.counter)
+        try:
+            policy.counters.accept_counter(read.uid, read.counter)
+        except Exception:  # a store that cannot record the counter: fail closed
+            _LOGGER.exception("tag %s: the read counter could not be recorded", hexuid)
+            return self._refuse(hexuid, ntag424.NOT_RECORDED)
         return TagPresented(hexuid, self.device)
 
     def _refuse(self, hexuid: str, reason: str) -> TagRefused:

@@ -38,6 +38,7 @@ BAD_MAC: Final = "bad MAC"
 UID_MISMATCH: Final = "UID mismatch"
 UNKNOWN: Final = "unknown tag"
 NOT_FRESH: Final = "counter not increased"
+NOT_RECORDED: Final = "counter not recorded"
 
 
 class SunRejected(Exception):

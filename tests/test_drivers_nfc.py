@@ -321,3 +321,34 @@ async def test_udp_reader_with_no_emulator_listening_sees_an_empty_field() -> No
             assert await take(driver) == [TagRemoved(FOUR)]
         assert driver.connected
     assert [i async for i in driver] == []
+
+
+# -- sun mode on the driver alone ---------------------------------------------------------------
+class _BrokenCounters:
+    """A counter store whose disk has failed."""
+
+    def last_counter(self, uid: str) -> int | None:
+        return None
+
+    def accept_counter(self, uid: str, counter: int) -> None:
+        raise OSError(5, "Input/output error")
+
+
+async def test_sun_mode_fails_closed_when_the_counter_cannot_be_recorded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from drivers.ntag424 import SunKeys, SunPolicy
+    from drivers.sim_ntag424 import Ntag424Chip
+    from panel.inputs import TagRefused
+
+    keys = SunKeys(bytes(range(1, 17)), bytes(range(17, 33)))
+    policy = SunPolicy(keys, frozenset({SEVEN}), _BrokenCounters())
+    driver = open_nfc("sim:", sun=policy)
+    async with driver:
+        async with asyncio.timeout(10):
+            await driver.wait_connected()
+        driver.twin.present(Ntag424Chip(SEVEN).personalise(keys))
+        assert await take(driver) == [TagRefused(SEVEN, "counter not recorded")]
+        assert driver.connected  # the reader carries on
+        driver.twin.remove()
+        assert await take(driver) == [TagRemoved(SEVEN)]
