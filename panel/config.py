@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
