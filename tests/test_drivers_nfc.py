@@ -352,3 +352,28 @@ async def test_sun_mode_fails_closed_when_the_counter_cannot_be_recorded(
         assert driver.connected  # the reader carries on
         driver.twin.remove()
         assert await take(driver) == [TagRemoved(SEVEN)]
+
+
+def test_stock_nfcpy_reads_the_simulated_ntag424_as_a_type4_tag(emulator: SimTagEmulator) -> None:
+    """nfcpy's own Type 4 Tag NDEF reader (capability container and all) reads the twin."""
+    import ndef
+
+    from drivers import ntag424
+    from drivers.ntag424 import SunKeys
+    from drivers.sim_ntag424 import Ntag424Chip
+
+    keys = SunKeys(bytes(range(1, 17)), bytes(range(17, 33)))
+    chip = Ntag424Chip(SEVEN).personalise(keys, "https://example.com/t")
+    emulator.present(chip)
+    clf = open_frontend(emulator.path)
+    try:
+        tag = clf.connect(rdwr={"targets": ["106A"], "on-connect": lambda tag: False})
+        assert tag is not None and tag.type == "Type4Tag"
+        assert tag.identifier == bytes.fromhex(SEVEN)
+        (record,) = tag.ndef.records
+        assert isinstance(record, ndef.UriRecord)
+        assert record.iri.startswith("https://example.com/t?picc_data=")
+        read = ntag424.verify_uri(keys, record.iri, uid=bytes.fromhex(SEVEN))
+        assert read == ntag424.SunRead(SEVEN, 1) and chip.read_counter == 1
+    finally:
+        clf.close()

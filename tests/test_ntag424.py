@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers import ntag424
 from drivers.ntag424 import SunKeys, SunRejected
@@ -104,3 +109,34 @@ def test_keys_never_show_in_a_repr() -> None:
     keys = SunKeys(bytes(range(16)), bytes(range(16, 32)))
     assert bytes(range(16)).hex() not in repr(keys).lower()
     assert "000102" not in repr(keys)
+
+
+# -- garbage in: only SunRejected out -----------------------------------------------------------
+def _outcome(parse: Callable[[Any], object], value: object) -> tuple[object, str | None]:
+    try:
+        return parse(value), None
+    except SunRejected as rejected:
+        return None, rejected.reason
+
+
+@given(st.text(max_size=300))
+def test_any_uri_is_refused_or_parsed_never_crashes(uri: str) -> None:
+    parsed, reason = _outcome(ntag424.parse_sun_uri, uri)
+    if reason is not None:
+        assert reason == "no SUN message"
+    else:
+        assert isinstance(parsed, tuple)
+        assert [len(part) for part in parsed] == [16, 8]
+
+
+@given(st.binary(max_size=300))
+def test_any_ndef_bytes_are_refused_or_give_a_uri(message: bytes) -> None:
+    uri, reason = _outcome(ntag424.sun_uri_of, message)
+    assert reason == "no SUN message" if reason is not None else isinstance(uri, str)
+
+
+@given(st.binary(min_size=16, max_size=16), st.binary(min_size=8, max_size=8))
+def test_random_messages_never_verify(picc: bytes, mac: bytes) -> None:
+    with pytest.raises(SunRejected) as caught:
+        ntag424.verify(SunKeys(ZERO, ZERO), picc, mac)
+    assert caught.value.reason in ("bad PICCData", "bad MAC")
