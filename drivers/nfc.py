@@ -273,6 +273,11 @@ class NfcReader(NfcDriver):
                 if found is None:
                     _LOGGER.info("tag %s left before its SUN message was read", hexuid)
                     return None
+            except OSError:
+                raise  # the reader itself is gone
+            except Exception as exc:  # answers nfcpy cannot parse (a short ATS, …)
+                _LOGGER.debug("tag %s: malformed answer: %r", hexuid, exc)
+                return self._refuse(hexuid, ntag424.NO_SUN)
         else:
             _LOGGER.warning("tag %s: SUN message unreadable after %d tries", hexuid, attempt + 1)
             return None
@@ -299,6 +304,7 @@ class NfcReader(NfcDriver):
 _SELECT_NDEF_APP = bytes.fromhex("00A4040007D276000085010100")
 _SELECT_NDEF_FILE = bytes.fromhex("00A4000C02E104")
 _FIRST_READ = 128
+_MAX_NDEF = 1024
 _OK = b"\x90\x00"
 
 
@@ -324,6 +330,8 @@ def read_ndef_file(clf: Any, found: Any) -> bytes | None:
         return None
     data = head[:-2]
     size = int.from_bytes(data[:2], "big")
+    if size > _MAX_NDEF:
+        return None  # an NTAG 424 DNA's NDEF file holds 256 bytes
     while len(data) < size + 2:
         offset = len(data)
         chunk = send(bytes([0x00, 0xB0, offset >> 8, offset & 0xFF, min(size + 2 - offset, 255)]))

@@ -34,7 +34,7 @@ import nfc.clf
 
 from drivers.nfc import LoopbackUdpDevice, is_random_uid
 from drivers.reports import TagPresented, TagRefused, TagRemoved
-from drivers.sim_ntag424 import ATS, SAK, Ntag424Chip
+from drivers.sim_ntag424 import SAK, Ntag424Chip
 from drivers.twin import Settled, Twin
 
 _LOGGER = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class _IsoCard(_Card):
             if cmd[0] == 0xE0 and len(cmd) == 2:
                 self.iso = True
                 self.chip.activate()
-                return ATS
+                return self.chip.ats
             return None
         pcb = cmd[0]
         if pcb & 0xE2 == 0x02:  # I-block

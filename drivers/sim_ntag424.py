@@ -136,6 +136,7 @@ class Ntag424Chip:
         self.read_counter = 0
         self.reads = 0
         self.last_read = b""  # file 02 as the last reader saw it (what a skimmer records)
+        self.ats = ATS  # what the chip answers to RATS (a test may break it)
         self._fids = {0xE103: 1, 0xE104: 2, 0xE105: 3}
         self.activate()
 

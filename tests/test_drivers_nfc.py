@@ -377,3 +377,25 @@ def test_stock_nfcpy_reads_the_simulated_ntag424_as_a_type4_tag(emulator: SimTag
         assert read == ntag424.SunRead(SEVEN, 1) and chip.read_counter == 1
     finally:
         clf.close()
+
+
+async def test_sun_mode_refuses_a_card_with_a_malformed_answer_and_reads_on() -> None:
+    from drivers.ntag424 import MemoryCounters, SunKeys, SunPolicy
+    from drivers.sim_ntag424 import Ntag424Chip
+    from panel.inputs import TagRefused
+
+    keys = SunKeys(bytes(range(1, 17)), bytes(range(17, 33)))
+    policy = SunPolicy(keys, frozenset({SEVEN}), MemoryCounters())
+    driver = open_nfc("sim:", sun=policy)
+    async with driver:
+        async with asyncio.timeout(10):
+            await driver.wait_connected()
+        broken = Ntag424Chip(SEVEN).personalise(keys)
+        broken.ats = b"\x01"  # an answer to RATS too short to parse
+        driver.twin.present(broken)
+        assert await take(driver) == [TagRefused(SEVEN, "no SUN message")]
+        driver.twin.remove()
+        assert await take(driver) == [TagRemoved(SEVEN)]
+        driver.twin.present(Ntag424Chip(SEVEN).personalise(keys))
+        assert await take(driver) == [TagPresented(SEVEN)]
+        assert driver.connected
