@@ -319,3 +319,12 @@ async def present_to(panel: PanelProcess, emulator: Any, tag: Ntag424Chip) -> No
         emulator.remove()
         while panel.handled["TagRemoved"] <= before:
             await asyncio.sleep(0.01)
+
+
+async def test_enrol_needs_keys_and_a_reader(tmp_path: Path) -> None:
+    keys = f'[nfc]\ntags = "sun"\nmeta_key = "{META.hex()}"\nfile_key = "{FILE.hex()}"\n'
+    status, out, err = await enrol(write_site(tmp_path, keys))  # devices.nfc is sim:
+    assert status == 2 and "devices.nfc" in err and "needs a reader" in err
+    assert len(err.strip().splitlines()) == 1 and out == ""
+    status, out, err = await enrol(write_site(tmp_path, ""))  # uid mode, no keys
+    assert status == 2 and "meta_key and file_key" in err
