@@ -299,16 +299,25 @@ class Panel:
                 self._failed_attempt(EventType.CODE_REJECTED, Method.KEYPAD, None, "wrong code")
                 return
             user, duress = found
-            self.credentials.succeeded()
             if duress:  # silent: nothing on the keypad tells it apart
                 self.recorder.event(EventType.DURESS, Method.KEYPAD, user=user.name)
-            self.machine.request(Request(kind, Method.KEYPAD, user=user, mode=mode))
+            self._act(Request(kind, Method.KEYPAD, user=user, mode=mode))
         elif self._tag_user is not None:
             user, uid = self._tag_user, self._tag_uid
             self._forget_tag()
-            self.machine.request(Request(kind, Method.TAG, user=user, mode=mode, tag=uid))
+            self._act(Request(kind, Method.TAG, user=user, mode=mode, tag=uid))
         else:
             self.recorder.say("CODE OR TAG FIRST", Tone.ERROR)
+
+    def _act(self, req: Request) -> None:
+        """A request by a person at the panel; only one carried out clears the wrong attempts.
+
+        A valid code or tag whose action is refused (a role that may not, a state where it
+        means nothing, open zones) neither counts as wrong nor clears the counter, so typing
+        one's own code between guesses cannot side-step the lockout.
+        """
+        if self.machine.request(req):
+            self.credentials.succeeded()
 
     def _clear_digits(self) -> None:
         self._digits.clear()
@@ -337,15 +346,14 @@ class Panel:
         if isinstance(user, str):
             self._failed_attempt(EventType.TAG_REJECTED, Method.TAG, uid, user)
             return
-        self.credentials.succeeded()
-        self._clear_digits()
+        self._clear_digits()  # a tap alone clears nothing: only the action it leads to
         if self._record.state is State.DISARMED:
             self._tag_user, self._tag_uid = user, uid
             self.recorder.start_timer(Timer.TAG_WINDOW, TAG_WINDOW_MS)
             self.recorder.say(f"{user.name.upper()}: A B C TO ARM", Tone.OK)
         else:
             self._forget_tag()
-            self.machine.request(Request(Kind.DISARM, Method.TAG, user=user, tag=uid))
+            self._act(Request(Kind.DISARM, Method.TAG, user=user, tag=uid))
 
     # -------------------------------------------------------------- zones, photos
 

@@ -60,7 +60,7 @@ class Credentials:
         """Count a wrong code or tag (an event says which); True when it locked them out.
 
         The ``max_attempts``-th wrong one in a row locks for ``lockout`` seconds, doubled
-        for each lockout since the last valid use, up to a day.
+        for each lockout since the last action carried out, up to a day.
         """
         rec = self.record
         rec.failed_attempts += 1
@@ -80,7 +80,7 @@ class Credentials:
         return True
 
     def succeeded(self) -> None:
-        """A valid use: the wrong-attempt counter and the lockout escalation start over."""
+        """An action carried out with a code or tag: the counter and escalation start over."""
         self.record.failed_attempts = 0
         self.record.lockout_level = 0
 

@@ -44,7 +44,7 @@ class PanelSnapshot:
     entry_zone: str | None = None
     failed_attempts: int = 0
     locked_until_ms: int | None = None
-    lockout_level: int = 0  # lockouts since the last valid code; each one doubles
+    lockout_level: int = 0  # lockouts since the last action done with a code or tag
     revoked_tags: frozenset[str] = frozenset()
     next_seq: int = 1
     open_zones: frozenset[str] = frozenset()

@@ -173,9 +173,9 @@ class Model:
         self.clear_digits()
         self.forget_tag()
 
-    def valid(self) -> None:
+    def cleared(self) -> None:
+        """Only an action carried out with a code or tag clears the wrong attempts."""
         self.failed = self.level = 0
-        self.credential = True
 
     def clear_digits(self) -> None:
         self.digits, self.overflow = "", False
@@ -210,13 +210,15 @@ class Model:
                 if overflow or code not in CODE_OF:
                     self.failed_attempt()
                     return
-                self.valid()
-                self.request(kind, CODE_OF[code][0], MODE_KEY.get(key))
+                self.credential = True
+                if self.request(kind, CODE_OF[code][0], MODE_KEY.get(key)):
+                    self.cleared()
             elif self.tag_user is not None:
                 user = self.tag_user
                 self.forget_tag()
                 self.credential = True
-                self.request(kind, user, MODE_KEY.get(key))
+                if self.request(kind, user, MODE_KEY.get(key)):
+                    self.cleared()
 
     def keys(self, keys: str) -> None:
         for key in keys:
@@ -235,14 +237,15 @@ class Model:
         if uid in self.revoked or uid not in TAG_OF:
             self.failed_attempt()
             return
-        self.valid()
+        self.credential = True
         self.clear_digits()
         if self.state is State.DISARMED:
             self.tag_user, self.tag_uid = TAG_OF[uid], uid
             self.start("tag_window", 10)
         else:
             self.forget_tag()
-            self.request("disarm", TAG_OF[uid], None)
+            if self.request("disarm", TAG_OF[uid], None):
+                self.cleared()
 
     def command(self, cmd: Command) -> None:
         user = CONFIG.user(cmd.user)

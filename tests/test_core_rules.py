@@ -588,9 +588,70 @@ def test_lockouts_double_until_a_valid_code() -> None:
         durations.append((view.locked_until_ms or 0) - rig.now)
         rig.wait(durations[-1] / 1000)
     assert durations == [90_000, 180_000, 360_000]
-    rig.press("1234D")  # a valid code (refused action, but the code is good)
+    rig.press("1234D")  # a valid code, but a refused action: the escalation stays
+    rig.press("0000A0000A0000A")
+    assert (rig.panel.view().locked_until_ms or 0) - rig.now == 720_000
+    rig.wait(720)
+    rig.press("1234A")  # an action carried out: the escalation starts over
+    rig.press("1234D")
     rig.press("0000A0000A0000A")
     assert (rig.panel.view().locked_until_ms or 0) - rig.now == 90_000
+
+
+@pytest.mark.parametrize(
+    ("between", "who"),
+    [
+        ("3456D", "carol's own code, refused: arm_only may not disarm"),
+        ("tap", "a tap of carol's own tag"),
+        ("1234D", "a master's code, refused: nothing to disarm"),
+        ("open", "a valid code whose arming is refused: a zone is open"),
+    ],
+)
+def test_refused_actions_and_taps_never_clear_the_wrong_attempts(between: str, who: str) -> None:
+    rig = Rig()
+    rig.press("0000A0000A")
+    if between == "tap":
+        rig.tap(CAROL_TAG)
+    elif between == "open":
+        rig.open("window")
+        rig.press("2345A")
+        assert rig.last_event(E.ARM_REFUSED)
+    else:
+        rig.press(between)
+    assert not rig.panel.view().locked
+    rig.press("0000A")
+    assert rig.panel.view().locked, who
+    assert rig.last_event(E.KEYPAD_LOCKED)
+
+
+def test_only_an_action_carried_out_clears_the_wrong_attempts() -> None:
+    rig = Rig()
+    rig.press("0000A0000A")
+    rig.tap(CAROL_TAG)
+    rig.press("B")  # carol arms with her tag: carried out
+    assert rig.state is State.ARMING
+    rig.press("0000D0000D")
+    assert not rig.panel.view().locked
+    rig.tap(BOB_TAG)  # bob's tag disarms: carried out
+    assert rig.state is State.DISARMED
+    rig.press("0000A0000A")
+    assert not rig.panel.view().locked
+    rig.press("0000A")
+    assert rig.panel.view().locked
+
+
+def test_an_arm_only_user_cannot_guess_the_master_code_between_own_codes() -> None:
+    """The attack: wrong guesses, the user's own refused disarm code every few guesses."""
+    rig = Rig()
+    for guess in range(12):
+        if rig.panel.view().locked:
+            break
+        rig.press(f"{9000 + guess}A")
+        if guess % 2 == 1:
+            rig.press("3456D")
+    assert rig.panel.view().locked
+    wrong = [e for e in rig.events if e.type is E.CODE_REJECTED and e.detail == "wrong code"]
+    assert len(wrong) == 3  # max_attempts guesses, whatever came between them
 
 
 def test_lockout_and_its_escalation_survive_a_restart() -> None:
