@@ -99,9 +99,11 @@ class Panel:
         self._restored = saved is not None
         record = PanelSnapshot() if saved is None else saved.copy()
         record.open_zones = frozenset(z for z in record.open_zones if config.zone(z) is not None)
+        # Time each durable timer still had to run; they restart from that at ``start``.
+        self._remaining = {k: v for k, v in record.timers.items() if k in DURABLE_TIMERS}
+        record.timers = {}  # the recorder keeps the deadlines of the live timers
         self._record = record
         self.recorder = Recorder(record)
-        self.recorder.timers = {k: v for k, v in record.timers.items() if k in DURABLE_TIMERS}
         self.credentials = Credentials(config, record, self.recorder)
         self.machine = Machine(config, record, self.recorder, self.credentials)
         self._digits: list[str] = []  # typed digits: memory only, never logged or stored
@@ -112,15 +114,23 @@ class Panel:
     # -------------------------------------------------------------- the public side
 
     def start(self, now_ms: int) -> list[Action]:
-        """First call: records ``restart`` when restored, re-requests timers, shows the state."""
+        """First call: records ``restart`` when restored, restarts timers, shows the state.
+
+        A restored panel resolves fail-secure (docs/events.md, "Restart"): each durable
+        timer runs for the time it had left (the time the panel was off is unknown and
+        does not count, whatever the clock says now), an entry delay cut short by the
+        restart ends in the alarm at once, and an alarm in progress sounds again.
+        """
         out = self.recorder
         out.begin(now_ms)
         if self._restored:
             out.event(EventType.RESTART, Method.SYSTEM, detail=f"state {self._record.state}")
-            self._repair_timers()
+            self._restore_timers()
+            if self._record.state is State.PENDING:
+                self.machine.dispatch(Request(Kind.ENTRY_END, Method.SYSTEM))
         else:
             self._record.since_ms = now_ms
-        self._fire_due(at_deadline=False)  # what fell due while the panel was off happens now
+        self._fire_due(at_deadline=False)
         for name, at_ms in sorted(out.timers.items(), key=lambda item: item[1]):
             out.actions.append(StartTimer(name, at_ms))
         out.actions.append(SetSiren(self._record.siren))
@@ -145,8 +155,12 @@ class Panel:
         return self.recorder.finish()
 
     def snapshot(self) -> PanelSnapshot:
-        """Everything durable, to commit with the events of the last call."""
-        timers = {k: v for k, v in self.recorder.timers.items() if k in DURABLE_TIMERS}
+        """Everything durable, to commit with the events of the last call.
+
+        Timers are given as the time they still have to run after the last call.
+        """
+        out = self.recorder
+        timers = {k: max(0, at - out.now) for k, at in out.timers.items() if k in DURABLE_TIMERS}
         return dataclasses.replace(self._record, timers=timers)
 
     def view(self) -> StateSnapshot:
@@ -216,21 +230,29 @@ class Panel:
                 out.now = now
         _LOGGER.error("timers keep falling due at %d; the rest wait for the next input", out.now)
 
-    def _repair_timers(self) -> None:
+    def _restore_timers(self) -> None:
+        """Restart each stored timer for the time it had left, at most its full length."""
+        rec = self._record
+        full = {name: self._full_ms(name) for name in DURABLE_TIMERS}
+        remaining = {Timer(k): min(v, full[Timer(k)]) for k, v in self._remaining.items()}
         # A restored state must have its timer, or it could never leave that state.
-        timers = self.recorder.timers
-        name = RESTORED_TIMERS.get(self._record.state)
-        if name is not None and name not in timers:
-            _LOGGER.warning("restored %s without its %s timer; restarting it", self.state, name)
-            timers[name] = self.recorder.now + self.machine.delay_ms(name)
-        locked_until = self._record.locked_until_ms
-        if locked_until is not None and Timer.LOCKOUT not in timers:
-            timers[Timer.LOCKOUT] = locked_until
+        needed = RESTORED_TIMERS.get(rec.state)
+        if needed is not None and needed not in remaining:
+            _LOGGER.warning("restored %s without its %s timer; restarting it", rec.state, needed)
+            remaining[needed] = full[needed]
+        if rec.locked_until_ms is None:
+            remaining.pop(Timer.LOCKOUT, None)
+        elif Timer.LOCKOUT not in remaining:
+            remaining[Timer.LOCKOUT] = full[Timer.LOCKOUT]
+        now = self.recorder.now
+        self.recorder.timers = {name: now + ms for name, ms in remaining.items()}
+        if rec.locked_until_ms is not None:
+            rec.locked_until_ms = self.recorder.timers[Timer.LOCKOUT]
 
-    @property
-    def state(self) -> State:
-        """The current state."""
-        return self._record.state
+    def _full_ms(self, name: Timer) -> int:
+        if name is Timer.LOCKOUT:
+            return self.credentials.lockout_ms(max(1, self._record.lockout_level))
+        return self.machine.delay_ms(name)
 
     def _on_timer_fired(self, inp: TimerFired) -> None:
         # Timers due by ``now`` have fired already; a name no longer pending is stale.

@@ -69,8 +69,7 @@ class Credentials:
             self.out.say(reason.upper(), Tone.ERROR)
             return False
         rec.lockout_level += 1
-        base = round(self.cfg.lockout * 1000)
-        duration = min(base << (rec.lockout_level - 1), MAX_LOCKOUT_MS)
+        duration = self.lockout_ms(rec.lockout_level)
         rec.failed_attempts = 0
         rec.locked_until_ms = self.out.now + duration
         self.out.start_timer(Timer.LOCKOUT, duration)
@@ -78,6 +77,10 @@ class Credentials:
         self.out.event(EventType.KEYPAD_LOCKED, method, tag=tag, detail=detail)
         self.out.say("LOCKED", Tone.ERROR)
         return True
+
+    def lockout_ms(self, level: int) -> int:
+        """How long the ``level``-th lockout in a row lasts: ``lockout``, doubled each time."""
+        return min(round(self.cfg.lockout * 1000) << (level - 1), MAX_LOCKOUT_MS)
 
     def succeeded(self) -> None:
         """An action carried out with a code or tag: the counter and escalation start over."""

@@ -18,8 +18,10 @@ from typing import Any, Final
 
 from protocol.messages import Method, Mode, State
 
-JSON_VERSION: Final = 1
-"""Version of the JSON document; the store refuses a document of another version."""
+JSON_VERSION: Final = 2
+"""Version of the JSON document. Version 1 held timers as wall-clock deadlines; it is
+read by taking each deadline relative to ``since_ms`` (the core then caps every timer
+at its full length). Any other version is refused."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -36,7 +38,9 @@ class PanelSnapshot:
     armed_by: str | None = None
     armed_method: Method | None = None
     armed_tag: str | None = None
-    timers: Mapping[str, int] = dataclasses.field(default_factory=dict)  # durable timer -> ms
+    # durable timer -> ms it still had to run when the snapshot was taken: time while the
+    # panel is off does not count (without a clock that survives power loss it is unknown)
+    timers: Mapping[str, int] = dataclasses.field(default_factory=dict)
     siren: bool = False
     alarm_cid: str | None = None  # codes of the alarm in progress, for its end event
     alarm_sia: str | None = None
@@ -48,6 +52,7 @@ class PanelSnapshot:
     revoked_tags: frozenset[str] = frozenset()
     next_seq: int = 1
     open_zones: frozenset[str] = frozenset()
+    clock_ms: int = 0  # the latest time stamped on an event: a clock behind it is wrong
 
     def copy(self) -> PanelSnapshot:
         """An independent copy (the values are immutable)."""
@@ -113,7 +118,7 @@ def from_json(text: str) -> PanelSnapshot:
     ``state`` and ``next_seq`` are required; any other field missing takes its default.
     """
     doc = json.loads(text)
-    if not isinstance(doc, dict) or doc.get("v") != JSON_VERSION:
+    if not isinstance(doc, dict) or doc.get("v") not in (1, JSON_VERSION):
         raise ValueError(
             f"unknown snapshot version {doc.get('v') if isinstance(doc, dict) else doc!r}"
         )
@@ -124,7 +129,10 @@ def from_json(text: str) -> PanelSnapshot:
     for f in dataclasses.fields(PanelSnapshot):
         if f.name in doc and (doc[f.name] is not None or _optional(_HINTS[f.name])):
             values[f.name] = _decode(_HINTS[f.name], doc[f.name], f.name)
-    return PanelSnapshot(**values)
+    snap = PanelSnapshot(**values)
+    if doc["v"] == 1:  # deadlines then: the time left counted from the last state change
+        snap.timers = {k: max(0, at - snap.since_ms) for k, at in snap.timers.items()}
+    return snap
 
 
 def _optional(hint: Any) -> bool:

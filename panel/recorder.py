@@ -39,6 +39,7 @@ class Recorder:
         self.now = 0  # the time of the call, or of the timer firing within it (epoch ms)
         self.timers: dict[str, int] = {}  # pending timers: name -> deadline (epoch ms)
         self.actions: list[Action] = []
+        self.stamped_ms = 0  # the latest time stamped on an event in this boot
 
     def begin(self, now_ms: int) -> None:
         """Start a call at ``now_ms``."""
@@ -63,12 +64,19 @@ class Recorder:
         photo: str | None = None,
         detail: str | None = None,
     ) -> Event:
-        """Emit an event with the next seq; its codes are the fixed ones unless given."""
+        """Emit an event with the next seq; its codes are the fixed ones unless given.
+
+        Its time is the time of the call, but never earlier than an event already emitted
+        in this boot: a clock set back (by NTP, by hand) does not make time run backwards.
+        """
         if codes is None:
             codes = eventcodes.fixed_codes(event_type)
+        stamp = max(self.now, self.stamped_ms)
+        self.stamped_ms = stamp
+        self.record.clock_ms = max(self.record.clock_ms, stamp)
         event = Event(
             seq=self.record.next_seq,
-            time_ms=self.now,
+            time_ms=stamp,
             type=event_type,
             method=method,
             cid=codes.cid,
