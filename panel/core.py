@@ -33,6 +33,7 @@ from panel.durable import PanelSnapshot
 from panel.inputs import (
     KEYS,
     ClimateReading,
+    ClockSync,
     DeviceBack,
     DeviceLost,
     Input,
@@ -206,6 +207,8 @@ class Panel:
                 self._on_command(inp.command)
             case PhotoCaptured():
                 self._on_photo(inp)
+            case ClockSync():
+                self.recorder.synchronised = inp.synchronised
             case TagRemoved() | ClimateReading():
                 pass  # nothing to do (the process publishes climate readings itself)
             case _:

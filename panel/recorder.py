@@ -40,6 +40,7 @@ class Recorder:
         self.timers: dict[str, int] = {}  # pending timers: name -> deadline (epoch ms)
         self.actions: list[Action] = []
         self.stamped_ms = 0  # the latest time stamped on an event in this boot
+        self.synchronised = True  # what the system says of its clock (``ClockSync``)
 
     def begin(self, now_ms: int) -> None:
         """Start a call at ``now_ms``."""
@@ -68,9 +69,13 @@ class Recorder:
 
         Its time is the time of the call, but never earlier than an event already emitted
         in this boot: a clock set back (by NTP, by hand) does not make time run backwards.
+        It is flagged ``clock_unsynced`` while the clock is known to be wrong: behind a time
+        already stamped (in this boot or, per the durable record, before a restart), or
+        not synchronised by the system's own account.
         """
         if codes is None:
             codes = eventcodes.fixed_codes(event_type)
+        unsynced = not self.synchronised or self.now < self.record.clock_ms
         stamp = max(self.now, self.stamped_ms)
         self.stamped_ms = stamp
         self.record.clock_ms = max(self.record.clock_ms, stamp)
@@ -87,6 +92,7 @@ class Recorder:
             tag=tag,
             photo=photo,
             detail=detail,
+            clock_unsynced=unsynced,
         )
         self.record.next_seq += 1
         self.actions.append(Emit(event))

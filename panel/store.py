@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS events (
     zone    TEXT,
     tag     TEXT,
     photo   TEXT,
-    detail  TEXT
+    detail  TEXT,
+    clock_unsynced INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS state (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
@@ -61,12 +62,12 @@ CREATE TABLE IF NOT EXISTS meta (
 
 _INSERT_EVENT: Final = (
     "INSERT INTO events"
-    " (seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " (seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail, clock_unsynced)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_EVENTS: Final = (
-    "SELECT seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail"
-    " FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+    "SELECT seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail,"
+    " clock_unsynced FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 )
 
 
@@ -102,11 +103,12 @@ def _row(event: Event) -> tuple[object, ...]:
         event.tag,
         event.photo,
         event.detail,
+        int(event.clock_unsynced),
     )
 
 
 def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
-    seq, time_ms, type_, method, cid, sia, mode, user, zone, tag, photo, detail = row
+    seq, time_ms, type_, method, cid, sia, mode, user, zone, tag, photo, detail, unsynced = row
     return Event(
         seq=seq,
         time_ms=time_ms,
@@ -120,6 +122,7 @@ def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
         tag=tag,
         photo=photo,
         detail=detail,
+        clock_unsynced=bool(unsynced),
     )
 
 
@@ -153,6 +156,11 @@ class PanelStore:
         with self._transaction():
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+            if "clock_unsynced" not in columns:  # a store from before the flag
+                db.execute(
+                    "ALTER TABLE events ADD COLUMN clock_unsynced INTEGER NOT NULL DEFAULT 0"
+                )
             db.execute("INSERT OR IGNORE INTO delivery (id, acked_upto) VALUES (1, 0)")
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
