@@ -54,10 +54,18 @@ class Topics:
         return f"centinela/{self.site}/{panel}/photo/{photo_id}"
 
 
+EVENT_FIELDS: Final = frozenset(
+    {"site", "panel", "seq", "time", "type", "mode", "user", "method", "zone", "cid", "sia"}
+    | {"tag", "photo", "detail", "received"}
+)
+"""Every key a cloud event object may have (what scenario files may check)."""
+
+
 def event_json(
     site: str, panel: str, event: Event, received_ms: int | None = None
 ) -> dict[str, Any]:
-    """The cloud event object (CONTRACT §5); ``tag``, ``photo`` and ``detail`` only when set.
+    """The cloud event object (CONTRACT §5); ``tag``, ``photo``, ``detail`` and
+    ``clock_unsynced`` only when set.
 
     ``received`` is the hub's own clock when it stored the event: the panel's ``time``
     may be wrong (a Pi has no real-time clock), the hub's is a second opinion.
@@ -79,6 +87,8 @@ def event_json(
         value = getattr(event, name)
         if value is not None:
             out[name] = value
+    if event.clock_unsynced:
+        out["clock_unsynced"] = True
     if received_ms is not None:
         out["received"] = iso_ms(received_ms)
     return out
@@ -106,6 +116,10 @@ def telemetry_json(reading: Telemetry) -> dict[str, Any]:
         "temperature": reading.temperature,
         "humidity": reading.humidity,
     }
+
+
+RESULT_FIELDS: Final = frozenset({"id", "ok", "panel", "state", "error", "detail"})
+"""Every key a command result may have."""
 
 
 def result_json(result: Result, panel: str | None = None) -> dict[str, Any]:

@@ -21,14 +21,13 @@ from common.configcheck import (
     parse_hex_key,
     read_secret_file,
 )
+from common.configcheck import TAG_RE as TAG_RE  # the panel core checks UIDs with it too
 from common.mqtt import BrokerConfig
 from panel.codes import CODE_RE, CodeHasher
 from protocol.messages import Mode
 
 _LOGGER = logging.getLogger(__name__)
 
-TAG_RE: Final = re.compile(r"(?:[0-9A-Fa-f]{2}){4,10}")
-"""An NFC tag UID: 4 to 10 bytes in hex."""
 
 DEVICE_SCHEMES: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
     {
@@ -140,6 +139,25 @@ class LinkConfig:
     heartbeat: float = 30.0
 
 
+DEFAULT_TAG_URL: Final = "https://centinela.invalid/t"
+"""Where an enrolled tag's URI points when ``[nfc] url`` names nothing else."""
+
+
+@dataclass(frozen=True, slots=True)
+class NfcConfig:
+    """``[nfc]``: how tags prove themselves; the SUN keys are secrets (never in a repr)."""
+
+    tags: str = "uid"
+    meta_key: bytes | None = field(default=None, repr=False)
+    file_key: bytes | None = field(default=None, repr=False)
+    url: str = DEFAULT_TAG_URL
+
+    @property
+    def sun(self) -> bool:
+        """Whether only NTAG 424 DNA tags with a verified, fresh SUN message count."""
+        return self.tags == "sun"
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """Where the durable panel store lives, and how large it may grow."""
@@ -175,6 +193,7 @@ class SiteConfig:
     source: str
     hasher: CodeHasher = field(repr=False, compare=False)
     base_timing: Timing = Timing()
+    nfc: NfcConfig = NfcConfig()
 
     def user(self, name: str) -> User | None:
         """The user called ``name``."""
@@ -249,7 +268,7 @@ class _Loader:
         mqtt = self._mqtt(root.get_section("mqtt"))
         link = self._link(root.get_section("link"))
         store_sec = root.get_section("store")
-        store_path = store_sec.get_path("path", self.base, must_exist=False)
+        store_path = store_sec.get_store_path("path", self.base)
         max_size = None
         if store_sec.has("max_size"):
             max_size = store_sec.get_int("max_size", minimum=65536, maximum=2**40)
@@ -258,6 +277,7 @@ class _Loader:
         tele = root.get_section("telemetry")
         telemetry = TelemetryConfig(tele.get_number("interval", 60, minimum=1, maximum=86400))
         tele.finish()
+        nfc = _nfc_section(root.get_section("nfc"), self.base)
         root.finish()
         return SiteConfig(
             panel_id=panel_id,
@@ -276,6 +296,7 @@ class _Loader:
             source=root.file,
             hasher=self.hasher,
             base_timing=base_timing,
+            nfc=nfc,
         )
 
     def _timing(self, sec: Section) -> tuple[Timing, dict[Mode, Timing]]:
@@ -316,7 +337,9 @@ class _Loader:
             duress = self._code(sec, "duress_code", required=False)
             user_tags = [
                 t.upper()
-                for t in sec.get_str_list("tags", [], pattern=TAG_RE, what="hex, 4 to 10 bytes")
+                for t in sec.get_str_list(
+                    "tags", [], pattern=TAG_RE, what="a UID in hex: 4, 7 or 10 bytes"
+                )
             ]
             for j, tag in enumerate(user_tags):
                 if tag in tags and tags[tag] != i:
@@ -426,3 +449,44 @@ class _Loader:
         heartbeat = sec.get_number("heartbeat", 30, minimum=1, maximum=3600)
         sec.finish()
         return LinkConfig(keys["key"], keys["previous_key"], heartbeat)
+
+
+SUN_KEY_HEX: Final = 32
+
+
+def _nfc_section(sec: Section, base: Path) -> NfcConfig:
+    tags = sec.get_str("tags", "uid", choices=("uid", "sun"))
+    keys: dict[str, bytes | None] = {}
+    for key in ("meta_key", "file_key"):
+        file_key = f"{key}_file"
+        if sec.has(key) and sec.has(file_key):
+            raise sec.error(file_key, f"give {key} or {file_key}, not both")
+        if sec.has(file_key):
+            keys[key] = _sun_key(sec, file_key, read_secret_file(sec, file_key, base))
+        else:
+            text = sec.get_opt_str(key)  # a wrong type is named, never the value
+            keys[key] = None if text is None else _sun_key(sec, key, text)
+    url = sec.get_str("url", DEFAULT_TAG_URL)
+    if not re.fullmatch(r"https?://[^\s?#]+", url):
+        raise sec.error("url", "must be an http:// or https:// URL without a query")
+    sec.finish()
+    meta, file = keys["meta_key"], keys["file_key"]
+    if tags == "sun":
+        for key, value in keys.items():
+            if value is None:
+                raise sec.error(key, 'required when tags = "sun" (32 hex digits, a 128-bit key)')
+    if meta is not None and meta == file:
+        raise sec.error("file_key", "must differ from meta_key")
+    return NfcConfig(tags, meta, file, url)
+
+
+def _sun_key(sec: Section, key: str, text: object) -> bytes:
+    """A 128-bit AES key as 32 hex digits; the error never repeats the value."""
+    value = text.strip() if isinstance(text, str) else None
+    if value is None or len(value) != SUN_KEY_HEX or not re.fullmatch(r"[0-9A-Fa-f]+", value):
+        got = f"{len(value)} characters" if value is not None else "not a string"
+        raise sec.error(key, f"must be {SUN_KEY_HEX} hex digits (a 128-bit AES key), got {got}")
+    raw = bytes.fromhex(value)
+    if len(set(raw)) == 1:
+        raise sec.error(key, "is a placeholder or the factory key (one byte repeated)")
+    return raw

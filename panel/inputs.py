@@ -12,6 +12,7 @@ from drivers.reports import (
     KeyPressed,
     Report,
     TagPresented,
+    TagRefused,
     TagRemoved,
     TamperDetected,
     ZoneChanged,
@@ -21,6 +22,7 @@ from protocol.messages import Command
 __all__ = [
     "KEYS",
     "ClimateReading",
+    "ClockSync",
     "DeviceBack",
     "DeviceLost",
     "Input",
@@ -30,6 +32,7 @@ __all__ = [
     "Report",
     "StoreNotice",
     "TagPresented",
+    "TagRefused",
     "TagRemoved",
     "TamperDetected",
     "TimerFired",
@@ -62,6 +65,13 @@ class PhotoCaptured:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockSync:
+    """What the system says of its clock: synchronised (NTP) or not (just booted, no RTC)."""
+
+    synchronised: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StoreNotice:
     """What the process learnt about storage: a fault began or ended, or a store was reset.
 
@@ -73,4 +83,4 @@ class StoreNotice:
     detail: str | None = None
 
 
-Input = Report | TimerFired | RemoteCommand | PhotoCaptured | StoreNotice
+Input = Report | TimerFired | RemoteCommand | PhotoCaptured | ClockSync | StoreNotice

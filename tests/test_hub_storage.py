@@ -47,7 +47,7 @@ def test_the_hub_records_its_own_receipt_time(rig: Rig, tmp_path: Path) -> None:
     assert stored.received_ms == hub_now
     out = io.StringIO()
     args = argparse.Namespace(
-        site=None, panel=None, user=None, type=None, since=None, follow=False,
+        site="demo", panel=None, user=None, type=None, since=None, follow=False,
         json=True, db=str(tmp_path / "hub.db"), config=None,
     )  # fmt: skip
     rig.store.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sim.broker import Mosquitto
+from sim.lifeline import Supervised
 
 ROOT = Path(__file__).parent.parent
 LIBRARY = ROOT / "sim" / "scenarios"
@@ -17,7 +18,7 @@ LIBRARY = ROOT / "sim" / "scenarios"
 def centinela(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """Run the command; on a hang, SIGTERM it (so it stops its brokers) before failing."""
     argv = [sys.executable, "-m", "centinela", "scenario", "run", *map(str, args)]
-    with subprocess.Popen(
+    with Supervised(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
         try:
@@ -55,6 +56,9 @@ def test_a_malformed_file_exits_2_naming_file_step_and_reason(
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "0 passed, 0 failed, 1 malformed" in proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert message not in proc.stdout  # said once, on stderr
+    assert proc.stderr.count(str(path)) == 1
 
 
 def test_a_missing_file_exits_2(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import aiomqtt
 import pytest
 
 from sim.broker import Mosquitto
+from sim.lifeline import Supervised
 from sim.scenario import load_scenario
 from sim.scenario_cli import run_simulated, validate
 
@@ -69,7 +70,7 @@ def _stop(proc: subprocess.Popen[bytes], helpers: set[int]) -> None:
 
 
 def test_headless_logs_events_and_stops_cleanly_on_sigterm(mosquitto: Mosquitto) -> None:
-    proc = subprocess.Popen(
+    proc = Supervised(
         [sys.executable, "-m", "centinela", "sim", "--headless", str(DEMO)],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
@@ -126,7 +127,7 @@ def test_a_bad_site_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 async def test_the_terminal_view_takes_commands_and_hides_codes(mosquitto: Mosquitto) -> None:
     fd, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(
+    proc = Supervised(
         [sys.executable, "-m", "centinela", "sim", str(DEMO)],
         cwd=ROOT,
         stdin=slave,
@@ -173,3 +174,25 @@ async def test_a_scenario_runs_on_the_embedded_broker(broker: str) -> None:
     lines: list[str] = []
     outcome = await run_simulated(scenario, data, source, out=lines.append, prefer_broker=broker)
     assert outcome.passed, "\n".join(lines)
+
+
+async def test_an_installers_site_file_with_a_key_file_runs(tmp_path: Path) -> None:
+    import tomllib
+
+    from common.clock import RealClock
+    from protocol.keys import generate_key
+    from sim.site import SimSite
+
+    key = tmp_path / "panel.key"
+    key.write_text(generate_key() + "\n")
+    key.chmod(0o600)
+    data = tomllib.loads(DEMO.read_text())
+    data["link"] = {"key_file": str(key)}
+    site = SimSite(data, str(tmp_path / "site.toml"), clock=RealClock(), workdir=tmp_path / "w")
+    async with site:
+        assert await site.wait_linked()  # the hub hears the panel through that key
+        await site.press("1234A")  # an event reaches the cloud only if the hub reads the key
+        assert site.cloud is not None
+        async with asyncio.timeout(20):
+            while not any(e["type"] == "arming" for e in site.cloud.events):
+                await asyncio.sleep(0.05)
