@@ -35,6 +35,7 @@ from hub.commands import (
 from hub.config import HubConfig
 from hub.counters import Counters
 from hub.diagnostics import DiagnosticsPublisher
+from hub.integrations import Integrations
 from hub.mqttlink import LinkDown, MqttLink
 from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay
@@ -72,6 +73,8 @@ class HubProcess:
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue()
         self._commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
         self.outbox: CloudOutbox | None = None
+        self.integrations = Integrations(config, self.clock, self._counters, self._enqueue)
+        self.listeners.append(self.integrations.wake)
         self._active = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[Any]] = set()
@@ -144,6 +147,7 @@ class HubProcess:
         }
         for name, worker in workers.items():
             self._tasks.append(asyncio.create_task(self._supervise(name, worker)))
+        await self.integrations.start()
         _LOGGER.info(
             "hub %s: %d panel(s), store %s, %d publish(es) waiting",
             self.config.site, len(self.config.panels), self.config.store, self.outbox_size,
@@ -177,6 +181,7 @@ class HubProcess:
             await self.outbox.settle(5.0)  # a clean stop repeats nothing
         if self.cloud.state is LinkState.UP:
             await self.cloud.say(self.topics.hub_availability, b"offline", retain=True)
+        await self.integrations.stop()
         tasks = [*self._tasks, *self._jobs]
         for task in tasks:
             task.cancel()
@@ -399,4 +404,5 @@ class HubProcess:
                 for p in self.config.panels
             },
             "counters": dict(sorted(self.counters.items())),
+            **self.integrations.diagnostics(),
         }
