@@ -19,7 +19,7 @@ from common.errors import ConfigError, UsageError
 from sim.report import exit_status, summary, write_junit
 from sim.runner import ScenarioOutcome, ScenarioRun
 from sim.scenario import Scenario, check_against_site, load_scenario
-from sim.site import HUB_SECTIONS, DEMO_SITE, VIRTUAL_START_MS, SimSite, SiteFacts, read_site_file
+from sim.site import DEMO_SITE, HUB_SECTIONS, VIRTUAL_START_MS, SimSite, SiteFacts, read_site_file
 
 _LOGGER = logging.getLogger(__name__)
 SEED = 20261126
