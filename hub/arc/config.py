@@ -83,7 +83,7 @@ def parse_arc(sec: Section, base: Path, panels: frozenset[str]) -> ArcConfig:
     account = sec.get_str("account", pattern=ACCOUNT_RE, what="3 to 16 hex digits").upper()
     key = _key(sec, base)
     fmt = sec.get_str("format", SIA_DCS, choices=FORMATS)
-    supervision = sec.get_number("supervision", 90, minimum=1, maximum=86400)
+    supervision = sec.get_number("supervision", 90, minimum=0.1, maximum=86400)
     accounts: dict[str, str] = {}
     acc_sec = sec.get_section("accounts")
     for panel in acc_sec.data:
