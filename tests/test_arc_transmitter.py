@@ -12,6 +12,7 @@ import pytest
 
 from hub.arc import dc09
 from hub.arc.config import ArcConfig, Receiver
+from hub.arc.outbox import read_status
 from hub.arc.transmitter import ArcTransmitter, LinkEvent, wall_clock_ms
 from hub.counters import Counters
 from hub.store import HubStore
@@ -169,6 +170,8 @@ async def test_receiver_down_then_back_gets_every_event_once_in_order(
     later = hub.add(40)
     await hub.until(lambda: hub.tx.lost)
     assert hub.links[-1][0] is LinkEvent.LOST
+    status = read_status(hub.store.path)  # what `centinela doctor` shows
+    assert status is not None and status["link"] == "lost"
     assert hub.tx.backlog == 40
     await receiver.start()
     await hub.drained(30)

@@ -197,3 +197,39 @@ def test_a_hub_file_checks_both_brokers(tmp_path: Path, listener: int, closed_po
     status, lines = run(str(path))
     assert status == 2  # a bad configuration, as for a panel file
     assert verdict_of(lines, "config") == "error"
+
+
+def test_a_hub_file_shows_the_arc_link(tmp_path: Path, listener: int, closed_port: int) -> None:
+    from protocol.keys import generate_key
+
+    path = tmp_path / "hub.toml"
+    arc = (
+        f'\n[arc]\nreceivers = ["tcp://127.0.0.1:{listener}", "tcp://127.0.0.1:{closed_port}"]\n'
+        'account = "AAA1"\nkey = "0123456789ABCDEF"\nformat = "ADM-CID"\n'
+    )
+    path.write_text(HUB.format(local=listener, cloud=listener, key=generate_key()) + arc)
+    status, lines = run(str(path))
+    text = "\n".join(lines)
+    assert status == 1, lines  # the backup does not answer
+    assert verdict_of(lines, "arc ") == "ok"
+    assert "ADM-CID" in text and "AES-128" in text and "0123456789ABCDEF" not in text
+    assert verdict_of(lines, "arc primary") == "ok"
+    assert verdict_of(lines, "arc backup") == "error"
+    path.write_text(path.read_text().replace('key = "0123456789ABCDEF"', 'key = "short"'))
+    status, lines = run(str(path))
+    assert status == 2 and "arc.key" in "\n".join(lines) and "short" not in "\n".join(lines)
+
+
+def test_a_site_file_with_arc_is_checked_as_sim_hands_it_over(
+    tmp_path: Path, listener: int
+) -> None:
+    path = write_site(tmp_path)
+    with open(path, "a") as fh:
+        fh.write(f'\n[arc]\nreceivers = ["tcp://127.0.0.1:{listener}"]\naccount = "AAA1"\n')
+    status, lines = run(path)
+    assert verdict_of(lines, "config") == "ok", lines
+    assert verdict_of(lines, "arc primary") == "ok"
+    with open(path, "a") as fh:
+        fh.write('format = "SIA-XYZ"\n')
+    status, lines = run(path)
+    assert status == 2 and "arc.format" in "\n".join(lines)
