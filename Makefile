@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint bench chaos demo clean broker
+.PHONY: setup test lint bench chaos demo arc clean broker
 
 setup: $(STAMP) broker
 
@@ -48,6 +48,11 @@ chaos: setup
 
 demo: setup
 	$(VENV)/bin/centinela sim sim/sites/demo.toml
+
+# The demo site reporting in SIA DC-09 to a pysiaalarm receiver that prints what it receives
+# (ARC_KEY=16/24/32 characters for AES, ARC_FORMAT=ADM-CID for Contact ID).
+arc: setup
+	$(PY) -m tests.arc_demo
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,7 @@ from typing import Any
 
 from common.clock import RealClock
 from sim.runner import event_line
-from sim.site import DEMO_SITE, SimSite, read_site_file
+from sim.site import DEMO_SITE, HUB_SECTIONS, SimSite, read_site_file
 
 _LOGGER = logging.getLogger(__name__)
 # A closed terminal (SIGHUP) stops the site as cleanly as Ctrl-C or SIGTERM.
@@ -28,7 +28,8 @@ def run_sim(args: argparse.Namespace) -> int:
 
     path = Path(args.site) if args.site else DEMO_SITE
     data = read_site_file(path)
-    load_site_mapping(data, str(path))  # a bad site file: one line, exit 2, before anything starts
+    # A bad site file: one line, exit 2, before anything starts ([arc] and the like: its hub's).
+    load_site_mapping({k: v for k, v in data.items() if k not in HUB_SECTIONS}, str(path))
     interactive = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
         # Log lines would tear the full-screen view: keep only errors, in a file-less quiet.
