@@ -112,9 +112,11 @@ class ArcReceiver:
             for writer in list(self._conns):
                 writer.transport.abort()
             handlers = list(self._handlers)
-            for task in handlers:
+            # An aborted connection reads as closed: pysiaalarm's handler returns by itself.
+            _, late = await asyncio.wait(handlers, timeout=5) if handlers else (set(), set())
+            for task in late:
                 task.cancel()
-            await asyncio.gather(*handlers, return_exceptions=True)
+            await asyncio.gather(*late, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
