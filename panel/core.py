@@ -386,12 +386,31 @@ class Panel(Effects):
         if problem is not None:
             self._refuse(req, ErrorCode.BAD_REQUEST, problem)
             return
+        if cmd.code is not None:
+            self._command_code(req, cmd.code)
+            return
         user = self._cfg.user(cmd.user)
         if user is None:
             self._refuse(req, ErrorCode.UNKNOWN_USER, f"no user {cmd.user!r} on this panel")
             return
         tag = (cmd.tag or "").upper() if kind is Kind.REVOKE_TAG else None
         self._request(dataclasses.replace(req, user=user, tag=tag))
+
+    def _command_code(self, req: Request, code: str) -> None:
+        """A code typed elsewhere (Home Assistant): checked exactly like a keypad code."""
+        if self.locked:  # ignored while locked out, and not counted
+            self._refuse(req, ErrorCode.FORBIDDEN, "the keypad is locked out")
+            return
+        found = self._check_code(code)
+        if found is None:
+            self._failed_attempt(EventType.CODE_REJECTED, req.method, None, "wrong code")
+            self._refuse(req, ErrorCode.FORBIDDEN, "wrong code")
+            return
+        user, duress = found
+        self._valid_credential()
+        if duress:
+            self._event(EventType.DURESS, req.method, user=user.name)
+        self._request(dataclasses.replace(req, user=user))
 
     def _bad_request(self, cmd: Command) -> str | None:
         if cmd.action is CommandAction.ARM and cmd.mode is None:
