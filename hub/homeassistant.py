@@ -132,71 +132,76 @@ def command_subscription(site: str) -> str:
 def discovery(site: str, config: HaConfig, version: str | None = None) -> dict[str, bytes]:
     """Retained config topic -> JSON payload, for every entity of every configured panel."""
     version = version or software_version()
-    topics = Topics(site)
     out: dict[str, bytes] = {}
     for panel in config.panels:
-        node = node_id(site, panel.id)
-        common = {
-            "availability": [
-                {"topic": topics.hub_availability},
-                {"topic": topics.availability(panel.id)},
-            ],
-            "availability_mode": "all",
-            "device": {
-                "identifiers": [node],
-                "name": panel.name,
-                "manufacturer": "centinela",
-                "model": config.model,
-                "sw_version": version,
-                "serial_number": panel.id,
-            },
-            "origin": {"name": "centinela hub", "sw_version": version},
-        }
+        out.update(panel_discovery(site, config, panel, version))
+    return out
 
-        def put(component: str, object_id: str, payload: dict[str, Any]) -> None:
-            topic = f"{config.discovery_prefix}/{component}/{node}/{object_id}/config"
-            body = {"unique_id": f"{node}_{object_id}", **payload, **common}
-            out[topic] = json.dumps(body, sort_keys=True).encode()
 
-        states = json.dumps(HA_STATE, sort_keys=True).replace('"', "'")
-        put("alarm_control_panel", "alarm", {
-            "name": None,
-            "state_topic": topics.state(panel.id),
-            "value_template": f"{{{{ {states}[value_json.state] }}}}",
-            "command_topic": command_topic(site, panel.id),
-            "command_template": COMMAND_TEMPLATE,
-            "code": "REMOTE_CODE",
-            "code_arm_required": config.code_arm_required,
-            "code_disarm_required": True,
-            "supported_features": ["arm_home", "arm_away", "arm_night"],
-            "qos": 1,
+def panel_discovery(site: str, config: HaConfig, panel: HaPanel, version: str) -> dict[str, bytes]:
+    """The configs of one panel's entities, all on one HA device."""
+    topics = Topics(site)
+    node = node_id(site, panel.id)
+    common = {
+        "availability": [
+            {"topic": topics.hub_availability},
+            {"topic": topics.availability(panel.id)},
+        ],
+        "availability_mode": "all",
+        "device": {
+            "identifiers": [node],
+            "name": panel.name,
+            "manufacturer": "centinela",
+            "model": config.model,
+            "sw_version": version,
+            "serial_number": panel.id,
+        },
+        "origin": {"name": "centinela hub", "sw_version": version},
+    }
+    out: dict[str, bytes] = {}
+
+    def put(component: str, object_id: str, payload: dict[str, Any]) -> None:
+        topic = f"{config.discovery_prefix}/{component}/{node}/{object_id}/config"
+        body = {"unique_id": f"{node}_{object_id}", **payload, **common}
+        out[topic] = json.dumps(body, sort_keys=True).encode()
+
+    states = json.dumps(HA_STATE, sort_keys=True).replace('"', "'")
+    put("alarm_control_panel", "alarm", {
+        "name": None,
+        "state_topic": topics.state(panel.id),
+        "value_template": f"{{{{ {states}[value_json.state] }}}}",
+        "command_topic": command_topic(site, panel.id),
+        "command_template": COMMAND_TEMPLATE,
+        "code": "REMOTE_CODE",
+        "code_arm_required": config.code_arm_required,
+        "code_disarm_required": True,
+        "supported_features": ["arm_home", "arm_away", "arm_night"],
+        "qos": 1,
+    })  # fmt: skip
+    for what, unit in (("temperature", "°C"), ("humidity", "%")):
+        put("sensor", what, {
+            "name": what.capitalize(),
+            "state_topic": topics.telemetry(panel.id),
+            "value_template": f"{{{{ value_json.{what} }}}}",
+            "device_class": what,
+            "state_class": "measurement",
+            "unit_of_measurement": unit,
         })  # fmt: skip
-        for what, unit in (("temperature", "°C"), ("humidity", "%")):
-            put("sensor", what, {
-                "name": what.capitalize(),
-                "state_topic": topics.telemetry(panel.id),
-                "value_template": f"{{{{ value_json.{what} }}}}",
-                "device_class": what,
-                "state_class": "measurement",
-                "unit_of_measurement": unit,
-            })  # fmt: skip
-        for zone, kind in panel.zones.items():
-            put("binary_sensor", f"zone_{zone}", {
-                "name": zone.replace("_", " ").capitalize(),
-                "state_topic": topics.state(panel.id),
-                "value_template": (
-                    f"{{{{ 'ON' if '{zone}' in value_json.open_zones else 'OFF' }}}}"
-                ),
-                "device_class": DEVICE_CLASS[kind],
-                "payload_on": "ON",
-                "payload_off": "OFF",
-            })  # fmt: skip
-        if panel.cameras:
-            put("image", "photo", {
-                "name": "Last photo",
-                "image_topic": topics.photo(panel.id, "+"),
-                "content_type": "image/jpeg",
-            })  # fmt: skip
+    for zone, kind in panel.zones.items():
+        put("binary_sensor", f"zone_{zone}", {
+            "name": zone.replace("_", " ").capitalize(),
+            "state_topic": topics.state(panel.id),
+            "value_template": f"{{{{ 'ON' if '{zone}' in value_json.open_zones else 'OFF' }}}}",
+            "device_class": DEVICE_CLASS[kind],
+            "payload_on": "ON",
+            "payload_off": "OFF",
+        })  # fmt: skip
+    if panel.cameras:
+        put("image", "photo", {
+            "name": "Last photo",
+            "image_topic": topics.photo(panel.id, "+"),
+            "content_type": "image/jpeg",
+        })  # fmt: skip
     return out
 
 
