@@ -30,7 +30,7 @@ def hub_toml(directory: Path, broker: str, receiver: str) -> Path:
     path.write_text(
         f"""
 [hub]
-site = "demo"
+site = "arc-kill"  # its own topics: the session broker is shared
 store = "{directory / "hub.db"}"
 
 [local]
@@ -72,7 +72,7 @@ async def test_hub_killed_mid_stream_loses_and_duplicates_nothing(
             for i in range(1, N + 1):
                 event = Event(i, i, EventType.ALARM, Method.SYSTEM, "1131", "BA", Mode.TOTAL,
                               None, f"z{i}")  # fmt: skip
-                store.add_event("demo", "p1", event, 0)
+                store.add_event("arc-kill", "p1", event, 0)
         store.close()
         for _ in range(KILLS):
             target = len(receiver.events) + rng.randint(10, 40)
