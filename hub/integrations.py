@@ -105,9 +105,9 @@ class Integrations:
 
     async def start(self) -> None:
         """Start reporting (the hub store is open)."""
-        if self.config.homeassistant is not None:
-            self._record = DiscoveryRecord(self.config.store)
-            self.publish_discovery()
+        # Even without [homeassistant]: entities published before are removed.
+        self._record = DiscoveryRecord(self.config.store)
+        self.publish_discovery()
         if self.arc is not None:
             await self.arc.start()
 
@@ -137,10 +137,12 @@ class Integrations:
     def publish_discovery(self) -> None:
         """Queue every config (retained), and an empty retained config for each one dropped."""
         cfg = self.config.homeassistant
-        if cfg is None or self._record is None:
+        if self._record is None:
             return
-        configs = ha.discovery(self.config.site, cfg)
+        configs = {} if cfg is None else ha.discovery(self.config.site, cfg)
         gone = ha.removals(self._record.topics(), configs)
+        if not configs and not gone:
+            return
         items = [OutboxItem(t, b"", retain=True) for t in gone]
         items += [OutboxItem(t, p, retain=True) for t, p in configs.items()]
         self._enqueue(items)

@@ -150,15 +150,40 @@ def test_commands_without_a_code_or_malformed_are_refused() -> None:
     assert ha.parse_ha_command(other, b"DISARM", "demo", CONFIG).reason == "ha_unknown_panel"
 
 
-def _hub_config(tmp_path: Path, ha_section: dict[str, Any]) -> Any:
-    return load_hub_mapping(
-        {
-            "hub": {"site": "demo", "store": str(tmp_path / "hub.db")},
-            "panels": [{"id": "p1", "key": generate_key()}],
-            "homeassistant": ha_section,
-        },
-        str(tmp_path / "hub.toml"),
-    )
+def _hub_config(
+    tmp_path: Path, ha_section: dict[str, Any] | None, panels: tuple[str, ...] = ("p1",)
+) -> Any:
+    data: dict[str, Any] = {
+        "hub": {"site": "demo", "store": str(tmp_path / "hub.db")},
+        "panels": [{"id": p, "key": generate_key()} for p in panels],
+    }
+    if ha_section is not None:
+        data["homeassistant"] = ha_section
+    return load_hub_mapping(data, str(tmp_path / "hub.toml"))
+
+
+async def _published(tmp_path: Path, config: Any) -> list[OutboxItem]:
+    queued: list[OutboxItem] = []
+    integrations = Integrations(config, RealClock(), Counters(int), queued.extend)
+    await integrations.start()
+    await integrations.stop()
+    return queued
+
+
+async def test_a_panel_removed_from_the_hub_loses_its_entities(tmp_path: Path) -> None:
+    store = HubStore(tmp_path / "hub.db")
+    both = await _published(tmp_path, _hub_config(tmp_path, {}, ("p1", "p2")))
+    assert {i.topic.split("/")[2] for i in both} == {"centinela_demo_p1", "centinela_demo_p2"}
+    one = await _published(tmp_path, _hub_config(tmp_path, {}, ("p1",)))
+    emptied = {i.topic for i in one if i.payload == b""}
+    assert emptied == {i.topic for i in both if "centinela_demo_p2" in i.topic}
+    assert all(i.retain for i in one)
+    # Home Assistant dropped from the configuration altogether: every entity goes.
+    none = await _published(tmp_path, _hub_config(tmp_path, None))
+    assert {i.topic for i in none} == {i.topic for i in one if i.payload}
+    assert all(i.payload == b"" and i.retain for i in none)
+    assert await _published(tmp_path, _hub_config(tmp_path, None)) == []
+    store.close()
 
 
 async def test_removed_entities_get_empty_retained_configs(tmp_path: Path) -> None:
