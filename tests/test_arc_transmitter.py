@@ -282,3 +282,45 @@ async def test_wrong_acks_do_not_count(make_hub: Callable[..., Any]) -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_an_encrypted_message_needs_an_encrypted_ack_with_a_fresh_timestamp(
+    make_hub: Callable[..., Any],
+) -> None:
+    key = KEY.encode()
+
+    def ack(m: dc09.Dc09Message, *, encrypt: bool, age_ms: int = 0) -> bytes:
+        return dc09.build(
+            "ACK", m.seq, m.account, "", timestamp_ms=wall_clock_ms() - age_ms,
+            key=key if encrypt else None,
+        )  # fmt: skip
+
+    answers = iter(
+        [
+            lambda m: ack(m, encrypt=False),  # in clear: refused
+            lambda m: ack(m, encrypt=True, age_ms=600_000),  # ten minutes old: refused
+        ]
+    )
+    seen: list[dc09.Dc09Message] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        splitter = dc09.FrameSplitter()
+        while data := await reader.read(1024):
+            for raw in splitter.feed(data):
+                msg = dc09.parse(raw, key)
+                seen.append(msg)
+                answer = next(answers, None)
+                writer.write(answer(msg) if answer else ack(msg, encrypt=True))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    fake = dataclasses.replace(ArcReceiver(), port=server.sockets[0].getsockname()[1])
+    try:
+        hub = await make_hub(arc_config([fake], attempts=10, key=key))
+        hub.add(1)
+        await hub.drained()
+        assert hub.counters.get("arc_bad_ack") == 2 and hub.tx.delivered == 1
+        assert all(m.encrypted for m in seen) and len({m.seq for m in seen}) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
