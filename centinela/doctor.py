@@ -137,6 +137,8 @@ def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
     if "hub" in raw and "panel" not in raw:
         return _hub_checks(path, raw)
     checks = [_site_check(path, raw)]
+    if checks[0].verdict == OK and "panel" in raw:
+        checks.append(_tags_check(path))
     devices = raw.get("devices", {})
     zones = [z for z in raw.get("zones", []) if isinstance(z, dict)]
     if isinstance(devices, dict):
@@ -154,9 +156,7 @@ def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
 def _site_broker_check(path: str, url: str) -> Check:
     """Log in as the panel would (user, password, TLS) when the file loads; else the URL only."""
     try:
-        from panel.config import load_site_file
-
-        broker = load_site_file(path).mqtt
+        broker = _panel_site(path).mqtt
     except (ImportError, ConfigError):
         return _broker_check(url)
     return Check("broker", *broker_login(broker), True)
@@ -233,6 +233,16 @@ def _fingerprints(key: bytes, previous: bytes | None) -> str:
     return text
 
 
+def _panel_site(path: str) -> Any:
+    """The site file as the panel loads it (``[arc]`` and ``[homeassistant]`` are its hub's)."""
+    from common.configcheck import load_toml
+    from panel.config import load_site_mapping
+
+    raw = load_toml(path)
+    panel_part = {k: v for k, v in raw.items() if k not in HUB_SECTIONS}
+    return load_site_mapping(panel_part, path, base_dir=Path(path).resolve().parent)
+
+
 def _site_arc_checks(path: str, raw: dict[str, Any]) -> list[Check]:
     """A site file's ``[arc]``, as ``centinela sim`` hands it to its hub."""
     from common.configcheck import Section
@@ -247,6 +257,30 @@ def _site_arc_checks(path: str, raw: dict[str, Any]) -> list[Check]:
     except ConfigError as exc:
         return [Check("config", ERROR, str(exc), True)]
     return arc_checks(arc)
+
+
+WARN = "warn"
+
+
+def _tags_check(path: str) -> Check:
+    """How tags prove themselves: a warning in uid mode; the keys were checked by the loader."""
+    site = _panel_site(path)
+    if not site.nfc.sun:
+        return Check(
+            "nfc tags",
+            WARN,
+            "uid mode: tags can be copied (a UID is sent in clear and fits on a writable card); "
+            'enrol NTAG 424 DNA tags and set [nfc] tags = "sun" (docs/drivers.md)',
+        )
+    short = sorted(t for u in site.users for t in u.tags if len(t) != 14)
+    if short:
+        return Check(
+            "nfc tags",
+            ERROR,
+            f"sun mode: {', '.join(short)} cannot be NTAG 424 DNA tags (their UIDs have 7 bytes)",
+            True,
+        )
+    return Check("nfc tags", OK, "sun mode: meta and file keys of the right form (128-bit)", True)
 
 
 def _device_check(
