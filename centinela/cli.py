@@ -20,6 +20,7 @@ HANDLERS = {
     "doctor": "centinela.doctor:run_doctor",
     "events": "hub.events_cli:run_events",
     "keygen": "centinela.keygen:run_keygen",
+    "cloud": "cloud.main:run_cloud",
 }
 
 
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="hub configuration file (for the store path)")
 
     sub.add_parser("keygen", help="print a new random 256-bit panel key")
+
+    p = sub.add_parser("cloud", help="serve the customer area and the app API")
+    p.add_argument("--config", required=True, help="cloud configuration file (TOML)")
     return parser
 
 
