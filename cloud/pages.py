@@ -275,6 +275,7 @@ async def live(request: Request) -> Response:
         async with context.live.follow(inst.site) as queue:
             yield _sse("state", panel_view(request, inst))
             stop = asyncio.ensure_future(context.stopping.wait())
+            getter: asyncio.Future[Any] = asyncio.ensure_future(asyncio.sleep(0))
             try:
                 while not context.stopping.is_set():
                     getter = asyncio.ensure_future(queue.get())
@@ -298,9 +299,10 @@ async def live(request: Request) -> Response:
                             }
                             yield _sse("photo", {"notice": notice, "photo": value.get("photo")})
             finally:
-                stop.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stop
+                for pending in (stop, getter):
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pending
 
     return StreamingResponse(
         stream(),

@@ -102,8 +102,9 @@ def answer(result: Mapping[str, Any], action: str, _: Callable[[str], str], **fa
         return template % {"mode": mode, "camera": place(facts.get("camera"))}
     error = str(result.get("error"))
     detail = str(result.get("detail") or "")
-    if error == "invalid_state" and detail.startswith("open:"):
-        zones = [place(z.strip()) for z in detail[5:].split(",") if z.strip()]
+    prefix = next((p for p in ("open zones:", "open:") if detail.startswith(p)), None)
+    if error == "invalid_state" and prefix:
+        zones = [place(z.strip()) for z in detail[len(prefix) :].split(",") if z.strip()]
         if len(zones) == 1:
             return _("Cannot arm: %(zone)s is open.") % {"zone": zones[0]}
         return _("Cannot arm: %(zones)s are open.") % {"zones": ", ".join(zones)}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 import os
 import signal
 import sys
@@ -62,8 +64,8 @@ async def serve(
                 # mosquitto when installed; CENTINELA_SIM_BROKER=amqtt forces the embedded one.
                 prefer_broker=os.environ.get("CENTINELA_SIM_BROKER", "auto"),
             )
-            async with site:
-                banner = describe(site)
+            async with site, _customer_area(site, Path(tmp)) as login:
+                banner = describe(site) + login
                 if interactive:
                     from sim.tui import SimView
 
@@ -78,6 +80,22 @@ async def serve(
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _customer_area(site: SimSite, workdir: Path) -> AsyncIterator[str]:
+    """The customer area on the site's broker; yields the banner lines that say how to log in."""
+    from sim.customer import start_customer_area
+
+    area, login = await start_customer_area(site, workdir)
+    others = ", ".join(f"{u} {k!r}" for u, k in login.keywords.items())
+    try:
+        yield (
+            f"\ncustomer area {login.url} · log in as {login.email} / {login.password}"
+            f"\nsign up another user: installation number {login.number}, keyword of {others}"
+        )
+    finally:
+        await area.stop()
 
 
 def describe(site: SimSite) -> str:

@@ -24,7 +24,7 @@
       buttons.forEach(function (b) { b.disabled = true; });
       var box = answerBox();
       if (box) { box.textContent = form.dataset.wait || "…"; box.className = "answer"; }
-      fetch(form.action, {
+      fetch(form.getAttribute("action"), {  // form.action would be the input named "action"
         method: "POST",
         body: new URLSearchParams(new FormData(form)),
         headers: { "Accept": "application/json" },
@@ -74,7 +74,12 @@
     var d = JSON.parse(ev.data);
     var page = body.dataset.page;
     if (page === "photos" && (d.type === "photo_requested" || d.type === "photo_ready")) {
-      window.setTimeout(function () { window.location.reload(); }, 300);
+      // Fetch the page again and swap the list in: the notice above it stays.
+      fetch(body.dataset.home + "/photos", { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("ul.photos");
+        var list = document.querySelector("ul.photos");
+        if (fresh && list) { list.replaceWith(fresh); }
+      });
     }
     if (page === "activity" && window.location.search === "") {
       var rows = document.getElementById("rows");
