@@ -194,10 +194,18 @@ def panel_view(request: Request, inst: Installation) -> dict[str, Any]:
     availability = row["availability"] if row else None
     key = state_word(state, availability)
     open_zones = [place(z) for z in (state or {}).get("open_zones") or []]
+    since = (state or {}).get("since") if key != "offline" else row and row["updated"]
+    since_text = ""
+    if since:
+        from cloud.i18n import when
+
+        since_text = _("since %(time)s") % {
+            "time": when(str(since), lang_of(request), inst.time_zone, "short")
+        }
     return {
         "key": key,
         "word": _(STATE_WORDS[key]),
-        "since": (state or {}).get("since"),
+        "since": since_text,
         "open_zones": ", ".join(open_zones),
         "open_text": _("Open: %(zones)s") % {"zones": ", ".join(open_zones)} if open_zones else "",
         "online": availability == "online",

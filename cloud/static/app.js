@@ -53,8 +53,7 @@
     var avail = document.getElementById("availability");
     avail.textContent = d.availability;
     avail.className = d.online ? "online" : "offline";
-    var since = document.getElementById("since");
-    if (since) { since.hidden = true; }
+    document.getElementById("since").textContent = d.since;
     document.getElementById("open-zones").textContent = d.open_text;
     document.title = d.word + " · centinela";
   });
