@@ -51,6 +51,11 @@ def error(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status)
 
 
+def refused(detail: str) -> JSONResponse:
+    """A command refused before it was sent: a §5 result (which is also an error body)."""
+    return JSONResponse({"ok": False, "error": "bad_request", "detail": detail}, 400)
+
+
 async def _body(request: Request) -> dict[str, Any] | None:
     try:
         value = json.loads(await request.body() or b"null")
@@ -137,16 +142,16 @@ async def commands(request: Request) -> Response:
     inst, member = installation_of(request, request.path_params["number"])
     body = await _body(request)
     if body is None:
-        return error(400, "bad_request", "the body must be a JSON object")
+        return refused("the body must be a JSON object")
     action = body.get("action")
     if action not in ACTIONS:
-        return error(400, "bad_request", f"action: must be one of {', '.join(ACTIONS)}")
+        return refused(f"action: must be one of {', '.join(ACTIONS)}")
     unknown = set(body) - {"action", "mode", "camera", "tag"}
     if unknown:
-        return error(400, "bad_request", f"{sorted(unknown)[0]}: unknown field")
+        return refused(f"{sorted(unknown)[0]}: unknown field")
     extra = {k: body[k] for k in ("mode", "camera", "tag") if k in body}
     if not all(isinstance(v, str) for v in extra.values()):
-        return error(400, "bad_request", "mode, camera and tag are strings")
+        return refused("mode, camera and tag are strings")
     if action == "revoke_tag" and "tag" in extra:
         extra["tag"] = extra["tag"].upper()
     result = await ctx(request).link.command(inst.site, action, member.panel_user, "app", **extra)
