@@ -79,7 +79,9 @@ class Accounts:
         self.store = store
         # Keywords are kept as argon2 hashes only, never as given in the file.
         self._keywords = {
-            (i.number, h.user): HASHER.hash(h.keyword) for i in config.installations for h in i.holders
+            (i.number, h.user): HASHER.hash(h.keyword)
+            for i in config.installations
+            for h in i.holders
         }
 
     def _holder_for(self, inst: Installation, keyword: str) -> str | None:
@@ -163,8 +165,10 @@ class Accounts:
         if account is not None:
             for m in self.store.memberships(account.id):
                 key = self._keywords.get((m.number, m.panel_user))
-                if key and await asyncio.to_thread(verify, key, keyword):
-                    matched = True
+                if key is None:
+                    continue
+                same: bool = await asyncio.to_thread(verify, key, keyword)
+                matched = matched or same
         else:
             await asyncio.to_thread(verify, _DUMMY_HASH, keyword)
         if not matched:

@@ -73,13 +73,17 @@ async def openapi(request: Request) -> Response:
 async def login(request: Request) -> Response:
     """E-mail and password -> a token."""
     body = await _body(request)
-    if body is None or not isinstance(body.get("email"), str) or not isinstance(
-        body.get("password"), str
+    if (
+        body is None
+        or not isinstance(body.get("email"), str)
+        or not isinstance(body.get("password"), str)
     ):
-        return error(400, "bad_request", "send {\"email\": …, \"password\": …}")
+        return error(400, "bad_request", 'send {"email": …, "password": …}')
     outcome = await ctx(request).accounts.log_in(body["email"], body["password"])
     if outcome.blocked:
-        return error(423, "blocked", "5 wrong passwords: unblock with e-mail, keyword and a new password")
+        return error(
+            423, "blocked", "5 wrong passwords: unblock with e-mail, keyword and a new password"
+        )
     if outcome.account is None:
         return error(401, "unauthorized", "wrong e-mail or password")
     token, _csrf = ctx(request).accounts.new_session(outcome.account, "api")

@@ -101,16 +101,25 @@ def load_cloud_mapping(data: dict[str, object], file: str, base: Path | None = N
     ca = broker_sec.get_path("ca", base)
     if ca is not None and not tls:
         raise broker_sec.error("ca", "TLS files need an mqtts:// broker")
-    client_id = broker_sec.get_str("client_id", "centinela-cloud", pattern=re.compile(r"[A-Za-z0-9_-]{1,64}"), what="1 to 64 of A-Z a-z 0-9 _ -")
+    client_id = broker_sec.get_str(
+        "client_id",
+        "centinela-cloud",
+        pattern=re.compile(r"[A-Za-z0-9_-]{1,64}"),
+        what="1 to 64 of A-Z a-z 0-9 _ -",
+    )
     broker_sec.finish()
     broker = BrokerConfig(host, port, tls, username, password, ca)
 
     store = root.get_section("store", required=True)
     url = store.get_str("url")
     if url.startswith("postgresql://"):
-        raise store.error("url", "PostgreSQL stores are not available in this build; use sqlite:///PATH")
+        raise store.error(
+            "url", "PostgreSQL stores are not available in this build; use sqlite:///PATH"
+        )
     if not url.startswith("sqlite:///") or url == "sqlite:///":
-        raise store.error("url", f"must be sqlite:///PATH or postgresql://USER@HOST/DB, not {url!r}")
+        raise store.error(
+            "url", f"must be sqlite:///PATH or postgresql://USER@HOST/DB, not {url!r}"
+        )
     if not store_path(url).parent.is_dir():
         raise store.error("url", f"no such directory: {store_path(url).parent}")
     store.finish()
@@ -140,7 +149,9 @@ def load_cloud_mapping(data: dict[str, object], file: str, base: Path | None = N
             mport = -1
         if sp.scheme != "smtp" or not sp.hostname or mport < 0:
             raise m.error("smtp", f"must be smtp://HOST[:PORT], not {smtp!r}")
-        sender = m.get_str("sender", pattern=re.compile(r"[^@\s]+@[^@\s]+"), what="an e-mail address")
+        sender = m.get_str(
+            "sender", pattern=re.compile(r"[^@\s]+@[^@\s]+"), what="an e-mail address"
+        )
         m.finish()
         mail = MailConfig(sp.hostname, mport, sender)
 

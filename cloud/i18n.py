@@ -20,7 +20,7 @@ LANGUAGES: Final = ("en", "es")
 DEFAULT: Final = "en"
 
 
-def N_(message: str) -> str:  # noqa: N802 (the gettext convention)
+def N_(message: str) -> str:
     """Mark a string for translation where it is defined; ``_`` translates it where shown."""
     return message
 

@@ -209,7 +209,6 @@ class CloudLink:
             except Exception:
                 _LOGGER.exception("event hook failed")
 
-
     def _take_reason(self, site: str, camera: str) -> str | None:
         waiting = self._reasons.get((site, camera))
         return waiting.pop(0) if waiting else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -75,7 +75,9 @@ async def home_or_login(request: Request) -> Response:
         return render(request, "login.html", values={}, errors={})
     memberships = request.state.memberships
     if not memberships:
-        return render(request, "message.html", title=gettext(request)(N_("No installation")), inst=None)
+        return render(
+            request, "message.html", title=gettext(request)(N_("No installation")), inst=None
+        )
     return await _home(request, memberships[0].number)
 
 
@@ -282,13 +284,20 @@ async def live(request: Request) -> Response:
     async def stream() -> AsyncIterator[str]:
         async with context.live.follow(inst.site) as queue:
             yield _sse("state", panel_view(request, inst))
+            # Photos that became ready while the page was on its way to the browser.
+            since = request.query_params.get("since", "")
+            if since:
+                for p in context.store.photos(inst.site, 10):
+                    if p["ready"] and p["ready"] > since:
+                        yield _sse("photo", _photo_notice(p["camera"], p["photo_id"], _))
             stop = asyncio.ensure_future(context.stopping.wait())
             getter: asyncio.Future[Any] = asyncio.ensure_future(asyncio.sleep(0))
             try:
                 while not context.stopping.is_set():
                     getter = asyncio.ensure_future(queue.get())
-                    done, _p = await asyncio.wait({getter, stop}, timeout=KEEPALIVE_S,
-                                                  return_when=asyncio.FIRST_COMPLETED)
+                    done, _p = await asyncio.wait(
+                        {getter, stop}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                    )
                     if getter not in done:
                         getter.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
@@ -302,10 +311,8 @@ async def live(request: Request) -> Response:
                     elif kind == "event":
                         yield _sse("event", _event_row(value, _, lang, inst))
                         if value.get("type") == "photo_ready":
-                            notice = _("Photo ready from %(camera)s.") % {
-                                "camera": place(value.get("zone"))
-                            }
-                            yield _sse("photo", {"notice": notice, "photo": value.get("photo")})
+                            notice = _photo_notice(value.get("zone"), value.get("photo"), _)
+                            yield _sse("photo", notice)
             finally:
                 for pending in (stop, getter):
                     pending.cancel()
@@ -317,6 +324,11 @@ async def live(request: Request) -> Response:
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )
+
+
+def _photo_notice(camera: Any, photo: Any, _: Callable[[str], str]) -> dict[str, Any]:
+    notice = _("Photo ready from %(camera)s.") % {"camera": place(camera)}
+    return {"notice": notice, "photo": photo}
 
 
 def _sse(kind: str, data: Any) -> str:
@@ -420,7 +432,9 @@ async def photos(request: Request) -> Response:
     return await _photos(request, request.path_params["number"])
 
 
-async def _photos(request: Request, number: str, answer_text: str = "", ok: bool = True) -> Response:
+async def _photos(
+    request: Request, number: str, answer_text: str = "", ok: bool = True
+) -> Response:
     inst, _member = installation_of(request, number)
     _ = gettext(request)
     rows = []
@@ -430,7 +444,7 @@ async def _photos(request: Request, number: str, answer_text: str = "", ok: bool
     return render(request, "photos.html", inst=inst, photos=rows, answer=answer_text, ok=ok)
 
 
-def _reason(reason: str, _: Any) -> str:
+def _reason(reason: str, _: Callable[[str], str]) -> str:
     if reason.startswith("stolen:"):
         return _("Tag %(tag)s reported stolen") % {"tag": reason[7:]}
     if reason:
@@ -444,7 +458,9 @@ async def photo_file(request: Request) -> Response:
     jpeg = ctx(request).store.photo_jpeg(inst.site, request.path_params["photo_id"])
     if jpeg is None:
         return Response("Not found", 404, media_type="text/plain")
-    return Response(jpeg, media_type="image/jpeg", headers={"cache-control": "private, max-age=3600"})
+    return Response(
+        jpeg, media_type="image/jpeg", headers={"cache-control": "private, max-age=3600"}
+    )
 
 
 # -- climate ------------------------------------------------------------------------------

@@ -66,9 +66,9 @@ def stolen_tag_hook(context: Context) -> Callable[[str, dict[str, Any]], None]:
             if m.number == inst.number
         ]
         masters = [u for u in reporters if (h := inst.holder(u)) and h.role == "master"]
-        user = (masters or reporters or [None])[0]
-        if user is None:
+        if not (masters or reporters):
             return
+        user = (masters or reporters)[0]
         reason = f"{event.get('panel')}:{event.get('seq')}"
         _LOGGER.info("stolen tag %s presented: photos from every camera", uid)
         context.spawn(photos_from_every_camera(context, inst, user, reason))

@@ -41,9 +41,7 @@ class CloudService:
         self.link = CloudLink(config, self.store, self.live)
         self.accounts = Accounts(config, self.store)
         self.mailer = Mailer(config, self.store)
-        self.context = Context(
-            config, self.store, self.link, self.live, self.accounts, self.mailer
-        )
+        self.context = Context(config, self.store, self.link, self.live, self.accounts, self.mailer)
         self.link.event_hooks += [self.mailer.on_event, stolen_tag_hook(self.context)]
         self.app = create_app(self.context)
         self.port = config.listen_port

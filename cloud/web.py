@@ -24,7 +24,7 @@ from cloud.link import CloudLink
 from cloud.live import Live
 from cloud.mail import Mailer
 from cloud.security import Authenticate, Authorize, FormGuard, RateLimiter, SecurityHeaders
-from cloud.store import Membership, Store
+from cloud.store import Membership, Store, now_iso
 
 
 @dataclass
@@ -99,6 +99,7 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
             path=request.url.path,
             csrf=request.state.csrf,
             account=request.state.account,
+            rendered=now_iso(),
             memberships=memberships,
             when=lambda t, fmt="medium": when(t, lang, inst.time_zone if inst else "UTC", fmt),
             **values,

@@ -48,7 +48,9 @@ def cloud_mapping(
                     {"user": u, "keyword": KEYWORDS[i % len(KEYWORDS)], "role": facts.roles[u]}
                     for i, u in enumerate(users)
                 ],
-                "tags": [{"uid": t.upper(), "user": u} for u, tags in facts.users.items() for t in tags],
+                "tags": [
+                    {"uid": t.upper(), "user": u} for u, tags in facts.users.items() for t in tags
+                ],
             }
         ],
     }

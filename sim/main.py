@@ -6,12 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 

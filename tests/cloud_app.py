@@ -75,7 +75,7 @@ async def sign_up(
     *,
     number: str = "1234567",
     keyword: str = "girasol",
-    password: str = "Secret12",
+    password: str = "Secret12",  # noqa: S107
 ) -> httpx.Response:
     return await form(
         client,

@@ -18,9 +18,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(autouse=True)
-def _no_leftover_tasks() -> Iterator[None]:
+def _no_leftover_tasks() -> None:
     """The site runs on a loop of its own thread (tests/cloud_site.py) and is checked there."""
-    yield
 
 
 class Checked:
@@ -73,9 +72,19 @@ def web_sign_up(area: Area, email: str, keyword: str, password: str) -> None:
         page = web.get("/signup")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
         assert csrf
-        r = web.post("/signup", data={
-            "csrf": csrf.group(1), "number": "1234567", "keyword": keyword, "name": "X",
-            "mobile": "600000000", "email": email, "password": password, "repeat": password})
+        r = web.post(
+            "/signup",
+            data={
+                "csrf": csrf.group(1),
+                "number": "1234567",
+                "keyword": keyword,
+                "name": "X",
+                "mobile": "600000000",
+                "email": email,
+                "password": password,
+                "repeat": password,
+            },
+        )
         assert r.status_code == 303
 
 
@@ -85,11 +94,16 @@ def test_app_api_end_to_end_matches_its_openapi(area: Area) -> None:
     try:
         assert api.call("POST", "/api/v1/login", json={"email": 1}).status_code == 400
         assert api.call("GET", "/api/v1/installations").status_code == 401
-        r = api.call("POST", "/api/v1/login",
-                     json={"email": area.login.email, "password": area.login.password})
+        r = api.call(
+            "POST",
+            "/api/v1/login",
+            json={"email": area.login.email, "password": area.login.password},
+        )
         api.token = r.json()["token"]
         inst = api.call("GET", "/api/v1/installations").json()["installations"]
-        assert [(i["number"], i["user"], i["role"]) for i in inst] == [("1234567", "alice", "master")]
+        assert [(i["number"], i["user"], i["role"]) for i in inst] == [
+            ("1234567", "alice", "master")
+        ]
         assert inst[0]["cameras"] == ["hall", "garden"]
         area.wait_for(lambda: area.service.store.panel_states("apidemo") != [])
         state = api.call("GET", base + "/state").json()
@@ -98,16 +112,22 @@ def test_app_api_end_to_end_matches_its_openapi(area: Area) -> None:
         assert r.status_code == 200 and r.json()["state"] == "arming"
         r = api.call("POST", base + "/commands", json={"action": "arm", "mode": "night"})
         assert r.status_code == 409 and r.json()["error"] == "invalid_state"
-        area.wait_for(lambda: any(e["type"] == "arming" and e["method"] == "app"
-                                  for e in area.cloud_events()))
+        area.wait_for(
+            lambda: any(e["type"] == "arming" and e["method"] == "app" for e in area.cloud_events())
+        )
         assert api.call("POST", base + "/commands", json={"action": "disarm"}).status_code == 200
         assert api.call("POST", base + "/commands", json={"action": "fly"}).status_code == 400
-        assert api.call("POST", base + "/commands",
-                        json={"action": "arm", "mode": "total", "colour": "red"}).status_code == 400
+        assert (
+            api.call(
+                "POST", base + "/commands", json={"action": "arm", "mode": "total", "colour": "red"}
+            ).status_code
+            == 400
+        )
         r = api.call("POST", base + "/commands", json={"action": "photo", "camera": "hall"})
         assert r.status_code == 200
-        area.wait_for(lambda: any(p["ready"] and p["has_jpeg"]
-                                  for p in area.service.store.photos("apidemo")))
+        area.wait_for(
+            lambda: any(p["ready"] and p["has_jpeg"] for p in area.service.store.photos("apidemo"))
+        )
         photos = api.call("GET", base + "/photos").json()["photos"]
         ready = [p for p in photos if p["status"] == "ready"]
         assert ready and ready[0]["camera"] == "hall"
@@ -128,25 +148,36 @@ def test_app_api_end_to_end_matches_its_openapi(area: Area) -> None:
         # An arm_only holder: forbidden to disarm.
         web_sign_up(area, "carol@example.org", "lavanda", "Carol123")
         carol = Checked(area)
-        carol.token = carol.call("POST", "/api/v1/login", json={
-            "email": "carol@example.org", "password": "Carol123"}).json()["token"]
-        assert carol.call("POST", base + "/commands", json={"action": "arm", "mode": "partial"}
-                          ).status_code == 200
+        carol.token = carol.call(
+            "POST", "/api/v1/login", json={"email": "carol@example.org", "password": "Carol123"}
+        ).json()["token"]
+        assert (
+            carol.call(
+                "POST", base + "/commands", json={"action": "arm", "mode": "partial"}
+            ).status_code
+            == 200
+        )
         r = carol.call("POST", base + "/commands", json={"action": "disarm"})
         assert r.status_code == 403 and r.json()["error"] == "forbidden"
         assert api.call("POST", base + "/commands", json={"action": "disarm"}).status_code == 200
         # Blocking: 5 wrong passwords, then 423 even with the right one.
         for _ in range(5):
-            assert carol.call("POST", "/api/v1/login", json={
-                "email": "carol@example.org", "password": "Nope1234"}).status_code in (401, 423)
-        assert carol.call("POST", "/api/v1/login", json={
-            "email": "carol@example.org", "password": "Carol123"}).status_code == 423
+            assert carol.call(
+                "POST", "/api/v1/login", json={"email": "carol@example.org", "password": "Nope1234"}
+            ).status_code in (401, 423)
+        assert (
+            carol.call(
+                "POST", "/api/v1/login", json={"email": "carol@example.org", "password": "Carol123"}
+            ).status_code
+            == 423
+        )
         carol.close()
         api.checked |= carol.checked
         # The panel goes away: commands answer 503 at once.
         area.call(area.site.power("panel", False))
-        area.wait_for(lambda: area.service.store.panel_states("apidemo")[0]["availability"]
-                      == "offline")
+        area.wait_for(
+            lambda: area.service.store.panel_states("apidemo")[0]["availability"] == "offline"
+        )
         assert api.call("GET", base + "/state").json()["word"] == "offline"
         r = api.call("POST", base + "/commands", json={"action": "arm", "mode": "total"})
         assert r.status_code == 503 and r.json()["error"] == "panel_offline"

@@ -54,9 +54,10 @@ def _no_leftover_tasks() -> Iterator[None]:
     assert extra == [], f"test left threads behind: {extra}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One Chromium for the whole session (its processes count as the session's own)."""
+    """One Chromium for all the browser tests (they are all in this module); Playwright's sync
+    API holds a loop in this thread until it stops, so it stops when the module ends."""
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (make setup installs it)")
     before = conftest._children()
@@ -164,15 +165,39 @@ def test_sign_up_errors_then_sign_up(browser: Any, area: Area) -> None:
     expect(field_error(page, "Repeat password")).to_contain_text("different")
     accessible(page)
     shot(page, "signup-errors-en-desktop")
-    sign_up(page, number="1234567", keyword="wrong", name="Bob", mobile="+34 611 111 111",
-            email="bob@example.org", password="Bobpass1", repeat="Bobpass1")
+    sign_up(
+        page,
+        number="1234567",
+        keyword="wrong",
+        name="Bob",
+        mobile="+34 611 111 111",
+        email="bob@example.org",
+        password="Bobpass1",
+        repeat="Bobpass1",
+    )
     expect(field_error(page, "Keyword")).to_contain_text("does not match")
-    sign_up(page, number="1234567", keyword="amapola", name="Bob", mobile="+34 611 111 111",
-            email=area.login.email, password="Bobpass1", repeat="Bobpass1")
+    sign_up(
+        page,
+        number="1234567",
+        keyword="amapola",
+        name="Bob",
+        mobile="+34 611 111 111",
+        email=area.login.email,
+        password="Bobpass1",
+        repeat="Bobpass1",
+    )
     expect(field_error(page, "Email")).to_contain_text("already has an account")
     assert area.service.store.account_by_email("bob@example.org") is None  # nothing stored
-    sign_up(page, number="1234567", keyword="amapola", name="Bob", mobile="+34 611 111 111",
-            email="bob@example.org", password="Bobpass1", repeat="Bobpass1")
+    sign_up(
+        page,
+        number="1234567",
+        keyword="amapola",
+        name="Bob",
+        mobile="+34 611 111 111",
+        email="bob@example.org",
+        password="Bobpass1",
+        repeat="Bobpass1",
+    )
     expect(page.get_by_role("status")).to_contain_text("Disarmed")
     expect(page.get_by_text("You act as bob")).to_be_visible()
     page.context.close()
@@ -197,8 +222,9 @@ def test_home_follows_the_keypad_and_commands_reach_the_panel(browser: Any, area
     page.get_by_role("button", name="Disarm").click()
     expect(page.get_by_role("alert")).to_contain_text("Disarmed.")
     expect(status).to_contain_text("Disarmed")
-    area.wait_for(lambda: any(
-        e["type"] == "disarmed" and e["method"] == "web" for e in area.cloud_events()))
+    area.wait_for(
+        lambda: any(e["type"] == "disarmed" and e["method"] == "web" for e in area.cloud_events())
+    )
     # Arm night from the page, disarm at the keypad.
     page.get_by_role("button", name="Arm night").click()
     expect(page.get_by_role("alert")).to_contain_text("Arming started: night")
@@ -223,8 +249,16 @@ def test_home_follows_the_keypad_and_commands_reach_the_panel(browser: Any, area
 def test_arm_only_holder_is_refused_on_disarm(browser: Any, area: Area) -> None:
     page = new_page(browser, area, width=360)
     page.goto("/signup")
-    sign_up(page, number="1234567", keyword="lavanda", name="Carol", mobile="600222333",
-            email="carol@example.org", password="Carol123", repeat="Carol123")
+    sign_up(
+        page,
+        number="1234567",
+        keyword="lavanda",
+        name="Carol",
+        mobile="600222333",
+        email="carol@example.org",
+        password="Carol123",
+        repeat="Carol123",
+    )
     status = page.get_by_role("status")
     expect(status).to_contain_text("Disarmed")
     page.get_by_role("button", name="Arm partial").click()
@@ -321,25 +355,40 @@ def test_activity_tells_the_four_ways_of_arming_apart(browser: Any, area: Area) 
     # Tag + A at the panel, code + A at the keypad, the app, the web.
     area.tap(ALICE_TAG)
     area.press("A")
-    area.wait_for(lambda: any(e["type"] == "arming" and e["method"] == "tag"
-                              for e in area.cloud_events()))
+    area.wait_for(
+        lambda: any(e["type"] == "arming" and e["method"] == "tag" for e in area.cloud_events())
+    )
     area.tap(ALICE_TAG)  # disarms
-    token = httpx.post(f"{area.url}/api/v1/login",
-                       json={"email": area.login.email, "password": area.login.password}).json()
+    token = httpx.post(
+        f"{area.url}/api/v1/login",
+        json={"email": area.login.email, "password": area.login.password},
+    ).json()
     headers = {"Authorization": f"Bearer {token['token']}"}
-    r = httpx.post(f"{area.url}/api/v1/installations/1234567/commands",
-                   json={"action": "arm", "mode": "partial"}, headers=headers, timeout=20)
+    r = httpx.post(
+        f"{area.url}/api/v1/installations/1234567/commands",
+        json={"action": "arm", "mode": "partial"},
+        headers=headers,
+        timeout=20,
+    )
     assert r.status_code == 200 and r.json()["ok"] is True
-    r = httpx.post(f"{area.url}/api/v1/installations/1234567/commands",
-                   json={"action": "disarm"}, headers=headers, timeout=20)
+    r = httpx.post(
+        f"{area.url}/api/v1/installations/1234567/commands",
+        json={"action": "disarm"},
+        headers=headers,
+        timeout=20,
+    )
     assert r.status_code == 200
     page = new_page(browser, area)
     log_in(page, area.login.email, area.login.password)
     page.get_by_role("link", name="Activity").click()
     table = page.get_by_role("table")
     for how in ("Keypad", "Tag", "App", "Web"):
-        expect(table.get_by_role("row").filter(has_text="Arming started").filter(
-            has=page.get_by_role("cell", name=how, exact=True)).first).to_be_visible()
+        expect(
+            table.get_by_role("row")
+            .filter(has_text="Arming started")
+            .filter(has=page.get_by_role("cell", name=how, exact=True))
+            .first
+        ).to_be_visible()
     headers_row = page.get_by_role("row").first
     for col in ("When", "What", "Who", "How"):
         expect(headers_row.get_by_role("columnheader", name=col)).to_be_visible()
@@ -369,14 +418,31 @@ def test_stolen_tag_revoked_and_photographed(browser: Any, area: Area) -> None:
     page.get_by_role("button", name=f"Report stolen {BOB_TAG}").click()
     expect(page.get_by_role("alert")).to_contain_text("revoked")
     area.wait_for(lambda: any(e["type"] == "tag_revoked" for e in area.cloud_events()))
-    area.wait_for(lambda: len([p for p in area.service.store.photos("webdemo")
-                               if (p["reason"] or "").startswith("stolen:")]) == 2)
+    area.wait_for(
+        lambda: (
+            len(
+                [
+                    p
+                    for p in area.service.store.photos("webdemo")
+                    if (p["reason"] or "").startswith("stolen:")
+                ]
+            )
+            == 2
+        )
+    )
     # The thief tries the tag: rejected, and a photo is taken at that moment.
     area.tap(BOB_TAG)
-    area.wait_for(lambda: any(
-        e["type"] == "tag_rejected" and e.get("tag") == BOB_TAG for e in area.cloud_events()))
-    area.wait_for(lambda: any(p["reason"] and not p["reason"].startswith("stolen:")
-                              and p["ready"] for p in area.service.store.photos("webdemo")))
+    area.wait_for(
+        lambda: any(
+            e["type"] == "tag_rejected" and e.get("tag") == BOB_TAG for e in area.cloud_events()
+        )
+    )
+    area.wait_for(
+        lambda: any(
+            p["reason"] and not p["reason"].startswith("stolen:") and p["ready"]
+            for p in area.service.store.photos("webdemo")
+        )
+    )
     page.reload()
     expect(page.get_by_text("Reported stolen")).to_be_visible()
     shot(page, "tags-en-desktop")
@@ -417,8 +483,16 @@ def test_spanish_pages(browser: Any, area: Area) -> None:
     page.get_by_label("Contraseña").fill(area.login.password)
     page.get_by_role("button", name="Iniciar sesión").click()
     expect(page.get_by_role("status")).to_contain_text("Desconectada")
-    for name in ("Conectar total", "Conectar parcial", "Conectar noche", "Desconectar", "SOS",
-                 "Escucha silenciosa", "Pedir foto", "Cerrar sesión"):
+    for name in (
+        "Conectar total",
+        "Conectar parcial",
+        "Conectar noche",
+        "Desconectar",
+        "SOS",
+        "Escucha silenciosa",
+        "Pedir foto",
+        "Cerrar sesión",
+    ):
         expect(page.get_by_role("button", name=name)).to_be_visible()
     accessible(page)
     shot(page, "home-es-phone")

@@ -49,22 +49,31 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
     [
         (('url = "mqtt://127.0.0.1:1883"', 'url = "http://x"'), "broker.url", "mqtt://"),
         (("sqlite:///{tmp}/cloud.db", "mysql://x"), "store.url", "sqlite:///PATH"),
-        (("sqlite:///{tmp}/cloud.db", "sqlite:///{tmp}/no/such/cloud.db"), "store.url",
-         "no such directory"),
+        (
+            ("sqlite:///{tmp}/cloud.db", "sqlite:///{tmp}/no/such/cloud.db"),
+            "store.url",
+            "no such directory",
+        ),
         (("sqlite:///{tmp}/cloud.db", "postgresql://u@h/db"), "store.url", "PostgreSQL"),
         (('listen = "127.0.0.1:8080"', 'listen = "everywhere"'), "web.listen", "HOST:PORT"),
         (('smtp = "smtp://127.0.0.1:2525"', 'smtp = "mail.example"'), "mail.smtp", "smtp://"),
         (('number = "1234567"', 'number = "12ab"'), "installations[0].number", "digits"),
         (('site = "demo"', 'site = "Demo Site"'), "installations[0].site", "a-z"),
         (('role = "master"', 'role = "boss"'), "installations[0].holders[0].role", "one of"),
-        (('keyword = "girasol"', 'keyword = "ab"'), "installations[0].holders[0].keyword",
-         "at least 4"),
+        (
+            ('keyword = "girasol"', 'keyword = "ab"'),
+            "installations[0].holders[0].keyword",
+            "at least 4",
+        ),
         (("[web]", "[web]\ncolour = 1"), "web.colour", "unknown key"),
     ],
 )
 def test_a_bad_file_is_one_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: tuple[str, str], key: str,
-    reason: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: tuple[str, str],
+    key: str,
+    reason: str,
 ) -> None:
     path = write(tmp_path, GOOD.replace(*change))
     assert main(["cloud", "--config", str(path)]) == 2

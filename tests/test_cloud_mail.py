@@ -19,7 +19,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -42,12 +42,14 @@ async def test_mail_follows_each_accounts_settings(tmp_path: Path) -> None:
         async with client_for(service) as c:
             await sign_up(c, "alice@example.org")
             page = await c.get("/settings")
-            await c.post("/settings", data={"csrf": csrf_of(page.text), "on_alarm": "1",
-                                            "on_photo": "1"})
+            await c.post(
+                "/settings", data={"csrf": csrf_of(page.text), "on_alarm": "1", "on_photo": "1"}
+            )
         async with client_for(service) as c:
             await sign_up(c, "bob@example.org", keyword="amapola")  # default: alarms only
-        service.link.take(*event(1, type="photo_requested", photo="p1-1", zone="hall",
-                                 method="web"))
+        service.link.take(
+            *event(1, type="photo_requested", photo="p1-1", zone="hall", method="web")
+        )
         service.link.take("centinela/demo/p1/photo/p1-1", b"\xff\xd8\xff\xe0jpeg")
         service.link.take(*event(2, type="photo_ready", photo="p1-1", zone="hall", method="web"))
         service.link.take(*event(3, type="armed", method="keypad"))  # nobody asked for these

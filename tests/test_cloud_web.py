@@ -98,16 +98,44 @@ async def test_five_wrong_passwords_block_and_unblock_restores(svc: CloudService
             r2 = await form(c, "/", "/login", email="ghost@example.org", password="Wrong123")
         assert _alert(r2.text) == _alert(r.text)
         # Unblock: a wrong keyword and an unknown e-mail read the same.
-        bad = await form(c, "/unblock", "/unblock", email="alice@example.org", keyword="x",
-                         password="Newpass1", repeat="Newpass1")
-        ghost = await form(c, "/unblock", "/unblock", email="ghost@example.org", keyword="x",
-                           password="Newpass1", repeat="Newpass1")
+        bad = await form(
+            c,
+            "/unblock",
+            "/unblock",
+            email="alice@example.org",
+            keyword="x",
+            password="Newpass1",
+            repeat="Newpass1",
+        )
+        ghost = await form(
+            c,
+            "/unblock",
+            "/unblock",
+            email="ghost@example.org",
+            keyword="x",
+            password="Newpass1",
+            repeat="Newpass1",
+        )
         assert _alert(bad.text) == _alert(ghost.text) and "do not match" in _alert(bad.text)
-        weak = await form(c, "/unblock", "/unblock", email="alice@example.org", keyword="girasol",
-                          password="weak", repeat="weak")
+        weak = await form(
+            c,
+            "/unblock",
+            "/unblock",
+            email="alice@example.org",
+            keyword="girasol",
+            password="weak",
+            repeat="weak",
+        )
         assert "At least 6" in weak.text
-        ok = await form(c, "/unblock", "/unblock", email="alice@example.org", keyword="girasol",
-                        password="Newpass1", repeat="Newpass1")
+        ok = await form(
+            c,
+            "/unblock",
+            "/unblock",
+            email="alice@example.org",
+            keyword="girasol",
+            password="Newpass1",
+            repeat="Newpass1",
+        )
         assert "unblocked" in ok.text
         old = await form(c, "/", "/login", email="alice@example.org", password="Secret12")
         assert old.status_code == 401
@@ -139,7 +167,10 @@ async def test_cookies_headers_and_csrf(svc: CloudService) -> None:
         csp = page.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "script-src 'self'" in csp
         assert page.headers["x-frame-options"] == "DENY"
-        assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=Strict" in page.headers["set-cookie"]
+        assert (
+            "HttpOnly" in page.headers["set-cookie"]
+            and "SameSite=Strict" in page.headers["set-cookie"]
+        )
         r = await sign_up(c, "alice@example.org")
         session = r.headers["set-cookie"]
         assert "httponly" in session.lower() and "samesite=lax" in session.lower()
@@ -148,8 +179,10 @@ async def test_cookies_headers_and_csrf(svc: CloudService) -> None:
         for data, headers in (
             ({"action": "arm_total"}, {}),
             ({"action": "arm_total", "csrf": "forged"}, {}),
-            ({"action": "arm_total", "csrf": csrf_of((await c.get("/")).text)},
-             {"origin": "http://evil.example"}),
+            (
+                {"action": "arm_total", "csrf": csrf_of((await c.get("/")).text)},
+                {"origin": "http://evil.example"},
+            ),
         ):
             r = await c.post("/i/1234567/command", data=data, headers=headers)
             assert r.status_code == 403
@@ -165,8 +198,15 @@ async def test_rate_limit_on_log_in_sign_up_and_unblock(tmp_path: Path) -> None:
             for path in ("/login", "/unblock", "/signup"):
                 codes = []
                 for i in range(4):
-                    r = await form(c, "/signup", path, email=f"x{i}@example.org", password="a",
-                                   keyword="a", repeat="a")
+                    r = await form(
+                        c,
+                        "/signup",
+                        path,
+                        email=f"x{i}@example.org",
+                        password="a",
+                        keyword="a",
+                        repeat="a",
+                    )
                     codes.append(r.status_code)
                 assert codes[-1] == 429 and 429 not in codes[:3]
             r = await c.post("/api/v1/login", json={"email": "y@example.org", "password": "a"})
@@ -194,8 +234,16 @@ def _paths(service: CloudService, number: str) -> list[tuple[str, str]]:
     return out
 
 
-PUBLIC = {"/", "/login", "/signup", "/trouble", "/unblock", "/lang/es", "/api/v1/login",
-          "/api/v1/openapi.json"}
+PUBLIC = {
+    "/",
+    "/login",
+    "/signup",
+    "/trouble",
+    "/unblock",
+    "/lang/es",
+    "/api/v1/login",
+    "/api/v1/openapi.json",
+}
 
 
 async def test_every_route_as_nobody_and_as_another_customer(svc: CloudService) -> None:
@@ -205,8 +253,11 @@ async def test_every_route_as_nobody_and_as_another_customer(svc: CloudService) 
     async with client_for(svc) as owner, client_for(svc) as other, client_for(svc) as nobody:
         await sign_up(owner, "alice@example.org")
         await sign_up(other, "zoe@example.org", number="7654321", keyword="violeta")
-        token = (await other.post("/api/v1/login", json={"email": "zoe@example.org",
-                                                         "password": "Secret12"})).json()["token"]
+        token = (
+            await other.post(
+                "/api/v1/login", json={"email": "zoe@example.org", "password": "Secret12"}
+            )
+        ).json()["token"]
         routes = _paths(svc, "1234567")
         assert len(routes) >= 25
         for method, path in routes:
@@ -228,8 +279,9 @@ async def test_every_route_as_nobody_and_as_another_customer(svc: CloudService) 
                 r = await other.request(method, path, headers={"authorization": f"Bearer {token}"})
             else:
                 page = await other.get("/")
-                r = await other.request(method, path, data={"csrf": csrf_of(page.text)}
-                                        if method == "POST" else None)
+                r = await other.request(
+                    method, path, data={"csrf": csrf_of(page.text)} if method == "POST" else None
+                )
             assert r.status_code == 404, (method, path)
             assert b"jpeg" not in r.content
         # The owner reaches the photo.
@@ -247,8 +299,16 @@ async def test_events_idempotent_newest_first_paged_and_kept_across_restarts(
     for seq in range(1, 121):
         service.link.take(*event(seq, method="keypad" if seq % 2 else "web"))
     service.link.take(*event(120))  # a repeat after a hub reconnection
-    service.link.take(*event(121, type="tag_rejected", user=None, method="tag",
-                             tag="04FFFFFFFFFFFF", detail="unknown tag"))
+    service.link.take(
+        *event(
+            121,
+            type="tag_rejected",
+            user=None,
+            method="tag",
+            tag="04FFFFFFFFFFFF",
+            detail="unknown tag",
+        )
+    )
     assert service.link.counters["duplicate_event"] == 1
     service.store.close()
     service = service_for(tmp_path)  # the service restarts on the same store
@@ -283,9 +343,11 @@ async def test_home_shows_state_words_open_zones_and_offline(svc: CloudService) 
     async with client_for(svc) as c:
         await sign_up(c, "alice@example.org")
         svc.link.take("centinela/demo/p1/availability", b"online")
-        svc.link.take("centinela/demo/p1/state",
-                      b'{"state":"pending","since":"2026-11-26T10:00:00.000Z",'
-                      b'"open_zones":["front_door","kitchen_window"]}')
+        svc.link.take(
+            "centinela/demo/p1/state",
+            b'{"state":"pending","since":"2026-11-26T10:00:00.000Z",'
+            b'"open_zones":["front_door","kitchen_window"]}',
+        )
         home = await c.get("/")
         assert "Entry delay" in home.text and "Front door, Kitchen window" in home.text
         assert "Online" in home.text
@@ -293,11 +355,17 @@ async def test_home_shows_state_words_open_zones_and_offline(svc: CloudService) 
         home = await c.get("/")
         assert re.search(r'id="state-word"[^>]*>Offline<', home.text)
         # With the link down, a command is answered in words, not with a code.
-        r = await c.post("/i/1234567/command", headers={"accept": "application/json"},
-                         data={"csrf": csrf_of(home.text), "action": "arm_total"})
+        r = await c.post(
+            "/i/1234567/command",
+            headers={"accept": "application/json"},
+            data={"csrf": csrf_of(home.text), "action": "arm_total"},
+        )
         assert r.json() == {"ok": False, "message": "The panel is offline: nothing was sent."}
-        r = await c.post("/i/1234567/command", headers={"accept": "application/json"},
-                         data={"csrf": csrf_of(home.text), "action": "listen"})
+        r = await c.post(
+            "/i/1234567/command",
+            headers={"accept": "application/json"},
+            data={"csrf": csrf_of(home.text), "action": "listen"},
+        )
         assert "not available yet" in r.json()["message"]
         # SOS without confirmation asks first.
         r = await c.post("/i/1234567/command", data={"csrf": csrf_of(home.text), "action": "sos"})
@@ -311,8 +379,15 @@ async def test_spanish_by_browser_language_and_by_switch(svc: CloudService) -> N
         assert "Crear cuenta" in page.text
         await sign_up(c, "alice@example.org")
         home = await c.get("/")
-        for word in ("Conectar total", "Conectar parcial", "Conectar noche", "Desconectar",
-                     "Pedir foto", "Escucha silenciosa", "Cerrar sesión"):
+        for word in (
+            "Conectar total",
+            "Conectar parcial",
+            "Conectar noche",
+            "Desconectar",
+            "Pedir foto",
+            "Escucha silenciosa",
+            "Cerrar sesión",
+        ):
             assert word in home.text
         r = await c.get("/lang/en?next=/i/1234567/activity")
         assert r.status_code == 303 and r.headers["location"] == "/i/1234567/activity"
@@ -336,14 +411,24 @@ def test_every_word_has_a_spanish_translation() -> None:
     same = {"SOS", "App", "Web", "total"}
     missing = sorted(i for i in ids if es.gettext(i) == i and i not in same)
     assert missing == []
-    assert set(STATE_WORDS) >= {"disarmed", "arming", "armed_total", "armed_partial",
-                                "armed_night", "pending", "triggered", "offline"}
+    assert set(STATE_WORDS) >= {
+        "disarmed",
+        "arming",
+        "armed_total",
+        "armed_partial",
+        "armed_night",
+        "pending",
+        "triggered",
+        "offline",
+    }
 
 
 async def test_tags_notifications_climate_and_photos_pages(svc: CloudService) -> None:
     svc.link.take(*event(1, type="disarmed", method="tag", tag="04A1B2C3D4E5F6"))
-    svc.link.take("centinela/demo/p1/telemetry",
-                  b'{"time":"' + _recent() + b'","temperature":21.5,"humidity":44.0}')
+    svc.link.take(
+        "centinela/demo/p1/telemetry",
+        b'{"time":"' + _recent() + b'","temperature":21.5,"humidity":44.0}',
+    )
     svc.link.take(*event(2, type="photo_requested", photo="p1-2", zone="hall", method="web"))
     async with client_for(svc) as c:
         await sign_up(c, "alice@example.org")
@@ -364,7 +449,10 @@ async def test_tags_notifications_climate_and_photos_pages(svc: CloudService) ->
         account = svc.store.account_by_email("alice@example.org")
         assert account is not None
         assert svc.store.notify_settings(account.id) == {
-            "on_alarm": False, "on_photo": True, "on_arm": False}
+            "on_alarm": False,
+            "on_photo": True,
+            "on_arm": False,
+        }
     async with client_for(svc) as c:  # an arm_only holder sees no Report stolen
         await sign_up(c, "bob@example.org", keyword="amapola")
         assert "Report stolen" not in (await c.get("/i/1234567/tags")).text

@@ -44,6 +44,16 @@
   var url = body.dataset.live;
   if (!url || !window.EventSource) { return; }
   var source = new EventSource(url);
+
+  // Fetch the photos page again and swap its list in: the notice above it stays.
+  function refreshPhotos() {
+    fetch(body.dataset.home + "/photos", { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("ul.photos");
+      var list = document.querySelector("ul.photos");
+      if (fresh && list) { list.replaceWith(fresh); }
+    });
+  }
+
   source.addEventListener("state", function (ev) {
     var d = JSON.parse(ev.data);
     var state = document.getElementById("state");
@@ -68,17 +78,13 @@
       link.textContent = d.notice;
       notice.appendChild(link);
     }
+    if (body.dataset.page === "photos") { refreshPhotos(); }
   });
   source.addEventListener("event", function (ev) {
     var d = JSON.parse(ev.data);
     var page = body.dataset.page;
     if (page === "photos" && (d.type === "photo_requested" || d.type === "photo_ready")) {
-      // Fetch the page again and swap the list in: the notice above it stays.
-      fetch(body.dataset.home + "/photos", { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
-        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("ul.photos");
-        var list = document.querySelector("ul.photos");
-        if (fresh && list) { list.replaceWith(fresh); }
-      });
+      refreshPhotos();
     }
     if (page === "activity" && window.location.search === "") {
       var rows = document.getElementById("rows");
