@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from common.clock import RealClock
+from common.errors import ConfigError, UsageError
+from common.mqtt import parse_broker_url
 from sim.runner import event_line
 from sim.site import DEMO_SITE, SimSite, read_site_file
 
@@ -27,6 +29,11 @@ def run_sim(args: argparse.Namespace) -> int:
     """The command's handler."""
     from panel.config import load_site_mapping
 
+    if args.broker is not None:
+        try:
+            parse_broker_url(args.broker, file="--broker", key="")
+        except ConfigError as exc:
+            raise UsageError(f"--broker: {exc.reason}") from None
     path = Path(args.site) if args.site else DEMO_SITE
     data = read_site_file(path)
     load_site_mapping(data, str(path))  # a bad site file: one line, exit 2, before anything starts
@@ -86,6 +93,11 @@ async def _customer_area(site: SimSite, workdir: Path) -> AsyncIterator[str]:
     """The customer area on the site's broker; yields the banner lines that say how to log in."""
     from sim.customer import start_customer_area
 
+    try:
+        import cloud.service  # noqa: F401 (its web stack is an extra: centinela[cloud])
+    except ImportError as exc:
+        yield f"\ncustomer area not installed ({exc.name} missing: pip install 'centinela[cloud]')"
+        return
     area, login = await start_customer_area(site, workdir)
     others = ", ".join(f"{u} {k!r}" for u, k in login.keywords.items())
     try:
