@@ -77,9 +77,19 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
+@functools.cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)
+
+
+@functools.cache
+def _zone(tz: str) -> ZoneInfo:
+    return ZoneInfo(tz)
+
+
 def when(text: str | None, lang: str, tz: str, fmt: str = "medium") -> str:
     """A time in the installation's zone, in the reader's locale."""
     moment = parse_time(text or "")
     if moment is None:
         return ""
-    return format_datetime(moment, fmt, tzinfo=ZoneInfo(tz), locale=lang)
+    return format_datetime(moment, fmt, tzinfo=_zone(tz), locale=_locale(lang))

@@ -397,7 +397,8 @@ async def activity(request: Request) -> Response:
     events = store.events(inst.site, flt, PAGE_SIZE + 1)
     more = len(events) > PAGE_SIZE
     events = events[:PAGE_SIZE]
-    rows = [_event_row(e, _, lang_of(request), inst) for e in events]
+    lang = lang_of(request)
+    rows = [_event_row(e, _, lang, inst) for e in events]
     linked = store.photos_by_reason(inst.site, [f"{r['panel']}:{r['seq']}" for r in rows])
     for row in rows:
         row["linked"] = linked.get(f"{row['panel']}:{row['seq']}", [])

@@ -231,7 +231,15 @@ class SqliteStore:
                 json.dumps(dict(event), separators=(",", ":")),
             ),
         )
-        return cur.rowcount == 1
+        if cur.rowcount != 1:
+            return False
+        for kind in ("user", "tag"):
+            if event.get(kind):
+                self.db.execute(
+                    "INSERT OR IGNORE INTO event_names VALUES (?, ?, ?)",
+                    (event["site"], kind, str(event[kind])),
+                )
+        return True
 
     def events(self, site: str, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
         where = ["site = ?"]
@@ -263,7 +271,7 @@ class SqliteStore:
 
     def event_users(self, site: str) -> list[str]:
         rows = self.db.execute(
-            "SELECT DISTINCT user FROM events WHERE site = ? AND user IS NOT NULL ORDER BY user",
+            "SELECT value FROM event_names WHERE site = ? AND kind = 'user' ORDER BY value",
             (site,),
         )
         return [r[0] for r in rows]
@@ -393,9 +401,9 @@ class SqliteStore:
 
     def event_tags(self, site: str) -> list[str]:
         rows = self.db.execute(
-            "SELECT DISTINCT tag FROM events WHERE site = ? AND tag IS NOT NULL", (site,)
+            "SELECT value FROM event_names WHERE site = ? AND kind = 'tag' ORDER BY value", (site,)
         )
-        return sorted(r[0] for r in rows)
+        return [r[0] for r in rows]
 
     # -- settings ----------------------------------------------------------------------
 
