@@ -99,6 +99,7 @@ class Accounts:
         email: str,
         password: str,
         repeat: str,
+        lang: str = "en",
     ) -> Outcome:
         """Create an account acting as the holder whose keyword was given; nothing on error."""
         out = Outcome()
@@ -128,7 +129,7 @@ class Accounts:
             return out
         hash_ = await asyncio.to_thread(HASHER.hash, password)
         account = self.store.create_account(
-            email, name.strip(), mobile.strip(), hash_, inst.number, user
+            email, name.strip(), mobile.strip(), hash_, inst.number, user, lang
         )
         if account is None:
             out.errors["email"] = N_("This e-mail already has an account: log in instead.")

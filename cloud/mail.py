@@ -46,14 +46,14 @@ class Mailer:
         for account, settings in self.store.accounts_of(inst.number):
             if not settings.get(setting):
                 continue
-            _ = gettext_for("en")
+            _ = gettext_for(account.lang)
             msg = EmailMessage()
             msg["From"] = mail.sender
             msg["To"] = account.email
             text = what(event, _)
             msg["Subject"] = f"{_('Your alarm')} {inst.number}: {text}"
             body = [
-                f"{_('When')}: {when(event.get('time'), 'en', inst.time_zone)}",
+                f"{_('When')}: {when(event.get('time'), account.lang, inst.time_zone)}",
                 f"{_('What')}: {text}",
                 f"{_('Who')}: {who(event, _)}",
             ]

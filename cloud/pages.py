@@ -127,7 +127,14 @@ async def signup(request: Request) -> Response:
     form = await request.form()
     f = {k: str(form.get(k, "")) for k in (*SIGNUP_FIELDS, "password", "repeat")}
     outcome = await ctx(request).accounts.sign_up(
-        f["number"], f["keyword"], f["name"], f["mobile"], f["email"], f["password"], f["repeat"]
+        f["number"],
+        f["keyword"],
+        f["name"],
+        f["mobile"],
+        f["email"],
+        f["password"],
+        f["repeat"],
+        lang_of(request),
     )
     if outcome.account is None:
         values = {k: f[k] for k in SIGNUP_FIELDS if k != "keyword"}

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 from cloud.accounts import normal_email, token_hash
 from cloud.config import CloudConfig
+from cloud.i18n import N_, gettext_for, negotiate
 from cloud.store import Store
 
 Scope = MutableMapping[str, Any]
@@ -234,6 +235,18 @@ class RateLimiter:
         return True
 
 
+FORBIDDEN: Final = N_(
+    "This form has expired or comes from elsewhere: reload the page and try again."
+)
+TOO_MANY: Final = N_("Too many attempts: wait a minute and try again.")
+
+
+def _words(scope: Scope, message: str) -> str:
+    """``message`` in the reader's language (the middleware answers before any page does)."""
+    lang = negotiate(cookies(scope).get("lang"), header(scope, b"accept-language"))
+    return gettext_for(lang)(message)
+
+
 class FormGuard:
     """Every unsafe request of a page carries the CSRF token and comes from our origin;
     log-in, sign-up and unblock are rate-limited per address and per e-mail."""
@@ -275,12 +288,12 @@ class FormGuard:
             origin = header(scope, b"origin")
             host = header(scope, b"host")
             if origin and host and origin.split("://", 1)[-1] != host:
-                await _send_text(send, 403, "Forbidden: wrong origin")
+                await _send_text(send, 403, _words(scope, FORBIDDEN))
                 return
             token = fields.get("csrf") or header(scope, b"x-csrf-token") or ""
             expected = str(st.get("csrf") or "")
             if not expected or not secrets.compare_digest(token, expected):
-                await _send_text(send, 403, "Forbidden: the form expired; reload the page")
+                await _send_text(send, 403, _words(scope, FORBIDDEN))
                 return
         if path in LIMITED:
             client = scope.get("client") or ("?", 0)
@@ -291,7 +304,7 @@ class FormGuard:
                 if is_api(scope):
                     await _send_json(send, 429, "rate_limited", "too many attempts; wait a minute")
                 else:
-                    await _send_text(send, 429, "Too many attempts: wait a minute and try again.")
+                    await _send_text(send, 429, _words(scope, TOO_MANY))
                 return
         replayed = False
 

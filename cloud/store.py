@@ -31,6 +31,7 @@ class Account:
     name: str
     mobile: str
     password_hash: str
+    lang: str = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,14 @@ class Store(Protocol):
 
     def close(self) -> None: ...
     def create_account(
-        self, email: str, name: str, mobile: str, password_hash: str, number: str, user: str
+        self,
+        email: str,
+        name: str,
+        mobile: str,
+        password_hash: str,
+        number: str,
+        user: str,
+        lang: str = "en",
     ) -> Account | None: ...
     def account_by_email(self, email: str) -> Account | None: ...
     def account(self, account_id: int) -> Account | None: ...
@@ -129,15 +137,22 @@ class SqliteStore:
     # -- accounts -------------------------------------------------------------------
 
     def create_account(
-        self, email: str, name: str, mobile: str, password_hash: str, number: str, user: str
+        self,
+        email: str,
+        name: str,
+        mobile: str,
+        password_hash: str,
+        number: str,
+        user: str,
+        lang: str = "en",
     ) -> Account | None:
         try:
             with self.db:
                 self.db.execute("BEGIN")
                 cur = self.db.execute(
-                    "INSERT INTO accounts (email, name, mobile, password_hash, created)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (email, name, mobile, password_hash, now_iso()),
+                    "INSERT INTO accounts (email, name, mobile, password_hash, created, lang)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (email, name, mobile, password_hash, now_iso(), lang),
                 )
                 account_id = int(cur.lastrowid or 0)
                 self.db.execute(
@@ -146,12 +161,14 @@ class SqliteStore:
                 self.db.execute("INSERT INTO notify (account_id) VALUES (?)", (account_id,))
         except sqlite3.IntegrityError:
             return None
-        return Account(account_id, email, name, mobile, password_hash)
+        return Account(account_id, email, name, mobile, password_hash, lang)
 
     def _account(self, row: sqlite3.Row | None) -> Account | None:
         if row is None:
             return None
-        return Account(row["id"], row["email"], row["name"], row["mobile"], row["password_hash"])
+        return Account(
+            row["id"], row["email"], row["name"], row["mobile"], row["password_hash"], row["lang"]
+        )
 
     def account_by_email(self, email: str) -> Account | None:
         return self._account(

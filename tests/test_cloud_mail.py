@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+from email import policy
 import socket
 from email.message import Message
 from pathlib import Path
@@ -20,7 +21,7 @@ class Inbox:
         self.messages: list[Message] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
 
@@ -45,7 +46,7 @@ async def test_mail_follows_each_accounts_settings(tmp_path: Path) -> None:
             await c.post(
                 "/settings", data={"csrf": csrf_of(page.text), "on_alarm": "1", "on_photo": "1"}
             )
-        async with client_for(service) as c:
+        async with client_for(service, headers={"accept-language": "es"}) as c:
             await sign_up(c, "bob@example.org", keyword="amapola")  # default: alarms only
         service.link.take(
             *event(1, type="photo_requested", photo="p1-1", zone="hall", method="web")
@@ -63,7 +64,7 @@ async def test_mail_follows_each_accounts_settings(tmp_path: Path) -> None:
     assert got == [
         ("alice@example.org", "Your alarm 1234567: Panic (SOS): Keypad"),
         ("alice@example.org", "Your alarm 1234567: Photo ready: Hall"),
-        ("bob@example.org", "Your alarm 1234567: Panic (SOS): Keypad"),
+        ("bob@example.org", "Tu alarma 1234567: Pánico (SOS): Keypad"),
     ]
     photo_mail = next(m for m in inbox.messages if "Photo ready" in m["Subject"])
     parts = [p for p in photo_mail.walk() if p.get_content_type() == "image/jpeg"]

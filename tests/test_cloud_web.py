@@ -462,3 +462,37 @@ def _recent() -> bytes:
     from cloud.store import now_iso
 
     return now_iso().encode()
+
+
+@pytest.mark.parametrize(
+    ("result", "action", "words"),
+    [
+        ({"ok": True, "state": "arming"}, "arm", "Arming started: night."),
+        ({"ok": True, "state": "disarmed"}, "disarm", "Disarmed."),
+        (
+            {"ok": False, "error": "invalid_state", "detail": "open zones: kitchen_window"},
+            "arm",
+            "Cannot arm: Kitchen window is open.",
+        ),
+        (
+            {"ok": False, "error": "invalid_state", "detail": "open zones: a_b, front_door"},
+            "arm",
+            "Cannot arm: A b, Front door are open.",
+        ),
+        (
+            {"ok": False, "error": "forbidden", "detail": "carol may only arm"},
+            "disarm",
+            "Your user is not allowed to do that.",
+        ),
+        ({"ok": False, "error": "panel_offline"}, "arm", "The panel is offline: nothing was sent."),
+        ({"ok": False, "error": "timeout"}, "sos", "The panel did not answer in time."),
+        ({"ok": False, "error": "something new"}, "sos", "The request failed."),
+    ],
+)
+def test_answers_in_words(result: dict[str, object], action: str, words: str) -> None:
+    from cloud.i18n import gettext_for
+    from cloud.words import answer
+
+    assert answer(result, action, gettext_for("en"), mode="night") == words
+    spanish = answer(result, action, gettext_for("es"), mode="night")
+    assert spanish and spanish != words

@@ -89,7 +89,9 @@ async def _activity(tmp: Path) -> Metric:
             for seq in range(1, count + 1):
                 _topic, body = event(seq, method=("keypad", "tag", "web", "app")[seq % 4])
                 data = json.loads(body)
-                data["time"] = f"2026-{1 + seq % 12:02d}-{1 + seq % 28:02d}T10:00:{seq % 60:02d}.{seq % 1000:03d}Z"
+                data["time"] = (
+                    f"2026-{1 + seq % 12:02d}-{1 + seq % 28:02d}T10:00:{seq % 60:02d}.{seq % 1000:03d}Z"
+                )
                 rows.append(data)
             store.add_events(rows)
             async with client_for(service) as c:
@@ -159,8 +161,9 @@ async def _rss_with_pages(tmp: Path) -> Metric:
             for _ in range(3):
                 await c.get("/i/1234567")
             idle = _rss(proc.pid)
-            clients = [httpx.AsyncClient(base_url=base, cookies=c.cookies, timeout=None)
-                       for _ in range(10)]
+            clients = [
+                httpx.AsyncClient(base_url=base, cookies=c.cookies, timeout=None) for _ in range(10)
+            ]
             for client in clients:
                 cm = client.stream("GET", "/i/1234567/live")
                 response = await cm.__aenter__()
@@ -176,8 +179,9 @@ async def _rss_with_pages(tmp: Path) -> Metric:
         proc.terminate()
         proc.wait(10)
         broker.close()
-    return Metric("cloud_rss_mb", live, "MiB", idle, "<= 120 MiB with 10 live pages",
-                  met=live <= 120)
+    return Metric(
+        "cloud_rss_mb", live, "MiB", idle, "<= 120 MiB with 10 live pages", met=live <= 120
+    )
 
 
 def _keypress_to_browser(tmp: Path) -> list[Metric]:
@@ -202,8 +206,13 @@ def _keypress_to_browser(tmp: Path) -> list[Metric]:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
                     executable_path="/usr/bin/chromium",
-                    args=["--no-sandbox", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run"],
+                    args=[
+                        "--no-sandbox",
+                        "--disable-background-networking",
+                        "--disable-component-update",
+                        "--disable-sync",
+                        "--no-first-run",
+                    ],
                 )
                 page = browser.new_page(base_url=area.url)
                 page.goto("/")
@@ -211,7 +220,9 @@ def _keypress_to_browser(tmp: Path) -> list[Metric]:
                 page.get_by_label("Password").fill(area.login.password)
                 page.get_by_role("button", name="Log in").click()
                 page.get_by_role("status").wait_for()
-                page.wait_for_function("document.getElementById('state-word').textContent === 'Disarmed'")
+                page.wait_for_function(
+                    "document.getElementById('state-word').textContent === 'Disarmed'"
+                )
                 for i in range(2 * ARMS):
                     want = "Arming" if i % 2 == 0 else "Disarmed"
                     area.press("1234")
@@ -238,8 +249,15 @@ def _keypress_to_browser(tmp: Path) -> list[Metric]:
     c50, _ = percentiles(cloud_ms)
     b95, c95 = _p95(browser_ms), _p95(cloud_ms)
     return [
-        Metric("keypress_to_browser_ms", b95, "ms", c95, "p95 <= 100 ms",
-               {"p50_ms": b50, "key_to_cloud_p50_ms": c50}, met=b95 <= 100),
+        Metric(
+            "keypress_to_browser_ms",
+            b95,
+            "ms",
+            c95,
+            "p95 <= 100 ms",
+            {"p50_ms": b50, "key_to_cloud_p50_ms": c50},
+            met=b95 <= 100,
+        ),
     ]
 
 
