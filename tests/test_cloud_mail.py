@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import email
-from email import policy
 import socket
+from email import policy
 from email.message import Message
 from pathlib import Path
 from typing import Any

@@ -162,7 +162,7 @@ async def _rss_with_pages(tmp: Path) -> Metric:
                 await c.get("/i/1234567")
             idle = _rss(proc.pid)
             clients = [
-                httpx.AsyncClient(base_url=base, cookies=c.cookies, timeout=None) for _ in range(10)
+                httpx.AsyncClient(base_url=base, cookies=c.cookies, timeout=60) for _ in range(10)
             ]
             for client in clients:
                 cm = client.stream("GET", "/i/1234567/live")
