@@ -89,9 +89,8 @@ async def _activity(tmp: Path) -> Metric:
             for seq in range(1, count + 1):
                 _topic, body = event(seq, method=("keypad", "tag", "web", "app")[seq % 4])
                 data = json.loads(body)
-                data["time"] = (
-                    f"2026-{1 + seq % 12:02d}-{1 + seq % 28:02d}T10:00:{seq % 60:02d}.{seq % 1000:03d}Z"
-                )
+                day = f"2026-{1 + seq % 12:02d}-{1 + seq % 28:02d}"
+                data["time"] = f"{day}T10:00:{seq % 60:02d}.{seq % 1000:03d}Z"
                 rows.append(data)
             store.add_events(rows)
             async with client_for(service) as c:
