@@ -13,7 +13,12 @@ WIDTH, HEIGHT, PAD = 640, 180, 32
 
 
 def line_chart(
-    rows: list[dict[str, Any]], key: str, now: datetime, days: int, label: str
+    rows: list[dict[str, Any]],
+    key: str,
+    now: datetime,
+    days: int,
+    label: str,
+    ends: tuple[str, str] = ("", ""),
 ) -> Markup:
     """A line of ``key`` over the last ``days``, with its range written on the axis."""
     start = now - timedelta(days=days)
@@ -47,5 +52,7 @@ def line_chart(
         f'<line class="axis" {axis}/>'
         f'<text x="4" y="{PAD - 8}">{hi:.1f}</text>'
         f'<text x="4" y="{HEIGHT - PAD + 4}">{lo:.1f}</text>'
+        f'<text x="{PAD}" y="{HEIGHT - 8}">{escape(ends[0])}</text>'
+        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" text-anchor="end">{escape(ends[1])}</text>'
         f'<polyline class="series {escape(key)}" points="{line}"/></svg>'
     )

@@ -486,12 +486,19 @@ async def climate(request: Request) -> Response:
     day = [r for r in week if r["time"] >= day_start]
     current = week[-1] if week else None
     charts = []
-    for title, rows, span in ((_("Last 24 hours"), day, 1), (_("Last 7 days"), week, 7)):
+    spans = (
+        (_("Last 24 hours"), day, 1, _("24 hours ago")),
+        (_("Last 7 days"), week, 7, _("7 days ago")),
+    )
+    for title, rows, span, start in spans:
+        ends = (start, _("now"))
         charts.append(
             {
                 "title": title,
-                "temperature": line_chart(rows, "temperature", now, span, _("Temperature (°C)")),
-                "humidity": line_chart(rows, "humidity", now, span, _("Humidity (%)")),
+                "temperature": line_chart(
+                    rows, "temperature", now, span, _("Temperature (°C)"), ends
+                ),
+                "humidity": line_chart(rows, "humidity", now, span, _("Humidity (%)"), ends),
             }
         )
     return render(request, "climate.html", inst=inst, current=current, charts=charts)
