@@ -11,10 +11,13 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
+
+SESSION_DAYS = 30
+"""Sessions and app tokens end after this many days; the customer logs in again."""
 
 
 def now_iso() -> str:
@@ -215,9 +218,11 @@ class SqliteStore:
         )
 
     def session(self, token_hash: str, kind: str) -> tuple[int, str] | None:
+        cutoff = datetime.now(UTC) - timedelta(days=SESSION_DAYS)
         row = self.db.execute(
-            "SELECT account_id, csrf FROM sessions WHERE token_hash = ? AND kind = ?",
-            (token_hash, kind),
+            "SELECT account_id, csrf FROM sessions WHERE token_hash = ? AND kind = ?"
+            " AND created >= ?",
+            (token_hash, kind, cutoff.strftime("%Y-%m-%dT%H:%M:%S.000Z")),
         ).fetchone()
         return (int(row[0]), str(row[1])) if row else None
 
