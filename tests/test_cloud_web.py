@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -496,3 +497,19 @@ def test_answers_in_words(result: dict[str, object], action: str, words: str) ->
     assert answer(result, action, gettext_for("en"), mode="night") == words
     spanish = answer(result, action, gettext_for("es"), mode="night")
     assert spanish and spanish != words
+
+
+async def test_sessions_and_tokens_end_after_30_days(svc: CloudService) -> None:
+    async with client_for(svc) as c:
+        await sign_up(c, "alice@example.org")
+        token = (
+            await c.post(
+                "/api/v1/login", json={"email": "alice@example.org", "password": "Secret12"}
+            )
+        ).json()["token"]
+        assert (await c.get("/i/1234567")).status_code == 200
+        store: Any = svc.store
+        store.db.execute("UPDATE sessions SET created = '2020-01-01T00:00:00.000Z'")
+        assert (await c.get("/i/1234567")).status_code == 303
+        r = await c.get("/api/v1/installations", headers={"authorization": f"Bearer {token}"})
+        assert r.status_code == 401
