@@ -36,6 +36,8 @@ def routes() -> list[Route]:
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/login", login, methods=["POST"]),
         Route("/api/v1/logout", logout, methods=["POST"]),
+        Route("/api/v1/signup", signup, methods=["POST"]),
+        Route("/api/v1/unblock", unblock, methods=["POST"]),
         Route("/api/v1/installations", installations, methods=["GET"]),
         Route(base + "/state", state, methods=["GET"]),
         Route(base + "/commands", commands, methods=["POST"]),
@@ -88,6 +90,50 @@ async def login(request: Request) -> Response:
         return error(401, "unauthorized", "wrong e-mail or password")
     token, _csrf = ctx(request).accounts.new_session(outcome.account, "api")
     return JSONResponse({"token": token})
+
+
+def _fields(body: dict[str, Any] | None, names: tuple[str, ...]) -> dict[str, str] | None:
+    if body is None or not all(isinstance(body.get(n), str) for n in names):
+        return None
+    return {n: str(body[n]) for n in names}
+
+
+def _field_errors(errors: dict[str, str]) -> JSONResponse:
+    fields = {k or "form": v for k, v in errors.items()}
+    first = next(iter(fields.items()))
+    return JSONResponse(
+        {"error": "bad_request", "detail": f"{first[0]}: {first[1]}", "fields": fields}, 400
+    )
+
+
+SIGNUP = ("number", "keyword", "name", "mobile", "email", "password")
+
+
+async def signup(request: Request) -> Response:
+    """An account with the installation number and keyword, as on the sign-up page."""
+    f = _fields(await _body(request), SIGNUP)
+    if f is None:
+        return error(400, "bad_request", f"send {', '.join(SIGNUP)} as strings")
+    outcome = await ctx(request).accounts.sign_up(
+        f["number"], f["keyword"], f["name"], f["mobile"], f["email"], f["password"], f["password"]
+    )
+    if outcome.account is None:
+        return _field_errors(outcome.errors)
+    token, _csrf = ctx(request).accounts.new_session(outcome.account, "api")
+    return JSONResponse({"token": token}, 201)
+
+
+async def unblock(request: Request) -> Response:
+    """E-mail + keyword + a new password, as on the unblock page."""
+    f = _fields(await _body(request), ("email", "keyword", "password"))
+    if f is None:
+        return error(400, "bad_request", "send email, keyword and password as strings")
+    outcome = await ctx(request).accounts.unblock(
+        f["email"], f["keyword"], f["password"], f["password"]
+    )
+    if outcome.account is None:
+        return _field_errors(outcome.errors)
+    return JSONResponse({"ok": True})
 
 
 async def logout(request: Request) -> Response:

@@ -32,10 +32,12 @@ CSP: Final = (
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 PUBLIC: Final = re.compile(
-    r"^/(|login|signup|trouble|unblock|lang/[a-z]{2}|static/.*|api/v1/(login|openapi\.json))$"
+    r"^/(|login|signup|trouble|unblock|lang/[a-z]{2}|static/.*|api/v1/(login|signup|unblock|openapi\.json))$"
 )
 INSTALLATION: Final = re.compile(r"^/(?:api/v1/installations|i)/([^/]+)(?:/|$)")
-LIMITED: Final = frozenset({"/login", "/signup", "/unblock", "/api/v1/login"})
+LIMITED: Final = frozenset(
+    {"/login", "/signup", "/unblock", "/api/v1/login", "/api/v1/signup", "/api/v1/unblock"}
+)
 
 
 def cookies(scope: Scope) -> dict[str, str]:

@@ -67,27 +67,6 @@ def area(mosquitto: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
         yield running
 
 
-def web_sign_up(area: Area, email: str, keyword: str, password: str) -> None:
-    with httpx.Client(base_url=area.url) as web:
-        page = web.get("/signup")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        assert csrf
-        r = web.post(
-            "/signup",
-            data={
-                "csrf": csrf.group(1),
-                "number": "1234567",
-                "keyword": keyword,
-                "name": "X",
-                "mobile": "600000000",
-                "email": email,
-                "password": password,
-                "repeat": password,
-            },
-        )
-        assert r.status_code == 303
-
-
 def test_app_api_end_to_end_matches_its_openapi(area: Area) -> None:
     api = Checked(area)
     base = "/api/v1/installations/1234567"
@@ -145,12 +124,23 @@ def test_app_api_end_to_end_matches_its_openapi(area: Area) -> None:
         climate = api.call("GET", base + "/climate").json()
         assert climate["current"]["temperature"] is not None
         assert api.call("GET", "/api/v1/installations/7654321/state").status_code == 404
-        # An arm_only holder: forbidden to disarm.
-        web_sign_up(area, "carol@example.org", "lavanda", "Carol123")
+        # An arm_only holder signs up from the app: each wrong field named, then the account.
         carol = Checked(area)
-        carol.token = carol.call(
-            "POST", "/api/v1/login", json={"email": "carol@example.org", "password": "Carol123"}
-        ).json()["token"]
+        form = {
+            "number": "1234567",
+            "keyword": "lavanda",
+            "name": "Carol",
+            "mobile": "600111222",
+            "email": "carol@example.org",
+            "password": "carol",
+        }
+        r = carol.call("POST", "/api/v1/signup", json={**form, "keyword": "x"})
+        assert r.status_code == 400
+        assert set(r.json()["fields"]) == {"keyword", "password"}
+        assert area.service.store.account_by_email("carol@example.org") is None
+        r = carol.call("POST", "/api/v1/signup", json={**form, "password": "Carol123"})
+        assert r.status_code == 201
+        carol.token = r.json()["token"]
         assert (
             carol.call(
                 "POST", base + "/commands", json={"action": "arm", "mode": "partial"}
@@ -171,6 +161,32 @@ def test_app_api_end_to_end_matches_its_openapi(area: Area) -> None:
             ).status_code
             == 423
         )
+        # Unblocked from the app: the new password works, the old one not.
+        carol.token = None
+        r = carol.call(
+            "POST",
+            "/api/v1/unblock",
+            json={"email": "carol@example.org", "keyword": "wrong", "password": "Carol456"},
+        )
+        assert r.status_code == 400
+        r = carol.call(
+            "POST",
+            "/api/v1/unblock",
+            json={"email": "carol@example.org", "keyword": "lavanda", "password": "Carol456"},
+        )
+        assert r.status_code == 200
+        assert (
+            carol.call(
+                "POST", "/api/v1/login", json={"email": "carol@example.org", "password": "Carol123"}
+            ).status_code
+            == 401
+        )
+        assert (
+            carol.call(
+                "POST", "/api/v1/login", json={"email": "carol@example.org", "password": "Carol456"}
+            ).status_code
+            == 200
+        )
         carol.close()
         api.checked |= carol.checked
         # The panel goes away: commands answer 503 at once.
@@ -187,7 +203,7 @@ def test_app_api_end_to_end_matches_its_openapi(area: Area) -> None:
     finally:
         api.close()
     statuses = {s for _m, _t, s in api.checked}
-    assert {200, 400, 401, 403, 404, 409, 423, 503} <= statuses
+    assert {200, 201, 400, 401, 403, 404, 409, 423, 503} <= statuses
 
 
 def test_openapi_names_every_api_route(area: Area) -> None:

@@ -210,7 +210,10 @@ async def test_rate_limit_on_log_in_sign_up_and_unblock(tmp_path: Path) -> None:
                     )
                     codes.append(r.status_code)
                 assert codes[-1] == 429 and 429 not in codes[:3]
-            r = await c.post("/api/v1/login", json={"email": "y@example.org", "password": "a"})
+            r = await c.post(
+                "/api/v1/login",
+                json={"email": "y@example.org", "password": "a"},
+            )
             assert r.status_code in (401, 429)
     finally:
         service.store.close()
@@ -243,6 +246,8 @@ PUBLIC = {
     "/unblock",
     "/lang/es",
     "/api/v1/login",
+    "/api/v1/signup",
+    "/api/v1/unblock",
     "/api/v1/openapi.json",
 }
 
