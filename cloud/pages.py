@@ -23,7 +23,7 @@ from cloud.charts import line_chart
 from cloud.config import Installation
 from cloud.i18n import LANGUAGES, N_, gettext_for
 from cloud.security import SESSION_COOKIE
-from cloud.store import EventFilter
+from cloud.store import EventFilter, now_iso
 from cloud.web import ctx, gettext, installation_of, lang_of, render
 from cloud.words import (
     ALARM_TYPES,
@@ -263,6 +263,7 @@ async def command(request: Request) -> Response:
         return render(request, "camera.html", inst=inst, cameras=inst.cameras)
     if action == "photo" and camera is None and inst.cameras:
         camera = inst.cameras[0]
+    asked = now_iso()
     if action == "listen":
         text, ok = _("Silent call is not available yet on this installation."), False
     elif action in ARM_ACTIONS or action in ("disarm", "sos", "photo"):
@@ -277,7 +278,7 @@ async def command(request: Request) -> Response:
     if _wants_json(request):
         return JSONResponse({"ok": ok, "message": text})
     if action == "photo":
-        return await _photos(request, number, text, ok)
+        return await _photos(request, number, text, ok, since=asked)
     return await _home(request, number, text, ok)
 
 
@@ -441,7 +442,7 @@ async def photos(request: Request) -> Response:
 
 
 async def _photos(
-    request: Request, number: str, answer_text: str = "", ok: bool = True
+    request: Request, number: str, answer_text: str = "", ok: bool = True, since: str = ""
 ) -> Response:
     inst, _member = installation_of(request, number)
     _ = gettext(request)
@@ -449,7 +450,9 @@ async def _photos(
     for p in ctx(request).store.photos(inst.site):
         reason = p.get("reason") or ""
         rows.append({**p, "camera_name": place(p.get("camera")), "why": _reason(reason, _)})
-    return render(request, "photos.html", inst=inst, photos=rows, answer=answer_text, ok=ok)
+    return render(
+        request, "photos.html", inst=inst, photos=rows, answer=answer_text, ok=ok, rendered=since
+    )
 
 
 def _reason(reason: str, _: Callable[[str], str]) -> str:

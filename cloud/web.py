@@ -99,7 +99,8 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
             path=request.url.path,
             csrf=request.state.csrf,
             account=request.state.account,
-            rendered=now_iso(),
+            # Live updates replay what happened since then (a photo ready in between).
+            rendered=values.pop("rendered", None) or now_iso(),
             memberships=memberships,
             when=lambda t, fmt="medium": when(t, lang, inst.time_zone if inst else "UTC", fmt),
             **values,
