@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,8 @@ async def serve(
                 # mosquitto when installed; CENTINELA_SIM_BROKER=amqtt forces the embedded one.
                 prefer_broker=os.environ.get("CENTINELA_SIM_BROKER", "auto"),
             )
-            async with site:
-                banner = describe(site)
+            async with site, _customer_area(site, Path(tmp)) as login:
+                banner = describe(site) + login
                 if interactive:
                     from sim.tui import SimView
 
@@ -86,6 +87,27 @@ async def serve(
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _customer_area(site: SimSite, workdir: Path) -> AsyncIterator[str]:
+    """The customer area on the site's broker; yields the banner lines that say how to log in."""
+    from sim.customer import start_customer_area
+
+    try:
+        import cloud.service  # noqa: F401 (its web stack is an extra: centinela[cloud])
+    except ImportError as exc:
+        yield f"\ncustomer area not installed ({exc.name} missing: pip install 'centinela[cloud]')"
+        return
+    area, login = await start_customer_area(site, workdir)
+    others = ", ".join(f"{u} {k!r}" for u, k in login.keywords.items())
+    try:
+        yield (
+            f"\ncustomer area {login.url} · log in as {login.email} / {login.password}"
+            f"\nsign up another user: installation number {login.number}, keyword of {others}"
+        )
+    finally:
+        await area.stop()
 
 
 def describe(site: SimSite) -> str:
