@@ -17,6 +17,8 @@ from common.configcheck import (
     read_secret_file,
 )
 from common.mqtt import BrokerConfig
+from hub.arc.config import ArcConfig, parse_arc
+from hub.homeassistant import HaConfig, parse_homeassistant
 from hub.linkkeys import derived_key_id
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
@@ -47,6 +49,8 @@ class HubConfig:
     media_max_bytes: int = 256 * 1024 * 1024  # photos (and any media) kept, at most
     media_max_days: float = 30.0  # photos older than this (by receipt) are pruned
     max_clock_skew: float = 0.0  # seconds a panel frame's time may be off the hub's; 0: unchecked
+    arc: ArcConfig | None = None  # [arc]: SIA DC-09 to an alarm receiving centre
+    homeassistant: HaConfig | None = None  # [homeassistant]: MQTT discovery
 
     def panel(self, panel_id: str) -> PanelKeys | None:
         """The panel called ``panel_id``, if configured."""
@@ -111,6 +115,10 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
             )
         sec.finish()
         panels.append(PanelKeys(panel_id, key, previous))
+    ids = frozenset(p.id for p in panels)
+    arc = parse_arc(root.get_section("arc"), base, ids) if root.has("arc") else None
+    ha = root.get_section("homeassistant")
+    homeassistant = parse_homeassistant(ha, ids) if root.has("homeassistant") else None
     root.finish()
     return HubConfig(
         site=site,
@@ -125,6 +133,8 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         media_max_bytes=media_max_bytes,
         media_max_days=media_max_days,
         max_clock_skew=max_clock_skew,
+        arc=arc,
+        homeassistant=homeassistant,
     )
 
 
