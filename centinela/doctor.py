@@ -295,11 +295,10 @@ def _store_check(path: str) -> Check:
     import shutil
 
     from common.files import mode_of
-    from panel.config import load_site_file
     from panel.journal import STORE_ERRORS
     from panel.store import PanelStore, StoreError
 
-    site = load_site_file(path)
+    site = _panel_site(path)
     file = site.store.path
     if not file.exists():
         return Check("storage", OK, f"{file}: not created yet (it will be, owner-only)", True)
