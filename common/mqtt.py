@@ -1,14 +1,13 @@
-"""The MQTT client behind one small interface: broker settings, client options, backoff.
+"""The MQTT client behind one small interface: broker settings and client options.
 
-Both the panel and the hub build their aiomqtt clients here, so TLS, TCP_NODELAY,
-the quiet in-flight logger and the reconnect policy are the same everywhere.
+Both the panel and the hub build their aiomqtt clients here, so TLS, TCP_NODELAY
+and the quiet in-flight logger are the same everywhere (reconnects: common.backoff).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-import random
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -99,25 +98,3 @@ def client_options(cfg: BrokerConfig) -> dict[str, Any]:
         "timeout": 10,
         "keepalive": 30,
     }
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter: ``base * 2 ** attempt``, at most ``cap``."""
-
-    def __init__(
-        self, base: float = 0.1, cap: float = 10.0, rng: random.Random | None = None
-    ) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        """The delay before the next attempt."""
-        ceiling = min(self.cap, self.base * 2**self.attempt)
-        self.attempt += 1
-        return float(ceiling / 2 + self._rng.uniform(0, ceiling / 2))
-
-    def reset(self) -> None:
-        """Call after a successful connection."""
-        self.attempt = 0

@@ -44,6 +44,13 @@ class HubConfig:
     offline_after: float = 90.0
     source: str = "<memory>"
     cloud_mqtt5: bool = True  # [cloud] protocol = "5" (default) or "3.1.1"
+    response_prefix: str = ""  # MQTT 5 response topics must be under it ("" = the default)
+    command_queue: int = 64  # commands waiting to be handled; beyond it: `busy`
+    max_packet: int = 65_536  # largest MQTT packet the hub accepts from either broker
+
+    def __post_init__(self) -> None:
+        if not self.response_prefix:
+            object.__setattr__(self, "response_prefix", default_response_prefix(self.site))
 
     def panel(self, panel_id: str) -> PanelKeys | None:
         """The panel called ``panel_id``, if configured."""
@@ -53,6 +60,11 @@ class HubConfig:
     def panel_ids(self) -> frozenset[str]:
         """Ids of every configured panel."""
         return frozenset(p.id for p in self.panels)
+
+
+def default_response_prefix(site: str) -> str:
+    """Where MQTT 5 response topics may point unless configured: under the result topic."""
+    return f"centinela/{site}/result/"
 
 
 def load_hub_file(path: str | os.PathLike[str]) -> HubConfig:
@@ -73,6 +85,12 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
     assert store is not None  # a default is given
     command_timeout = hub.get_number("command_timeout", 10, minimum=0.1, maximum=3600)
     offline_after = hub.get_number("offline_after", 90, minimum=1, maximum=86400)
+    command_queue = hub.get_int("command_queue", 64, minimum=1, maximum=100_000)
+    max_packet = hub.get_int("max_packet", 65_536, minimum=16_384, maximum=268_435_455)
+    response_prefix = hub.get_str("response_prefix", default_response_prefix(site))
+    problem = _prefix_problem(site, response_prefix)
+    if problem is not None:
+        raise hub.error("response_prefix", problem)
     hub.finish()
 
     local_sec = root.get_section("local")
@@ -116,7 +134,28 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         offline_after=offline_after,
         source=source,
         cloud_mqtt5=cloud_mqtt5,
+        response_prefix=response_prefix,
+        command_queue=command_queue,
+        max_packet=max_packet,
     )
+
+
+def _prefix_problem(site: str, prefix: str) -> str | None:
+    """Why ``prefix`` cannot hold response topics (None when it can)."""
+    if not prefix.endswith("/") or len(prefix) < 2:
+        return f"must end with '/', like {default_response_prefix(site)!r}"
+    if "+" in prefix or "#" in prefix or prefix.startswith("$"):
+        return "must not hold a wildcard (+, #) or start with $"
+    own = f"centinela/{site}/"
+    link = "centinela-link/"
+    # Everything the hub publishes besides results is under these: none may be reachable.
+    if own.startswith(prefix) or link.startswith(prefix):
+        return f"would let commands steer the hub's own topics ({own}…)"
+    if prefix.startswith(own) and not prefix.startswith(f"{own}result/"):
+        return f"under {own} only {own}result/… may hold response topics"
+    if prefix.startswith(link):
+        return "must not be under the panels' link topics"
+    return None
 
 
 def _key(sec: Section, key: str, base: Path, *, required: bool) -> bytes | None:

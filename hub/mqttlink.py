@@ -17,7 +17,8 @@ import aiomqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from common.mqtt import Backoff, BrokerConfig, LinkState, client_options
+from common.backoff import Backoff
+from common.mqtt import BrokerConfig, LinkState, client_options
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import aiomqtt
 
+from common.backoff import Backoff
 from common.clock import Clock
-from common.mqtt import Backoff, BrokerConfig, LinkState, client_options
+from common.mqtt import BrokerConfig, LinkState, client_options
 from panel.store import PanelStore
 from protocol.errors import ProtocolError
 from protocol.frame import Direction

@@ -103,6 +103,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_STATE = "invalid_state"
     PANEL_OFFLINE = "panel_offline"
     TIMEOUT = "timeout"
+    BUSY = "busy"  # the hub's command queue is full (never sent by a panel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,9 @@ class Command:
     mode: Mode | None = None
     camera: str | None = None
     tag: str | None = None
+    # The hub's clock (epoch ms) after which the command must not be executed; None only
+    # from hubs older than protocol 1.1 (docs/protocol.md).
+    deadline_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,7 @@ ERROR_CODES: Final = Codes(
         ErrorCode.INVALID_STATE,
         ErrorCode.PANEL_OFFLINE,
         ErrorCode.TIMEOUT,
+        ErrorCode.BUSY,
     ]
 )
 ALL_CODES: Final = (
@@ -134,10 +135,11 @@ COMMAND_SCHEMA: Final = Struct(
     "action" / Int8ub,
     "via" / Int8ub,
     "user" / _STR8,
-    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag
+    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 8 deadline_ms (protocol 1.1)
     "mode" / If(this.present & 0x01, Int8ub),
     "camera" / If(this.present & 0x02, _STR8),
     "tag" / If(this.present & 0x04, _STR8),
+    "deadline_ms" / If(this.present & 0x08, Int64ub),
 )
 RESULT_SCHEMA: Final = Struct(
     "id" / _STR8,
@@ -225,15 +227,19 @@ def _command_out(m: Command) -> Wire:
         "action": ACTION_CODES.to_wire(m.action),
         "via": VIA_CODES.to_wire(m.via),
         "user": m.user,
-        "present": (m.mode is not None) | (m.camera is not None) << 1 | (m.tag is not None) << 2,
+        "present": (m.mode is not None)
+        | (m.camera is not None) << 1
+        | (m.tag is not None) << 2
+        | (m.deadline_ms is not None) << 3,
         "mode": MODE_CODES.opt_to_wire(m.mode),
         "camera": m.camera,
         "tag": m.tag,
+        "deadline_ms": m.deadline_ms,
     }
 
 
 def _command_in(c: Parsed) -> Command:
-    _check_present(c["present"], 0x07)
+    _check_present(c["present"], 0x0F)
     return Command(
         id=c["id"],
         action=ACTION_CODES.from_wire(c["action"]),
@@ -242,6 +248,7 @@ def _command_in(c: Parsed) -> Command:
         mode=MODE_CODES.opt_from_wire(c["mode"]),
         camera=c["camera"],
         tag=c["tag"],
+        deadline_ms=c["deadline_ms"],
     )
 
 
