@@ -12,8 +12,12 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from common.errors import ConfigError
 
@@ -40,6 +44,7 @@ class BrokerConfig:
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
+    mqtt5: bool = True  # protocol = "5" (default) or "3.1.1"
 
     @property
     def url(self) -> str:
@@ -83,6 +88,29 @@ NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 # and paho logs a dropped connection as an error; the links report their state themselves.
 _QUIET = logging.getLogger("common.mqtt.client")
 _QUIET.setLevel(logging.CRITICAL)
+
+
+MAX_PACKET: Final = 65_536
+"""The largest MQTT packet a panel or hub link accepts (announced to MQTT 5 brokers).
+
+Link frames are at most 8 KiB and cloud commands at most 4 KiB: a broker that knows
+the limit drops anything bigger instead of handing it over to be buffered."""
+
+
+def link_options(cfg: BrokerConfig) -> dict[str, Any]:
+    """``client_options`` plus a clean session and, on MQTT 5, the announced ``MAX_PACKET``."""
+    options = client_options(cfg)
+    if not cfg.mqtt5:
+        return {**options, "clean_session": True}
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.MaximumPacketSize = MAX_PACKET
+    properties.SessionExpiryInterval = 0
+    return {
+        **options,
+        "protocol": aiomqtt.ProtocolVersion.V5,
+        "clean_start": True,
+        "properties": properties,
+    }
 
 
 def client_options(cfg: BrokerConfig) -> dict[str, Any]:

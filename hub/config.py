@@ -43,14 +43,17 @@ class HubConfig:
     command_timeout: float = 10.0
     offline_after: float = 90.0
     source: str = "<memory>"
-    cloud_mqtt5: bool = True  # [cloud] protocol = "5" (default) or "3.1.1"
     response_prefix: str = ""  # MQTT 5 response topics must be under it ("" = the default)
     command_queue: int = 64  # commands waiting to be handled; beyond it: `busy`
-    max_packet: int = 65_536  # largest MQTT packet the hub accepts from either broker
 
     def __post_init__(self) -> None:
         if not self.response_prefix:
             object.__setattr__(self, "response_prefix", default_response_prefix(self.site))
+
+    @property
+    def cloud_mqtt5(self) -> bool:
+        """Whether the cloud link speaks MQTT 5 (response topics, correlation data)."""
+        return self.cloud.mqtt5
 
     def panel(self, panel_id: str) -> PanelKeys | None:
         """The panel called ``panel_id``, if configured."""
@@ -86,7 +89,6 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
     command_timeout = hub.get_number("command_timeout", 10, minimum=0.1, maximum=3600)
     offline_after = hub.get_number("offline_after", 90, minimum=1, maximum=86400)
     command_queue = hub.get_int("command_queue", 64, minimum=1, maximum=100_000)
-    max_packet = hub.get_int("max_packet", 65_536, minimum=16_384, maximum=268_435_455)
     response_prefix = hub.get_str("response_prefix", default_response_prefix(site))
     problem = _prefix_problem(site, response_prefix)
     if problem is not None:
@@ -95,14 +97,7 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
 
     local_sec = root.get_section("local")
     local = _broker(local_sec, base)
-    cloud_mqtt5 = True
-    if root.has("cloud"):
-        cloud_sec = root.get_section("cloud")
-        # MQTT 5 carries response topics and correlation data; 3.1.1 for brokers without it.
-        cloud_mqtt5 = cloud_sec.get_str("protocol", "5", choices=("5", "3.1.1")) == "5"
-        cloud = _broker(cloud_sec, base)
-    else:
-        cloud = local
+    cloud = _broker(root.get_section("cloud"), base) if root.has("cloud") else local
 
     panels: list[PanelKeys] = []
     sections = root.get_sections("panels")
@@ -133,10 +128,8 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         command_timeout=command_timeout,
         offline_after=offline_after,
         source=source,
-        cloud_mqtt5=cloud_mqtt5,
         response_prefix=response_prefix,
         command_queue=command_queue,
-        max_packet=max_packet,
     )
 
 

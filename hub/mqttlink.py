@@ -18,7 +18,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.backoff import Backoff
-from common.mqtt import BrokerConfig, LinkState, client_options
+from common.mqtt import BrokerConfig, LinkState, link_options
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ class MqttLink:
         on_message: Callable[[aiomqtt.Message], None],
         on_state: Callable[[LinkState], None] | None = None,
         on_connect: Callable[[], Awaitable[None]] | None = None,
-        v5: bool = False,
         will: aiomqtt.Will | None = None,
         backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.name = name
         self.broker = broker
@@ -60,9 +60,11 @@ class MqttLink:
         self._on_message = on_message
         self._on_state = on_state
         self._on_connect = on_connect
-        self._v5 = v5
+        self._v5 = broker.mqtt5
         self._will = will
         self._backoff = backoff or Backoff(base=0.05, cap=5.0)
+        self._sleep = sleep  # between connection attempts (a clock's sleep in virtual time)
+        self.connect_waits = 0
         self._client: aiomqtt.Client | None = None
         self._lost = asyncio.Event()
 
@@ -78,17 +80,8 @@ class MqttLink:
                 self._on_state(state)
 
     def _client_for(self) -> aiomqtt.Client:
-        options = client_options(self.broker)
-        if self._v5:
-            return aiomqtt.Client(
-                **options,
-                identifier=self._identifier,
-                protocol=aiomqtt.ProtocolVersion.V5,
-                will=self._will,
-            )
-        return aiomqtt.Client(
-            **options, identifier=self._identifier, will=self._will, clean_session=True
-        )
+        options = link_options(self.broker)
+        return aiomqtt.Client(**options, identifier=self._identifier, will=self._will)
 
     async def run(self) -> None:
         """Connect, subscribe, dispatch; reconnect with backoff; until cancelled."""
@@ -128,7 +121,8 @@ class MqttLink:
                 self._client = None
                 self._lost.set()
                 self._set_state(LinkState.DOWN)
-            await asyncio.sleep(self._backoff.next())
+            self.connect_waits += 1
+            await self._sleep(self._backoff.next())
 
     def _dispatch(self, message: aiomqtt.Message) -> None:
         try:

@@ -119,7 +119,6 @@ class HubProcess:
             on_message=self._on_cloud,
             on_state=self._on_link_state,
             on_connect=self._cloud_connected,
-            v5=self.config.cloud_mqtt5,
             will=aiomqtt.Will(self.topics.hub_availability, b"offline", qos=1, retain=True),
             backoff=Backoff(base=0.05, cap=self._backoff_cap),
         )

@@ -13,19 +13,29 @@ import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final
 
 import aiomqtt
 
 from common.backoff import Backoff
 from common.clock import Clock
-from common.mqtt import BrokerConfig, LinkState, client_options
+from common.mqtt import BrokerConfig, LinkState, link_options
 from panel.store import PanelStore
 from protocol.errors import ProtocolError
 from protocol.frame import Direction
 from protocol.keys import key_id
-from protocol.messages import Ack, Command, Heartbeat, Message, PhotoChunk, StateSnapshot
+from protocol.messages import (
+    Ack,
+    Command,
+    ErrorCode,
+    Heartbeat,
+    Message,
+    PhotoChunk,
+    Result,
+    StateSnapshot,
+)
 from protocol.session import Receiver, Sender
 from protocol.topics import link_topics
 
@@ -61,8 +71,11 @@ class PanelLink:
         clock: Clock,
         on_command: Callable[[Command], None],
         on_connect: Callable[[], None] | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
+        self._sleep = sleep  # between connection attempts (a clock's sleep in virtual time)
         self.store = store
         self.clock = clock
         self.on_command = on_command
@@ -97,6 +110,7 @@ class PanelLink:
             keys,
             highest_seq={int(k): int(v) for k, v in saved.items() if int(k) in keys},
         )
+        self.hub_clock = HubClock()
         self._wake = asyncio.Event()
         self._side: deque[Message] = deque()
         self._client: aiomqtt.Client | None = None
@@ -138,10 +152,9 @@ class PanelLink:
             self.state = LinkState.CONNECTING
             try:
                 async with aiomqtt.Client(
-                    **client_options(settings.broker),
+                    **link_options(settings.broker),
                     identifier=f"centinela-panel-{settings.site}-{settings.panel_id}",
                     will=will,
-                    clean_session=True,
                 ) as client:
                     self._client = client
                     await client.subscribe(self._down, qos=1)
@@ -162,7 +175,8 @@ class PanelLink:
             finally:
                 self._client = None
                 self.state = LinkState.DOWN
-            await asyncio.sleep(backoff.next())
+            self.counters["connect_waits"] += 1
+            await self._sleep(backoff.next())
 
     async def close(self) -> None:
         """Say offline (retained) before a clean shutdown, when connected."""
@@ -227,6 +241,7 @@ class PanelLink:
                 self.counters[f"bad_frame_{type(exc).__name__}"] += 1
                 _LOGGER.debug("dropped a frame from the hub: %s", exc)
                 continue
+            self.hub_clock.sample(received.header.timestamp_ms)
             self._on_message(received.message)
 
     def _on_message(self, message: Message) -> None:
@@ -240,9 +255,61 @@ class PanelLink:
                 self.counters["stale_ack"] += 1
         elif isinstance(message, Command):
             self.store.set_meta(_RX_META, json.dumps(self._receiver.highest_seqs))
+            late = self.hub_clock.late_by(message.deadline_ms)
+            if late > 0:
+                # The hub has answered `timeout` already: executing it now would surprise.
+                self.counters["late_command"] += 1
+                _LOGGER.warning("command %s arrived %d ms after its deadline: refused",
+                                message.id, late)  # fmt: skip
+                detail = f"arrived {late} ms after its deadline; not executed"
+                self.send(Result(message.id, False, error=ErrorCode.TIMEOUT, detail=detail))
+                return
             self.on_command(message)
         else:
             self.counters["unexpected_message"] += 1
+
+
+class HubClock:
+    """What time the hub's clock shows now, learnt from the timestamps of its authentic frames.
+
+    A frame's timestamp is the hub's clock when it was sealed, so ``timestamp - local``
+    is the hub's lead over this panel's monotonic clock minus the frame's transit time:
+    the largest recent sample is the best estimate. The panel's own wall clock (which
+    may be unset, or jump when it is set) plays no part.
+    """
+
+    WINDOW_S: Final = 600.0
+    """Samples older than this are forgotten, so a hub clock set back is followed."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._samples: deque[tuple[float, int]] = deque()  # (local s, lead ms), leads falling
+
+    def sample(self, hub_ms: int) -> None:
+        """An authentic frame sealed at ``hub_ms`` on the hub's clock arrived now."""
+        local = self._monotonic()
+        lead = hub_ms - round(local * 1000)
+        while self._samples and self._samples[-1][1] <= lead:
+            self._samples.pop()
+        self._samples.append((local, lead))
+        while self._samples[0][0] < local - self.WINDOW_S:
+            self._samples.popleft()
+
+    def now_ms(self) -> int | None:
+        """The hub's clock now, at the earliest (None before any frame)."""
+        local = self._monotonic()
+        while self._samples and self._samples[0][0] < local - self.WINDOW_S:
+            self._samples.popleft()
+        if not self._samples:
+            return None
+        return round(local * 1000) + self._samples[0][1]
+
+    def late_by(self, deadline_ms: int | None) -> int:
+        """Milliseconds by which ``deadline_ms`` (hub clock) has passed; 0 if not (or unknown)."""
+        now = self.now_ms()
+        if deadline_ms is None or now is None:
+            return 0
+        return max(0, now - deadline_ms)
 
 
 def photo_chunks(photo_id: str, jpeg: bytes, size: int = 4096) -> list[PhotoChunk]:

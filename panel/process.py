@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 from common.clock import Clock, RealClock, TimerHandle
 from common.mqtt import parse_broker_url
+from common.supervise import Supervisor
 from drivers import registry
 from panel.actions import (
     Beep,
@@ -74,7 +76,7 @@ class PanelProcess:
         self._queue: asyncio.Queue[Input] = asyncio.Queue()
         self._busy = False
         self._timers: dict[str, TimerHandle] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor("panel")  # no task may end silently
         self._jobs: set[asyncio.Task[None]] = set()
         self._stack = AsyncExitStack()
 
@@ -121,25 +123,27 @@ class PanelProcess:
             self.link = PanelLink(
                 settings, self._store, self.clock, self._on_command, self._on_connect
             )
-            self._spawn(self.link.run(), "link")
+            self._spawn(self.link.run, "link")
         # Every device stream, for its inputs and its lost/back reports.
         for name in ("keypad", "nfc", "zones", "climate", "camera"):
-            self._spawn(self._pump(getattr(self, name)), name)
-        self._spawn(self._consume(), "core")
-        self._spawn(self._every(config.telemetry.interval, self._telemetry), "telemetry")
-        self._spawn(self._every(config.link.heartbeat, self._heartbeat), "heartbeat")
+            self._spawn(functools.partial(self._pump, getattr(self, name)), name)
+        self._spawn(self._consume, "core")
+        self._spawn(functools.partial(self._every, config.telemetry.interval, self._telemetry),
+                    "telemetry")  # fmt: skip
+        self._spawn(functools.partial(self._every, config.link.heartbeat, self._heartbeat),
+                    "heartbeat")  # fmt: skip
         self._apply(self._core.start(self.clock.now_ms()))
 
     async def stop(self) -> None:
         """Stop everything this process started; the store keeps the state."""
         if self.link is not None:
             await self.link.close()
-        for task in [*self._tasks, *self._jobs]:
+        await self._supervisor.stop()
+        for task in list(self._jobs):
             task.cancel()
-        for task in [*self._tasks, *self._jobs]:
+        for task in list(self._jobs):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._tasks.clear()
         self._jobs.clear()
         for handle in self._timers.values():
             handle.cancel()
@@ -189,8 +193,8 @@ class PanelProcess:
             broker = dataclasses.replace(broker, host=host, port=port, tls=tls)
         return LinkSettings(config.site, config.panel_id, broker, key, config.link.previous_key)
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=f"panel-{name}"))
+    def _spawn(self, factory: Callable[[], Any], name: str) -> None:
+        self._supervisor.spawn(name, factory)
 
     async def _pump(self, driver: Any) -> None:
         async for inp in driver:

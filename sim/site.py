@@ -129,6 +129,8 @@ class SimSite:
         data = dict(self._data)
         mqtt = dict(data.get("mqtt") or {})
         mqtt["broker"] = self.broker_url
+        if self.broker is not None and self.broker.kind == "amqtt":
+            mqtt["protocol"] = "3.1.1"  # amqtt speaks MQTT 3.1.1 only
         data["mqtt"] = mqtt
         link = dict(data.get("link") or {})
         link.setdefault("key", self._key)
@@ -181,10 +183,8 @@ class SimSite:
     def _hub_mapping(self, mqtt: Mapping[str, Any]) -> Any:
         from hub.config import load_hub_mapping
 
-        # amqtt speaks MQTT 3.1.1 only.
-        amqtt = self.broker is not None and self.broker.kind == "amqtt"
         broker: dict[str, Any] = {"broker": self.broker_url}
-        for key in ("username", "password", "ca", "cert", "key"):
+        for key in ("username", "password", "ca", "cert", "key", "protocol"):
             if mqtt.get(key):
                 broker[key] = mqtt[key]
         mapping = {
@@ -194,7 +194,7 @@ class SimSite:
                 "command_timeout": 10,
             },
             "local": dict(broker),
-            "cloud": {**broker, "protocol": "3.1.1" if amqtt else "5"},
+            "cloud": dict(broker),
             "panels": [{"id": self.facts.panel, "key": self._key}],
         }
         return load_hub_mapping(mapping, f"{self.source} (hub)")

@@ -102,7 +102,7 @@ async def test_centinela_hub_relays_for_independent_clients(
                 got = json.loads(await sub.line())
             assert (got["site"], got["panel"], got["seq"], got["type"]) == (site, "p1", 1, "armed")
             # A command from mosquitto_pub (MQTT 5, with a response topic), results seen twice.
-            reply = f"app/{site}/reply"
+            reply = f"centinela/{site}/result/app-7"
             async with mosquitto_sub(
                 mosquitto, "-V", "mqttv5", "-v", "-t", availability,
                 "-t", f"centinela/{site}/result", "-t", reply, "-C", "3",
