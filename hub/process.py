@@ -43,7 +43,7 @@ from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay
 from hub.store import HubStore, OutboxItem, StoreError
 from protocol.errors import ProtocolError
-from protocol.messages import Ack, Command, ErrorCode, Result
+from protocol.messages import Ack, Command, ErrorCode, Heartbeat, Result
 from protocol.topics import link_topics
 
 _LOGGER = logging.getLogger(__name__)
@@ -251,18 +251,28 @@ class HubProcess:
             self._counters.drop("store_error", str(exc))
             await asyncio.sleep(0.5)
             return
+        # A heartbeat back to each panel that sent one or has just come online: the panel
+        # learns the hub's clock from it and refuses commands past their deadline.
+        beat = set(outcome.heartbeats)
         for panel in outcome.seen:
+            if self.availability.label(panel) != "online":
+                beat.add(panel)
             self.availability.seen(panel)
         for panel, online in outcome.statuses.items():
             self.availability.status(panel, online)
         if self.outbox is not None:
             self.outbox.added(outcome.queued)
-        for panel, upto in outcome.acks.items():
+        down_frames: list[tuple[str, Ack | Heartbeat]] = [
+            (panel, Ack(upto)) for panel, upto in outcome.acks.items()
+        ]
+        down_frames += [(panel, Heartbeat(now, self.relay.last_seq.get(panel) or 0))
+                        for panel in sorted(beat)]  # fmt: skip
+        for panel, message in down_frames:
             down = link_topics(self.config.site, panel)[1]
             try:
-                await self.local.publish(down, self.relay.seal(panel, Ack(upto), now))
+                await self.local.publish(down, self.relay.seal(panel, message, now))
             except LinkDown as exc:
-                _LOGGER.debug("ack %d to %s not sent: %s", upto, panel, exc)
+                _LOGGER.debug("%s to %s not sent: %s", type(message).__name__, panel, exc)
 
     # -- the cloud side -----------------------------------------------------------------
 

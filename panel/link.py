@@ -265,6 +265,8 @@ class PanelLink:
                 self.send(Result(message.id, False, error=ErrorCode.TIMEOUT, detail=detail))
                 return
             self.on_command(message)
+        elif isinstance(message, Heartbeat):
+            self.counters["hub_heartbeats"] += 1  # its time was sampled on arrival
         else:
             self.counters["unexpected_message"] += 1
 

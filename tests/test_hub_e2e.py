@@ -116,7 +116,9 @@ async def test_centinela_hub_relays_for_independent_clients(
                     "-D", "publish", "correlation-data", "xyz",
                 )  # fmt: skip
                 lines = sorted([await sub.line(), await sub.line()])
-            assert [line.split(" ", 1)[0] for line in lines] == sorted([reply, f"centinela/{site}/result"])
+            assert [line.split(" ", 1)[0] for line in lines] == sorted(
+                [reply, f"centinela/{site}/result"]
+            )
             for line in lines:
                 assert json.loads(line.split(" ", 1)[1]) == {
                     "id": "e2e-1", "panel": "p1", "ok": True, "state": "arming"
