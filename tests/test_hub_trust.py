@@ -11,7 +11,7 @@ import pytest
 
 from common.clock import VirtualClock
 from common.errors import ConfigError
-from common.mqtt import MAX_PACKET, LinkState
+from common.mqtt import LinkState
 from hub.config import load_hub_mapping
 from protocol.messages import Command, Heartbeat, Result, State
 from sim.broker import Mosquitto
@@ -132,7 +132,7 @@ async def test_the_broker_refuses_oversized_packets_before_hub_or_panel_buffer_t
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """Issue 10 item 6: a 100 MB command was read whole into the hub's memory."""
-    huge = b"{" + b" " * (4 * MAX_PACKET) + b"}"
+    huge = b"{" + b" " * (4 * 65_536) + b"}"  # four times common.mqtt.MAX_PACKET
     async with site_on(mosquitto, tmp_path) as s:
         hub, panel = s.hub, s.panel
         assert panel.link is not None

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from common.backoff import Backoff
 from common.clock import VirtualClock
 from common.mqtt import BrokerConfig, LinkState
-from common.supervise import Supervisor
 from hub.mqttlink import MqttLink
-from panel.link import HubClock, LinkSettings, PanelLink
+from panel.link import LinkSettings, PanelLink
 from panel.store import PanelStore
 from protocol.keys import generate_key
 from protocol.messages import Action, Command, Mode, Via
@@ -31,6 +29,7 @@ OUTAGE_S = 30 * 60
 
 
 def test_one_backoff_for_links_and_drivers_correct_at_a_million_attempts() -> None:
+    from common.backoff import Backoff
     from drivers import base
 
     assert base.Backoff is Backoff  # the drivers use the same implementation
@@ -81,6 +80,8 @@ async def test_a_30_minute_broker_outage_in_virtual_time(side: str, tmp_path: Pa
         def waits() -> int:
             return panel_link.counters["connect_waits"]
     else:
+        from common.backoff import Backoff
+
         link = MqttLink(
             "local", config, identifier="outage-hub", subscriptions=["centinela-link/demo/+/up"],
             on_message=lambda _m: None, backoff=Backoff(base=0.05, cap=2.0), sleep=clock.sleep,
@@ -113,6 +114,8 @@ async def test_a_30_minute_broker_outage_in_virtual_time(side: str, tmp_path: Pa
 async def test_a_task_that_raises_or_returns_is_logged_and_restarted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    from common.supervise import Supervisor
+
     runs: list[str] = []
     done = asyncio.Event()
 
@@ -168,6 +171,8 @@ async def test_the_panel_link_task_that_raises_is_restarted_with_a_log_line(
 
 
 def test_the_hub_clock_follows_the_freshest_frame_and_forgets_old_ones() -> None:
+    from panel.link import HubClock
+
     now = [100.0]
     hub = HubClock(lambda: now[0])
     assert hub.now_ms() is None
