@@ -34,6 +34,23 @@ def _consume(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+def _counting_queue(
+    on_overflow: Callable[[aiomqtt.Message], None] | None,
+) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A queue class for aiomqtt that hands each message it cannot hold to ``on_overflow``."""
+
+    class CountingQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            try:
+                super().put_nowait(item)
+            except asyncio.QueueFull:
+                if on_overflow is None:
+                    raise  # aiomqtt discards it
+                on_overflow(item)
+
+    return CountingQueue
+
+
 class MqttLink:
     """A client for one broker that reconnects by itself until cancelled."""
 
@@ -50,6 +67,8 @@ class MqttLink:
         will: aiomqtt.Will | None = None,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_queued: int = 0,
+        on_overflow: Callable[[aiomqtt.Message], None] | None = None,
     ) -> None:
         self.name = name
         self.broker = broker
@@ -65,6 +84,8 @@ class MqttLink:
         self._backoff = backoff or Backoff(base=0.05, cap=5.0)
         self._sleep = sleep  # between connection attempts (a clock's sleep in virtual time)
         self.connect_waits = 0
+        self._max_queued = max_queued  # messages waiting to be handed on; 0: no limit
+        self._on_overflow = on_overflow
         self._client: aiomqtt.Client | None = None
         self._lost = asyncio.Event()
 
@@ -81,7 +102,13 @@ class MqttLink:
 
     def _client_for(self) -> aiomqtt.Client:
         options = link_options(self.broker)
-        return aiomqtt.Client(**options, identifier=self._identifier, will=self._will)
+        return aiomqtt.Client(
+            **options,
+            identifier=self._identifier,
+            will=self._will,
+            max_queued_incoming_messages=self._max_queued,
+            queue_type=_counting_queue(self._on_overflow),
+        )
 
     async def run(self) -> None:
         """Connect, subscribe, dispatch; reconnect with backoff; until cancelled."""

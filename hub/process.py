@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
@@ -48,6 +49,10 @@ from protocol.topics import link_topics
 
 _LOGGER = logging.getLogger(__name__)
 
+INCOMING_LIMIT: Final = 1024
+"""Cloud messages received and not yet looked at; beyond it they are discarded (``flood``)."""
+BUSY_REPLIES: Final = 1024
+"""``busy`` results waiting to be written; beyond it the oldest go unanswered (``flood``)."""
 MAX_IN_FLIGHT: Final = 256
 """Most commands sent to the panels and not answered yet; beyond it: ``busy``."""
 BATCH: Final = 256
@@ -89,6 +94,9 @@ class HubProcess:
             config.command_queue
         )
         self.outbox: CloudOutbox | None = None
+        # `busy` results, written in batches: one transaction for many, not one each.
+        self._busy_replies: deque[OutboxItem] = deque()
+        self._busy_wake = asyncio.Event()
         self._active = 0
         self._supervisor = Supervisor(
             "hub", base=RESTART_S, on_failure=lambda _name: self._counters.add("internal_error")
@@ -121,6 +129,9 @@ class HubProcess:
             on_connect=self._cloud_connected,
             will=aiomqtt.Will(self.topics.hub_availability, b"offline", qos=1, retain=True),
             backoff=Backoff(base=0.05, cap=self._backoff_cap),
+            # A flood waits in the broker (or is dropped, counted), not in the hub's memory.
+            max_queued=INCOMING_LIMIT,
+            on_overflow=self._overflow,
         )
 
     # -- public surface -----------------------------------------------------------------
@@ -133,6 +144,8 @@ class HubProcess:
     def idle(self) -> bool:
         """No frame or command being handled, and nothing to publish (or the cloud is down)."""
         if self._active or not self._inbound.empty() or not self._commands.empty():
+            return False
+        if self._busy_replies:
             return False
         if self.local.backlog() or self.cloud.backlog():
             return False
@@ -159,6 +172,7 @@ class HubProcess:
             "frames": self._process_frames,
             "commands": self._process_commands,
             "outbox": self.outbox.run,
+            "busy replies": self._write_busy_replies,
         }
         for name, worker in workers.items():
             self._supervisor.spawn(name, worker)
@@ -304,6 +318,13 @@ class HubProcess:
         except asyncio.QueueFull:
             self._busy(message, f"{self._commands.maxsize} commands are waiting")
 
+    def _overflow(self, message: aiomqtt.Message) -> None:
+        """A cloud message the link cannot hold: a command is answered ``busy``, nothing else."""
+        if str(message.topic) == self.topics.command:
+            self._busy(message, f"{INCOMING_LIMIT} messages are waiting")
+        else:
+            self._counters.drop("flood", f"a message on {str(message.topic)[:80]} discarded")
+
     def _busy(self, message: aiomqtt.Message, why: str) -> None:
         """Answer ``busy`` without queueing (a command with no usable id is only counted)."""
         parsed = parse_command(_payload(message), self.config.panel_ids)
@@ -312,11 +333,23 @@ class HubProcess:
             return
         command_id = parsed.id if isinstance(parsed, Rejected) else parsed.command.id
         response_topic, correlation = self._reply_to(message)
-        self._respond(
-            Result(command_id, False, error=ErrorCode.BUSY,
-                   detail=f"the hub is busy ({why}); try again"),
-            parsed.panel, response_topic, correlation,
-        )  # fmt: skip
+        result = Result(command_id, False, error=ErrorCode.BUSY,
+                        detail=f"the hub is busy ({why}); try again")  # fmt: skip
+        items = self._result_items(result, parsed.panel, response_topic, correlation)
+        while len(self._busy_replies) + len(items) > BUSY_REPLIES:
+            self._busy_replies.popleft()
+            self._counters.drop("flood", "a busy result discarded unsent")
+        self._busy_replies.extend(items)
+        self._busy_wake.set()
+
+    async def _write_busy_replies(self) -> None:
+        while True:
+            await self._busy_wake.wait()
+            self._busy_wake.clear()
+            items = list(self._busy_replies)
+            self._busy_replies.clear()
+            self._enqueue(items)
+            await asyncio.sleep(0)  # let more gather while the next batch is written
 
     async def _process_commands(self) -> None:
         while True:
