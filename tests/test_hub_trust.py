@@ -4,6 +4,7 @@ never reach the hub or the panel."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -14,7 +15,7 @@ from common.errors import ConfigError
 from common.mqtt import LinkState
 from hub.config import load_hub_mapping
 from protocol.messages import Command, Heartbeat, Result, State
-from sim.broker import Mosquitto
+from sim.broker import BrokerSpec, Mosquitto
 from tests.panel_site import site_on
 from tests.test_hub_fakepanel import (
     T0,
@@ -27,6 +28,13 @@ from tests.test_hub_fakepanel import (
     until,
 )
 from tests.test_hub_process import config_for, running
+
+
+@pytest.fixture
+def own_broker(broker_factory: Callable[[BrokerSpec], Mosquitto]) -> Mosquitto:
+    """A broker of this test's own: the retained state of site "demo" stays there."""
+    return broker_factory(BrokerSpec())
+
 
 STATUS = {"panel": "p1", "action": "status", "user": "alice", "via": "app"}
 
@@ -129,16 +137,16 @@ def test_the_result_prefix_is_configurable_and_cannot_reach_the_hubs_own_topics(
 
 
 async def test_the_broker_refuses_oversized_packets_before_hub_or_panel_buffer_them(
-    mosquitto: Mosquitto, tmp_path: Path
+    own_broker: Mosquitto, tmp_path: Path
 ) -> None:
     """Issue 10 item 6: a 100 MB command was read whole into the hub's memory."""
     huge = b"{" + b" " * (4 * 65_536) + b"}"  # four times common.mqtt.MAX_PACKET
-    async with site_on(mosquitto, tmp_path) as s:
+    async with site_on(own_broker, tmp_path) as s:
         hub, panel = s.hub, s.panel
         assert panel.link is not None
         await until(lambda: hub.availability.label("p1") == "online")
         await until(lambda: panel.link is not None and panel.link.state is LinkState.UP)
-        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as attacker:
+        async with aiomqtt.Client(own_broker.host, own_broker.port) as attacker:
             await attacker.publish("centinela/demo/command", huge, qos=1)
             await attacker.publish("centinela-link/demo/p1/up", huge, qos=1)
             await attacker.publish("centinela-link/demo/p1/down", huge, qos=1)

@@ -18,11 +18,17 @@ from panel.store import PanelStore
 from protocol.keys import generate_key
 from protocol.messages import Action, Command, Mode, Via
 from protocol.topics import link_topics
-from sim.broker import Mosquitto
+from sim.broker import BrokerSpec, Mosquitto
 from tests.panel_site import site_on
 from tests.test_hub_fakepanel import T0, until
 
 OUTAGE_S = 30 * 60
+
+
+@pytest.fixture
+def own_broker(broker_factory: Callable[[BrokerSpec], Mosquitto]) -> Mosquitto:
+    """A broker of this test's own: the retained state of site "demo" stays there."""
+    return broker_factory(BrokerSpec())
 
 
 # -- one backoff ---------------------------------------------------------------------------
@@ -143,7 +149,7 @@ async def test_a_task_that_raises_or_returns_is_logged_and_restarted(
 
 
 async def test_the_panel_link_task_that_raises_is_restarted_with_a_log_line(
-    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    own_broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     """Issue 10 item 7: the panel's link task ended unnoticed and the panel ran on unlinked."""
@@ -158,7 +164,7 @@ async def test_the_panel_link_task_that_raises_is_restarted_with_a_log_line(
 
     monkeypatch.setattr(PanelLink, "run", breaks_once)
     with caplog.at_level(logging.ERROR, logger="common.supervise"):
-        async with site_on(mosquitto, tmp_path) as s:
+        async with site_on(own_broker, tmp_path) as s:
             assert s.panel.link is not None
             link = s.panel.link
             await until(lambda: link.state is LinkState.UP)
@@ -190,10 +196,10 @@ def test_the_hub_clock_follows_the_freshest_frame_and_forgets_old_ones() -> None
 
 
 async def test_a_command_that_reaches_the_panel_after_its_deadline_is_refused(
-    mosquitto: Mosquitto, tmp_path: Path
+    own_broker: Mosquitto, tmp_path: Path
 ) -> None:
     """Issue 10 item 3: a command held up in transit must not be executed late."""
-    async with site_on(mosquitto, tmp_path) as s:
+    async with site_on(own_broker, tmp_path) as s:
         panel, hub = s.panel, s.hub
         link = panel.link
         assert link is not None and hub.relay is not None
