@@ -133,12 +133,15 @@ class SimSite:
             mqtt["protocol"] = "3.1.1"  # amqtt speaks MQTT 3.1.1 only
         data["mqtt"] = mqtt
         link = dict(data.get("link") or {})
-        link.setdefault("key", self._key)
+        if "key" not in link and "key_file" not in link:  # an installer's file keeps its own
+            link["key"] = self._key
         data["link"] = link
         store = dict(data.get("store") or {})
         store.setdefault("path", str(self.workdir / "panel.db"))
         data["store"] = store
         self._panel_config = load_site_mapping(data, self.source)
+        if self._panel_config.link.key is not None:
+            self._key = self._panel_config.link.key.hex()  # the hub gets the same key
         self._hub_config = self._hub_mapping(mqtt)
         host, port, tls = parse_broker_url(self.broker_url, file=self.source, key="broker")
         cloud_broker = BrokerConfig(
