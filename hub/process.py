@@ -50,7 +50,8 @@ from protocol.topics import link_topics
 _LOGGER = logging.getLogger(__name__)
 
 INCOMING_LIMIT: Final = 1024
-"""Cloud messages received and not yet looked at; beyond it they are discarded (``flood``)."""
+"""Cloud messages received and not yet looked at; beyond it a command is answered ``busy`` at
+once and anything else is discarded (``flood``)."""
 BUSY_REPLIES: Final = 1024
 """``busy`` results waiting to be written; beyond it the oldest go unanswered (``flood``)."""
 MAX_IN_FLIGHT: Final = 256
@@ -129,7 +130,7 @@ class HubProcess:
             on_connect=self._cloud_connected,
             will=aiomqtt.Will(self.topics.hub_availability, b"offline", qos=1, retain=True),
             backoff=Backoff(base=0.05, cap=self._backoff_cap),
-            # A flood waits in the broker (or is dropped, counted), not in the hub's memory.
+            # A flood is answered `busy` as it arrives, never held in the hub's memory.
             max_queued=INCOMING_LIMIT,
             on_overflow=self._overflow,
         )
