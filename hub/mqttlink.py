@@ -34,12 +34,12 @@ def _consume(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-def _counting_queue(
+def _overflowing_queue(
     on_overflow: Callable[[aiomqtt.Message], None] | None,
 ) -> type[asyncio.Queue[aiomqtt.Message]]:
     """A queue class for aiomqtt that hands each message it cannot hold to ``on_overflow``."""
 
-    class CountingQueue(asyncio.Queue[aiomqtt.Message]):
+    class OverflowingQueue(asyncio.Queue[aiomqtt.Message]):
         def put_nowait(self, item: aiomqtt.Message) -> None:
             try:
                 super().put_nowait(item)
@@ -48,7 +48,7 @@ def _counting_queue(
                     raise  # aiomqtt discards it
                 on_overflow(item)
 
-    return CountingQueue
+    return OverflowingQueue
 
 
 class MqttLink:
@@ -107,7 +107,7 @@ class MqttLink:
             identifier=self._identifier,
             will=self._will,
             max_queued_incoming_messages=self._max_queued,
-            queue_type=_counting_queue(self._on_overflow),
+            queue_type=_overflowing_queue(self._on_overflow),
         )
 
     async def run(self) -> None:
