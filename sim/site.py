@@ -112,6 +112,7 @@ class SimSite:
         self._data = dict(data)
         self._key = str((data.get("link") or {}).get("key") or new_link_key())
         self._open_zones: set[str] = set()
+        self._chips: dict[str, Any] = {}  # simulated NTAG 424 DNA tags of a sun site, by UID
         self._panel_config: Any = None
         self._hub_config: Any = None
 
@@ -286,8 +287,24 @@ class SimSite:
         await maybe_await(self._running().keypad.twin.type(keys))
 
     async def present_tag(self, uid: str) -> None:
-        """Bring a tag into the reader's field."""
-        await maybe_await(self._running().nfc.twin.present(uid))
+        """Bring a tag into the reader's field.
+
+        On a site with ``[nfc] tags = "sun"`` a 7-byte UID is an NTAG 424 DNA
+        personalised with the site's keys (one chip per UID, its read counter kept
+        across panel restarts); any other UID is a plain UID-only tag.
+        """
+        running = self._running()
+        nfc = running.config.nfc
+        tag: Any = uid
+        if nfc.sun and len(uid) == 14 and nfc.meta_key and nfc.file_key:
+            from drivers.ntag424 import SunKeys
+            from drivers.sim_ntag424 import Ntag424Chip
+
+            tag = self._chips.get(uid.upper())
+            if tag is None:
+                tag = Ntag424Chip(uid).personalise(SunKeys(nfc.meta_key, nfc.file_key), nfc.url)
+                self._chips[uid.upper()] = tag
+        await maybe_await(running.nfc.twin.present(tag))
 
     async def remove_tag(self) -> None:
         """Take the tag away."""
