@@ -105,9 +105,21 @@ def open_zones(url: str, zones: Sequence[ZoneSpec], *, file: str = "config") -> 
         driver.twin = twin
         twin.attach(driver)
         return driver
-    options = GpioOptions(**plan.options)  # type: ignore[arg-type]
+    options = _gpio_options(plan)
     _check_pins(zones, options, file)
     return GpioZones(zones, options)
+
+
+def _gpio_options(plan: Plan) -> GpioOptions:
+    def pin(role: str) -> int | None:
+        value = plan.options.get(role)
+        assert value is None or isinstance(value, int)
+        return value
+
+    active_low, debounce = plan.options["active_low"], plan.options["debounce"]
+    assert isinstance(active_low, bool)
+    assert isinstance(debounce, float)
+    return GpioOptions(pin("siren"), pin("strobe"), pin("tamper"), active_low, debounce)
 
 
 def _check_pins(zones: Sequence[ZoneSpec], options: GpioOptions, file: str) -> None:

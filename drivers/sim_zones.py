@@ -29,6 +29,7 @@ class SimZoneSpec:
 def _contact_pin_class() -> Any:
     from gpiozero.pins.mock import MockPin
 
+    # gpiozero has no types: MockPin is Any to mypy, and subclassing Any needs the ignore.
     class ContactPin(MockPin):  # type: ignore[misc]
         """A mock pin with a contact to ground: low while closed, else at its pull level."""
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from centinela import doctor
-from drivers import probe
 from centinela.cli import main
+from drivers import probe
 from drivers.sim_usb import SimUsbKeypad
 
 SITE = """
