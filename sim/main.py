@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common.clock import RealClock
+from drivers.sim_keypad import KeypadTwin
 from sim.runner import event_line
 from sim.site import DEMO_SITE, SimSite, read_site_file
 
@@ -83,7 +84,8 @@ async def serve(
 def describe(site: SimSite) -> str:
     """Site, panel, broker; then the keypad's serial path for a person to type into."""
     broker = site.broker.kind if site.broker is not None else "external"
-    path = getattr(site.panel.keypad.twin, "path", "") if site.panel and site.panel.keypad else ""
+    twin = site.device_twin("keypad", KeypadTwin)
+    path = twin.path if twin is not None else ""
     keypad = f"\nkeypad serial {path} (type keys there from any serial terminal)" if path else ""
     return (
         f"centinela sim · site {site.facts.site} · panel {site.facts.panel}"
