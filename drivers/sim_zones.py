@@ -145,11 +145,6 @@ class SimZones(Twin):
         self._contact(self.tamper_pins[name], False)
         return self._settled()
 
-    def untamper(self, name: str) -> None:
-        """Close the tamper loop again (reports nothing)."""
-        self._tampered[name] = False
-        self._contact(self.tamper_pins[name], True)
-
     def is_open(self, name: str) -> bool:
         """Whether the simulated contact is faulted."""
         return self._open[self._zone(name).name]
