@@ -113,7 +113,6 @@ class SerialKeypad(KeypadDriver):
             await asyncio.sleep(self._backoff.delay(attempt))
             attempt += 1
             if await self._open():
-                self.stats.reconnects += 1
                 return
 
     def _on_bytes(self, data: bytes) -> None:

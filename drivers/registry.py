@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from common.errors import ConfigError
+from common.extras import require
 from drivers.camera import CameraDriver
 from drivers.climate import ClimateDriver
 from drivers.keypad import KeypadDriver
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_url",
+    "modules_needed",
     "open_camera",
     "open_climate",
     "open_keypad",
@@ -34,9 +36,32 @@ def check_url(kind: str, url: str, *, file: str = "config") -> None:
     parse(kind, url, file=file)
 
 
+def modules_needed(plan: Plan) -> tuple[str, ...]:
+    """The optional modules the driver for ``plan`` imports (common.extras names their extra)."""
+    if plan.kind == "keypad":
+        usb = plan.scheme == "usbhid" or (plan.scheme == "sim" and plan.target == "usbhid")
+        return ("usb",) if usb else ("serial", "serial_asyncio_fast")
+    if plan.kind == "nfc":
+        return ("nfc",)
+    if plan.kind == "zones":
+        return ("gpiozero",)  # the simulated zones are gpiozero's mock pins
+    if plan.kind == "climate" and plan.scheme == "bme280":
+        return ("smbus2",)
+    if plan.kind == "camera" and plan.scheme == "sim":
+        return ("PIL",)  # the simulated camera draws its pictures
+    return ()
+
+
+def _plan(kind: str, url: str, file: str) -> Plan:
+    """Parse ``url``; a driver whose library is not installed is a one-line error here."""
+    plan = parse(kind, url, file=file)
+    require(*modules_needed(plan), where=f"{file}: devices.{kind}")
+    return plan
+
+
 def open_keypad(url: str, *, file: str = "config") -> KeypadDriver:
     """A keypad driver for ``url`` (enter it with ``async with``)."""
-    plan = parse("keypad", url, file=file)
+    plan = _plan("keypad", url, file)
     if plan.scheme == "sim":
         return _sim_keypad(plan.target)
     if plan.scheme in ("serial", "socket"):
@@ -78,7 +103,7 @@ def open_nfc(url: str, *, file: str = "config") -> NfcDriver:
     """An NFC reader driver for ``url``."""
     from drivers.nfc import NfcReader
 
-    plan = parse("nfc", url, file=file)
+    plan = _plan("nfc", url, file)
     if plan.scheme == "sim":
         from drivers.sim_nfc import SimTagEmulator
 
@@ -94,7 +119,7 @@ def open_zones(url: str, zones: Sequence[ZoneSpec], *, file: str = "config") -> 
     """Zones (and siren/strobe) for ``url``; each gpio: zone needs a pin."""
     from drivers.zones import GpioZones
 
-    plan = parse("zones", url, file=file)
+    plan = _plan("zones", url, file)
     if plan.scheme == "sim":
         from drivers.sim_zones import SimZones
 
@@ -145,7 +170,7 @@ def open_climate(
     """A climate sensor driver; ``clock`` (epoch seconds) drives the simulated day."""
     from drivers.climate import Bme280Climate
 
-    plan = parse("climate", url, file=file)
+    plan = _plan("climate", url, file)
     interval = plan.options["interval"]
     assert isinstance(interval, float)
     if plan.scheme == "sim":
@@ -174,7 +199,7 @@ def open_camera(
     ``devices`` maps a camera name to its own V4L2 node (``[[cameras]] device``),
     overriding the node in a ``v4l2:`` URL; it is ignored for ``sim:``.
     """
-    plan = parse("camera", url, file=file)
+    plan = _plan("camera", url, file)
     if plan.scheme == "sim":
         from drivers.sim_camera import SimCamera, SimCameraDriver
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common.clock import RealClock
+from common.extras import require
 from drivers.sim_keypad import KeypadTwin
 from sim.runner import event_line
 from sim.site import DEMO_SITE, SimSite, read_site_file
@@ -32,6 +33,7 @@ def run_sim(args: argparse.Namespace) -> int:
     load_site_mapping(data, str(path))  # a bad site file: one line, exit 2, before anything starts
     interactive = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
+        require("prompt_toolkit", where="the interactive view (--headless needs none)")
         # Log lines would tear the full-screen view: keep only errors, in a file-less quiet.
         logging.getLogger().setLevel(logging.CRITICAL)
     return asyncio.run(serve(data, str(path), broker_url=args.broker, interactive=interactive))
