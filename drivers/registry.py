@@ -101,9 +101,9 @@ def _sim_keypad(variant: str) -> KeypadDriver:
 
 def open_nfc(url: str, *, file: str = "config") -> NfcDriver:
     """An NFC reader driver for ``url``."""
+    plan = _plan("nfc", url, file)
     from drivers.nfc import NfcReader
 
-    plan = _plan("nfc", url, file)
     if plan.scheme == "sim":
         from drivers.sim_nfc import SimTagEmulator
 

@@ -60,7 +60,7 @@ class EmbeddedBroker:
     kind = "amqtt"
 
     def __init__(self, port: int | None = None) -> None:
-        require("amqtt", where="the embedded broker (no mosquitto installed)")
+        require("amqtt", where="the embedded broker")
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self._broker: Any = None
