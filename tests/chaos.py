@@ -42,9 +42,12 @@ class CloudLog:
     seen: set[int] = field(default_factory=set)
     duplicates: int = 0
     received: int = 0
+    sentinel: int | None = None  # seq of the wrong code typed after the last cycle
 
-    def add(self, seq: int) -> None:
+    def add(self, seq: int, event_type: str = "") -> None:
         self.received += 1
+        if event_type == "code_rejected":
+            self.sentinel = seq
         if seq in self.seen:
             self.duplicates += 1
             return
@@ -91,14 +94,17 @@ async def _cloud(broker: Mosquitto, log: CloudLog, stop: asyncio.Event) -> None:
                 await client.subscribe("centinela/chaos/event", qos=1)
                 async for message in client.messages:
                     event = json.loads(message.payload)  # type: ignore[arg-type]
-                    log.add(int(event["seq"]))
+                    log.add(int(event["seq"]), str(event.get("type")))
         except aiomqtt.MqttError:
             await asyncio.sleep(0.1)
 
 
 def _panel_last_seq(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        row = conn.execute("SELECT next_seq FROM state WHERE id = 1").fetchone()
+        try:
+            row = conn.execute("SELECT next_seq FROM state WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:
+            return 0  # the panel is still creating its schema
     return int(row[0]) - 1 if row else 0
 
 
@@ -169,21 +175,20 @@ async def run(events: int, faults: int, seed: int, workdir: Path | None = None) 
             if typed % 20 == 0:
                 kp.drain()
                 await asyncio.sleep(0.05)
+        # Keys typed may still wait in the line: a wrong code typed last is the marker.
+        # Keys are taken in order and events delivered in seq order, so once the cloud
+        # has its code_rejected event, every event recorded before it was sent too.
+        kp.type("*9999A")
         print(f"  {events} events recorded; waiting for delivery", file=sys.stderr)
-        await asyncio.sleep(1)
-        last = _panel_last_seq(panel_db)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (not log.seen or max(log.seen) < last):
+        while time.monotonic() < deadline and (
+            log.sentinel is None or not log.seen.issuperset(range(1, log.sentinel + 1))
+        ):
             await asyncio.sleep(0.2)
             kp.drain()
-        await asyncio.sleep(1)  # anything late would show up as a duplicate or a gap
         panel.stop()
         hub.stop()
         last = _panel_last_seq(panel_db)
-        # A clean stop records nothing new; wait for a straggler, if any.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (not log.seen or max(log.seen) < last):
-            await asyncio.sleep(0.2)
     finally:
         stop.set()
         cloud.cancel()
