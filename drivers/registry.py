@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from drivers.nfc import NfcDriver
 
 __all__ = [
+    "check_installed",
     "check_url",
     "modules_needed",
     "open_camera",
@@ -34,6 +35,11 @@ __all__ = [
 def check_url(kind: str, url: str, *, file: str = "config") -> None:
     """Validate a ``[devices]`` URL without opening anything; raises ConfigError."""
     parse(kind, url, file=file)
+
+
+def check_installed(kind: str, url: str, *, file: str = "config") -> None:
+    """Raise MissingDependency when the driver for ``url`` needs a library not installed here."""
+    _plan(kind, url, file)
 
 
 def modules_needed(plan: Plan) -> tuple[str, ...]:

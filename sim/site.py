@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import tomllib
 from collections.abc import Mapping
@@ -115,13 +116,13 @@ class SimSite:
 
     async def start(self) -> None:
         """Start the broker (unless external), the hub, the panel and the cloud stand-in."""
+        from drivers.registry import check_installed
         from panel.config import load_site_mapping
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self._external_url is None:
             self.broker = private_broker(self._prefer)
             self.broker_url = self.broker.url
-            await self.broker.start()
         data = dict(self._data)
         mqtt = dict(data.get("mqtt") or {})
         mqtt["broker"] = self.broker_url
@@ -133,7 +134,12 @@ class SimSite:
         store.setdefault("path", str(self.workdir / "panel.db"))
         data["store"] = store
         self._panel_config = load_site_mapping(data, self.source)
+        for kind, url in dataclasses.asdict(self._panel_config.devices).items():
+            # A device library missing on this host: say so before anything starts.
+            check_installed(kind, url, file=self.source)
         self._hub_config = self._hub_mapping(mqtt)
+        if self.broker is not None:
+            await self.broker.start()
         host, port, tls = parse_broker_url(self.broker_url, file=self.source, key="broker")
         cloud_broker = BrokerConfig(
             host, port, tls, mqtt.get("username"), mqtt.get("password"), _path(mqtt.get("ca"))

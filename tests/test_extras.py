@@ -244,3 +244,12 @@ def test_a_failed_import_of_an_optional_module_is_recognised() -> None:
 )
 def test_modules_each_device_url_needs(kind: str, url: str, modules: tuple[str, ...]) -> None:
     assert modules_needed(parse(kind, url)) == modules
+
+
+def test_scenarios_on_a_host_without_the_panel_libraries(tmp_path: Path) -> None:
+    scenario = ROOT / "sim" / "scenarios" / "02_arm_total_code.yaml"
+    result = centinela(("nfc",), "scenario", "run", str(scenario), cwd=tmp_path)
+    line = one_line(result)
+    assert line.startswith("centinela scenario: ")
+    assert line.endswith("devices.nfc: nfcpy is not installed; install centinela[panel]")
+    assert result.returncode == 2
