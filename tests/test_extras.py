@@ -6,6 +6,7 @@ unimportable by an import hook, as on a host that installed a smaller extra.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -252,4 +253,27 @@ def test_scenarios_on_a_host_without_the_panel_libraries(tmp_path: Path) -> None
     line = one_line(result)
     assert line.startswith("centinela scenario: ")
     assert line.endswith("devices.nfc: nfcpy is not installed; install centinela[panel]")
+    assert result.returncode == 2
+
+
+def test_interactive_simulator_without_prompt_toolkit(tmp_path: Path) -> None:
+    master, slave = os.openpty()  # the view needs a terminal on stdin and stdout
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", SHIM, "prompt_toolkit", "sim"],
+            cwd=tmp_path,
+            stdin=slave,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert one_line(result) == (
+        "centinela sim: the interactive view (--headless needs none): prompt_toolkit is not"
+        " installed; install centinela[sim]"
+    )
     assert result.returncode == 2
