@@ -16,8 +16,11 @@ setup: $(STAMP) system-packages
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "installing centinela and its tools into $(VENV) (log: $(VENV)/install.log)"
+	@$(PY) -m pip install --quiet --upgrade pip > $(VENV)/install.log 2>&1 || \
+		{ cat $(VENV)/install.log; exit 1; }
+	@$(PY) -m pip install --quiet -e '.[dev]' >> $(VENV)/install.log 2>&1 || \
+		{ cat $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 
 # As root, or with password-less sudo, missing packages are installed (with an

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -24,12 +25,20 @@ HANDLERS = {
 }
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("centinela")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = argparse.ArgumentParser(
         prog="centinela", description="centinela alarm panel, hub and simulator"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("sim", help="run a whole simulated site (broker, panel, hub, cloud)")
@@ -55,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="panel or hub configuration file to check")
 
     p = sub.add_parser("events", help="the event log as the customer area shows it")
-    p.add_argument("--site", required=True)
+    p.add_argument("--site", help="site id (default: the [hub] site of --config)")
     p.add_argument("--panel")
     p.add_argument("--since", help="ISO time or a duration such as 1h, 30m, 2d")
     p.add_argument("--user")
@@ -66,12 +75,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="hub configuration file (for the store path)")
 
     sub.add_parser("keygen", help="print a new random 256-bit panel key")
+    _finish(parser)
     return parser
+
+
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """Rules for every (sub)command: no abbreviated options, ``-v`` after the subcommand too."""
+    parser.allow_abbrev = False  # `--conf` must not quietly mean `--config`
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "-v" not in child._option_string_actions:
+                    child.add_argument(
+                        "-v",
+                        "--verbose",
+                        action="store_true",
+                        default=argparse.SUPPRESS,  # keep a -v given before the subcommand
+                        help="log debug messages",
+                    )
+                _finish(child)
+
+
+def _subparser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The innermost subcommand's parser, so its errors show its own usage line."""
+    current = parser
+    while True:
+        found = None
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                name = getattr(args, action.dest, None)
+                found = action.choices.get(name) if name is not None else None
+        if found is None:
+            return current
+        current = found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``centinela`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _subparser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -9,20 +9,27 @@ wrong. On a machine with no hardware at all it simply says what is not there.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import glob
 import logging
+import secrets
+import ssl
 import sys
 import tomllib
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
+import aiomqtt
+
 from common.errors import ConfigError
 from common.extras import missing
+from common.mqtt import BrokerConfig, client_options
 from drivers import probe
 from drivers.probe import ERROR, MISSING, OK, Check
 from drivers.registry import modules_needed
 from drivers.urls import PARSERS, Plan, parse
+from protocol.keys import fingerprint
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -153,8 +160,19 @@ def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
             checks.append(_device_check(path, kind, url, zones, usb_backend))
     mqtt = raw.get("mqtt")
     if isinstance(mqtt, dict) and "broker" in mqtt:
-        checks.append(_broker_check(str(mqtt["broker"])))
+        checks.append(_site_broker_check(path, str(mqtt["broker"])))
     return checks
+
+
+def _site_broker_check(path: str, url: str) -> Check:
+    """Log in as the panel would (user, password, TLS) when the file loads; else the URL only."""
+    try:
+        from panel.config import load_site_file
+
+        broker = load_site_file(path).mqtt
+    except (ImportError, ConfigError):
+        return _broker_check(url)
+    return Check("broker", *broker_login(broker), True)
 
 
 def _hub_checks(path: str, raw: dict[str, Any]) -> list[Check]:
@@ -168,12 +186,13 @@ def _hub_checks(path: str, raw: dict[str, Any]) -> list[Check]:
     checks = [
         Check("config", OK, f"{path}: hub of site {hub.site}, {len(hub.panels)} panel(s)", True)
     ]
-    urls = {"local": hub.local.url, "cloud": hub.cloud.url}
-    for name, url in urls.items():
-        if name == "cloud" and url == urls["local"]:
+    for panel in hub.panels:
+        checks.append(Check(f"key {panel.id}", OK, _fingerprints(panel.key, panel.previous_key)))
+    brokers = {"local": hub.local, "cloud": hub.cloud}
+    for name, broker in brokers.items():
+        if name == "cloud" and broker == hub.local:
             continue
-        check = _broker_check(url)
-        checks.append(Check(f"broker ({name})", check.verdict, check.detail, True))
+        checks.append(Check(f"broker ({name})", *broker_login(broker), True))
     return checks
 
 
@@ -188,7 +207,18 @@ def _site_check(path: str, raw: dict[str, Any]) -> Check:
         site = load_site_file(path)
     except ConfigError as exc:
         return Check("config", ERROR, str(exc), True)
-    return Check("config", OK, f"{path}: panel {site.panel_id} of site {site.site}", True)
+    detail = f"{path}: panel {site.panel_id} of site {site.site}"
+    if site.link.key is not None:
+        detail += f"; link {_fingerprints(site.link.key, site.link.previous_key)}"
+    return Check("config", OK, detail, True)
+
+
+def _fingerprints(key: bytes, previous: bytes | None) -> str:
+    """Keys by fingerprint (never the key): compare the panel's line with the hub's."""
+    text = f"key fingerprint {fingerprint(key)}"
+    if previous is not None:
+        text += f", previous key {fingerprint(previous)}"
+    return text
 
 
 def _device_check(
@@ -207,6 +237,10 @@ def _device_check(
     if plan.scheme == "sim":
         return Check(topic, OK, f"{url} (simulated)", True)
     verdict, detail = _presence(plan, zones, usb_backend)
+    if verdict != OK:
+        # The panel starts anyway, so that the rest of the alarm works; it reports the device
+        # as lost (a tamper event) and keeps trying to open it.
+        detail += "; the panel still starts, reports it lost and keeps retrying"
     return Check(topic, verdict, f"{url}: {detail}", True)
 
 
@@ -264,6 +298,42 @@ def _usb_present(vid: int, pid: int, backend: Any) -> tuple[str, str]:
     except usb.core.USBError as exc:
         return ERROR, str(exc)
     return (OK, "found") if found is not None else (MISSING, f"no USB device {vid:04x}:{pid:04x}")
+
+
+def broker_login(cfg: BrokerConfig, timeout: float = 5.0) -> tuple[str, str]:
+    """(verdict, detail) of a real MQTT log-in with the configured user, password and TLS."""
+    who = f"as {cfg.username!r}" if cfg.username else "anonymously"
+
+    async def attempt() -> None:
+        options = {**client_options(cfg), "timeout": timeout}
+        options["identifier"] = f"centinela-doctor-{secrets.token_hex(4)}"
+        async with asyncio.timeout(timeout + 1), aiomqtt.Client(**options):
+            pass
+
+    try:
+        asyncio.run(attempt())
+    except ssl.SSLError as exc:
+        return ERROR, f"{cfg.url}: TLS failed: {exc.reason or exc}"
+    except aiomqtt.MqttCodeError as exc:
+        return ERROR, f"{cfg.url}: refused the log-in {who}: {_words(exc)}"
+    except TimeoutError:
+        return ERROR, f"{cfg.url}: no MQTT answer within {timeout:g} s"
+    except aiomqtt.MqttError as exc:
+        text = str(exc)
+        if "SSL" in text or "certificate" in text:
+            return ERROR, f"{cfg.url}: TLS failed: {text}"
+        return ERROR, f"{cfg.url}: {text}"
+    except OSError as exc:
+        return ERROR, f"{cfg.url}: {exc.strerror or exc}"
+    return OK, f"{cfg.url}: logged in {who}{' over TLS' if cfg.tls else ''}"
+
+
+def _words(exc: aiomqtt.MqttCodeError) -> str:
+    """The broker's reason code in words (``not authorized``)."""
+    rc = exc.rc
+    if rc is None or isinstance(rc, int):
+        return str(exc).removeprefix("Connection refused: ") or "refused"
+    return str(rc).lower()
 
 
 def _broker_check(url: str) -> Check:

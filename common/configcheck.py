@@ -20,6 +20,8 @@ KEY_HEX_DIGITS: Final = 2 * KEY_BYTES
 _HEX: Final = frozenset(string.hexdigits)
 
 NAME_RE: Final = re.compile(r"[a-z0-9_-]{1,32}")
+TAG_RE: Final = re.compile(r"[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20}")
+"""An NFC tag UID (ISO 14443-A: 4, 7 or 10 bytes) in hex, any case."""
 """Names of panels, sites, users, zones and cameras."""
 
 
@@ -178,6 +180,8 @@ class Section:
     def _check_range(
         self, key: str, value: float, minimum: float | None, maximum: float | None
     ) -> None:
+        if minimum is not None and minimum == maximum and value != minimum:
+            raise self.error(key, f"must be {minimum:g}, not {value:g}")
         if minimum is not None and maximum is not None and not minimum <= value <= maximum:
             raise self.error(key, f"must be between {minimum:g} and {maximum:g}, not {value:g}")
         if minimum is not None and value < minimum:
@@ -242,6 +246,17 @@ class Section:
             path = base / path
         if must_exist and not path.is_file():
             raise self.error(key, f"no such file: {path}")
+        return path
+
+    def get_store_path(self, key: str, base: Path, default: str | None = None) -> Path | None:
+        """A database file that may not exist yet, in a folder that must (a typo is an error)."""
+        path = self.get_path(key, base, must_exist=False, default=default)
+        if path is not None and not path.parent.is_dir():
+            raise self.error(
+                key,
+                f"the folder {path.parent} does not exist "
+                "(create it; the systemd unit's StateDirectory= does on a Pi)",
+            )
         return path
 
     def finish(self) -> None:

@@ -64,6 +64,8 @@ def _int(value: str, what: str, lo: int, hi: int, base: int = 10) -> int:
     except ValueError:
         raise _Bad(f"{what} is not a number: {value!r}") from None
     if not lo <= number <= hi:
+        if base == 16 or (base == 0 and value.lower().startswith("0x")):
+            raise _Bad(f"{what} {value} is out of range 0x{lo:02x}-0x{hi:02x}")
         raise _Bad(f"{what} {number} is out of range {lo}-{hi}")
     return number
 

@@ -54,6 +54,13 @@ class Topics:
         return f"centinela/{self.site}/{panel}/photo/{photo_id}"
 
 
+EVENT_FIELDS: Final = frozenset(
+    {"site", "panel", "seq", "time", "type", "mode", "user", "method", "zone", "cid", "sia"}
+    | {"tag", "photo", "detail"}
+)
+"""Every key a cloud event object may have (what scenario files may check)."""
+
+
 def event_json(site: str, panel: str, event: Event) -> dict[str, Any]:
     """The cloud event object (CONTRACT §5); ``tag``, ``photo`` and ``detail`` only when set."""
     out: dict[str, Any] = {
@@ -98,6 +105,10 @@ def telemetry_json(reading: Telemetry) -> dict[str, Any]:
         "temperature": reading.temperature,
         "humidity": reading.humidity,
     }
+
+
+RESULT_FIELDS: Final = frozenset({"id", "ok", "panel", "state", "error", "detail"})
+"""Every key a command result may have."""
 
 
 def result_json(result: Result, panel: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from common.clock import Clock, TimerHandle
+from common.configcheck import NAME_RE, TAG_RE
 from hub.cloudapi import dumps, result_json
 from hub.store import OutboxItem
 from protocol.messages import Action, Command, ErrorCode, Mode, Result, Via
@@ -17,8 +18,6 @@ MAX_COMMAND: Final = 4096
 """Largest command payload in bytes; anything bigger is dropped and counted."""
 MAX_RESPONSE_TOPIC: Final = 256
 
-NAME_RE: Final = re.compile(r"[a-z0-9_-]{1,32}")
-TAG_RE: Final = re.compile(r"(?:[0-9A-Fa-f]{2}){4,10}")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 _FIELDS: Final = frozenset({"id", "panel", "action", "mode", "user", "via", "camera", "tag"})
 _NEEDS: Final = {Action.ARM: "mode", Action.PHOTO: "camera", Action.REVOKE_TAG: "tag"}
@@ -129,7 +128,7 @@ def _problem(data: Mapping[str, Any], panels: Collection[str]) -> str | None:
     if needed == "camera" and (not isinstance(value, str) or not NAME_RE.fullmatch(value)):
         return "camera: required, a camera name (1 to 32 of a-z 0-9 _ -)"
     if needed == "tag" and (not isinstance(value, str) or not TAG_RE.fullmatch(value)):
-        return "tag: required, the tag UID in hex (4 to 10 bytes)"
+        return "tag: required, the tag UID in hex (4, 7 or 10 bytes)"
     return None
 
 

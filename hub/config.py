@@ -69,7 +69,7 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
     root = Section(data, source)
     hub = root.get_section("hub", required=True)
     site = hub.get_str("site", pattern=NAME_RE, what="1 to 32 of a-z 0-9 _ -")
-    store = hub.get_path("store", base, must_exist=False, default="hub.db")
+    store = hub.get_store_path("store", base, default="hub.db")
     assert store is not None  # a default is given
     command_timeout = hub.get_number("command_timeout", 10, minimum=0.1, maximum=3600)
     offline_after = hub.get_number("offline_after", 90, minimum=1, maximum=86400)

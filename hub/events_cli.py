@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import re
 import sys
@@ -15,7 +14,7 @@ from typing import Final, TextIO
 
 from common.configcheck import NAME_RE
 from common.errors import UsageError
-from hub.cloudapi import event_json
+from hub.cloudapi import dumps, event_json
 from hub.config import load_hub_file
 from hub.store import HubStore, StoredEvent, StoreError
 from protocol.messages import EventType
@@ -85,13 +84,17 @@ def _what(stored: StoredEvent) -> str:
     text = _WHAT.get(event.type, str(event.type))
     if event.mode is not None:
         text += f" ({event.mode})"
-    if event.detail:
-        text += f": {event.detail}"
     return text
 
 
+def _detail(stored: StoredEvent) -> str:
+    """The detail, unless it only repeats what the WHAT column says."""
+    detail = stored.event.detail or ""
+    return "" if detail == _WHAT.get(stored.event.type) else detail
+
+
 def table_row(stored: StoredEvent) -> tuple[str, ...]:
-    """The columns of one event: when, panel, what, who, how, zone."""
+    """The columns of one event: when, panel, what, who, how, zone, detail."""
     event = stored.event
     return (
         _local(event.time_ms),
@@ -100,16 +103,21 @@ def table_row(stored: StoredEvent) -> tuple[str, ...]:
         event.user or "-",
         str(event.method),
         event.zone or "-",
+        _detail(stored),
     )
 
 
-HEADER: Final = ("WHEN", "PANEL", "WHAT", "WHO", "HOW", "ZONE")
-_WIDTHS: Final = (19, 10, 30, 12, 7, 0)
+HEADER: Final = ("WHEN", "PANEL", "WHAT", "WHO", "HOW", "ZONE", "DETAIL")
+_WIDTHS: Final = (19, 10, 24, 12, 7, 14, 0)
+"""Column widths; a longer value is cut with '…' so the columns stay aligned (not DETAIL)."""
 
 
 def format_row(cells: tuple[str, ...]) -> str:
     """Fixed-width columns (the last one free)."""
-    parts = [c.ljust(w) if w else c for c, w in zip(cells, _WIDTHS, strict=True)]
+    parts = [
+        (c if len(c) <= w else c[: w - 1] + "…").ljust(w) if w else c
+        for c, w in zip(cells, _WIDTHS, strict=True)
+    ]
     return "  ".join(parts).rstrip()
 
 
@@ -120,6 +128,10 @@ def run_events(
 ) -> int:
     """Entry point of ``centinela events``."""
     out = out or sys.stdout
+    if getattr(args, "site", None) is None:
+        if not getattr(args, "config", None):
+            raise UsageError("--site: required (or --config HUB.toml, whose [hub] site is used)")
+        args.site = load_hub_file(args.config).site
     for flag in ("site", "panel", "user"):
         value = getattr(args, flag, None)
         if value is not None and not NAME_RE.fullmatch(value):
@@ -138,6 +150,13 @@ def run_events(
         store = HubStore(path, readonly=True)
     except StoreError as exc:
         raise UsageError(f"{exc} (is this a hub store?)") from None
+    known_sites = store.sites()
+    if known_sites and args.site not in known_sites:
+        store.close()
+        raise UsageError(
+            f"--site: no events for site {args.site!r} in {path} "
+            f"(it holds: {', '.join(known_sites)})"
+        )
     as_json = bool(getattr(args, "json", False))
     filters = {
         "site": args.site,
@@ -173,7 +192,7 @@ def run_events(
 
 def _emit(stored: StoredEvent, as_json: bool, out: TextIO) -> None:
     if as_json:
-        line = json.dumps(event_json(stored.site, stored.panel, stored.event), ensure_ascii=False)
+        line = dumps(event_json(stored.site, stored.panel, stored.event)).decode("utf-8")
         print(line, file=out)
     else:
         print(format_row(table_row(stored)), file=out)

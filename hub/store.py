@@ -364,6 +364,11 @@ class HubStore:
         """The rowid of the newest stored event (0 when there is none)."""
         return int(self._db.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0])
 
+    def sites(self) -> list[str]:
+        """The sites that have events in this store, sorted."""
+        rows = self._db.execute("SELECT DISTINCT site FROM events ORDER BY site")
+        return [str(row[0]) for row in rows]
+
     def count_events(self, panel: str | None = None) -> int:
         """How many events are stored (for ``panel``, or for all)."""
         if panel is None:

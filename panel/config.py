@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,14 +20,13 @@ from common.configcheck import (
     parse_hex_key,
     read_secret_file,
 )
+from common.configcheck import TAG_RE as TAG_RE  # the panel core checks UIDs with it too
 from common.mqtt import BrokerConfig
 from panel.codes import CODE_RE, CodeHasher
 from protocol.messages import Mode
 
 _LOGGER = logging.getLogger(__name__)
 
-TAG_RE: Final = re.compile(r"(?:[0-9A-Fa-f]{2}){4,10}")
-"""An NFC tag UID: 4 to 10 bytes in hex."""
 
 DEVICE_SCHEMES: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
     {
@@ -248,7 +246,7 @@ class _Loader:
         mqtt = self._mqtt(root.get_section("mqtt"))
         link = self._link(root.get_section("link"))
         store_sec = root.get_section("store")
-        store_path = store_sec.get_path("path", self.base, must_exist=False)
+        store_path = store_sec.get_store_path("path", self.base)
         store_sec.finish()
         store = StoreConfig(store_path or self.base / f"{panel_id}.db")
         tele = root.get_section("telemetry")
@@ -312,7 +310,9 @@ class _Loader:
             duress = self._code(sec, "duress_code", required=False)
             user_tags = [
                 t.upper()
-                for t in sec.get_str_list("tags", [], pattern=TAG_RE, what="hex, 4 to 10 bytes")
+                for t in sec.get_str_list(
+                    "tags", [], pattern=TAG_RE, what="a UID in hex: 4, 7 or 10 bytes"
+                )
             ]
             for j, tag in enumerate(user_tags):
                 if tag in tags and tags[tag] != i:

@@ -14,6 +14,21 @@ HELP = (
     "arm total|partial|night [USER] · disarm [USER] · status · photo CAMERA · sos · unlock · "
     "revoke USER|TAG · broker stop|start · restart|stop|start panel|hub · quit"
 )
+HELP_LINES = (
+    ("1234A  or  k 1234 A", "keys as typed on the keypad: code + A/B/C arms total/partial/night"),
+    ("1234D", "code + D disarms; P is panic; * clears; the digits show as *"),
+    ("tap alice  or  tap 04A1B2C3D4E5F6", "a user's first tag (or a UID) at the reader"),
+    ("open hall_pir / close hall_pir", "a zone faults or restores"),
+    ("tamper hall_pir  or  tamper keypad", "a zone's or the keypad's tamper switch"),
+    ("arm total|partial|night [USER] [app|web]", "a cloud command, as the app or the web sends it"),
+    ("disarm | status | sos | unlock [USER] [app|web]", "more cloud commands (default: a master)"),
+    ("photo hall [USER]", "a photo request; the view says where the picture is saved"),
+    ("revoke alice|UID [BY_USER]", "revoke a user's first tag (or a UID)"),
+    ("broker stop|start", "the link goes down and comes back"),
+    ("stop|start|restart panel|hub", "power a process off, on, or restart it"),
+    ("help  /  quit (or Ctrl-C)", "this list / leave; any command closes this list"),
+)
+"""Every command of the view, with an example and what it does."""
 MODES = ("total", "partial", "night")
 _KEYS_ONLY = re.compile(r"^[0-9*#A-DP]+$")
 

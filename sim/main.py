@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from common.clock import RealClock
+from common.errors import ConfigError, UsageError
 from common.extras import require
+from common.mqtt import parse_broker_url
 from drivers.sim_keypad import KeypadTwin
 from sim.runner import event_line
 from sim.site import DEMO_SITE, SimSite, read_site_file
@@ -28,6 +30,11 @@ def run_sim(args: argparse.Namespace) -> int:
     """The command's handler."""
     from panel.config import load_site_mapping
 
+    if args.broker is not None:
+        try:
+            parse_broker_url(args.broker, file="--broker", key="")
+        except ConfigError as exc:
+            raise UsageError(f"--broker: {exc.reason}") from None
     path = Path(args.site) if args.site else DEMO_SITE
     data = read_site_file(path)
     load_site_mapping(data, str(path))  # a bad site file: one line, exit 2, before anything starts

@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 
 from common.errors import ConfigError
-from panel.inputs import KEYS
+from drivers.reports import KEYS
+from hub.cloudapi import EVENT_FIELDS, RESULT_FIELDS
 from protocol.messages import EventType, State
 from sim.steps import (
     Broker,
@@ -197,8 +198,8 @@ class _Parser:
                     f"{key}.locked", f"expected true or false, got {flow(value['locked'])!r}", line
                 )
             locked = value["locked"]
-        result = self.fields(value, "result", key, line)
-        event = self.fields(value, "event", key, line)
+        result = self.fields(value, "result", key, line, RESULT_FIELDS)
+        event = self.fields(value, "event", key, line, EVENT_FIELDS)
         self.event_type(event, f"{key}.event", line)
         events = None
         if "events" in value:
@@ -207,6 +208,7 @@ class _Parser:
                 raise self.fail(f"{key}.events", "expected a list of event field mappings", line)
             events = tuple({str(k): v for k, v in e.items()} for e in raw)
             for i, item in enumerate(events):
+                self.known_fields(item, f"{key}.events[{i}]", line, EVENT_FIELDS)
                 self.event_type(item, f"{key}.events[{i}]", line)
         within = None
         if "within" in value:
@@ -222,14 +224,35 @@ class _Parser:
                 raise self.fail(f"{key}.type", reason, line) from None
 
     def fields(
-        self, value: Mapping[str, Any], name: str, key: str, line: int | None
+        self,
+        value: Mapping[str, Any],
+        name: str,
+        key: str,
+        line: int | None,
+        known: frozenset[str],
     ) -> dict[str, Any] | None:
         if name not in value:
             return None
         raw = value[name]
         if not isinstance(raw, Mapping) or not raw:
             raise self.fail(f"{key}.{name}", "expected a mapping of fields", line)
-        return {str(k): v for k, v in raw.items()}
+        fields = {str(k): v for k, v in raw.items()}
+        self.known_fields(fields, f"{key}.{name}", line, known)
+        return fields
+
+    def known_fields(
+        self, fields: Mapping[str, Any], key: str, line: int | None, known: frozenset[str]
+    ) -> None:
+        """An unknown field could never match, so a check on it could never fail: refuse it."""
+        for name in fields:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise self.fail(
+                    f"{key}.{name}",
+                    f"unknown field (known: {', '.join(sorted(known))}){hint}",
+                    line,
+                )
 
 
 def _step_lines(text: str) -> list[int]:

@@ -116,8 +116,8 @@ async def run_files(
             else:
                 data, source = validate(scenario)
         except UsageError as exc:
-            err(str(exc))
-            out(f"✗ {path}: malformed: {exc}")
+            err(str(exc))  # the one error line, with the file, the step and the reason
+            out(f"✗ {path}: malformed (see the error line)")
             outcomes.append(ScenarioOutcome(path, Path(path).stem, "malformed", message=str(exc)))
             continue
         if rig_config is not None:

@@ -128,7 +128,8 @@ class SimSite:
         mqtt["broker"] = self.broker_url
         data["mqtt"] = mqtt
         link = dict(data.get("link") or {})
-        link.setdefault("key", self._key)
+        if "key" not in link and "key_file" not in link:  # an installer's file keeps its own
+            link["key"] = self._key
         data["link"] = link
         store = dict(data.get("store") or {})
         store.setdefault("path", str(self.workdir / "panel.db"))
@@ -137,6 +138,8 @@ class SimSite:
         for kind, url in dataclasses.asdict(self._panel_config.devices).items():
             # A device library missing on this host: say so before anything starts.
             check_installed(kind, url, file=self.source)
+        if self._panel_config.link.key is not None:
+            self._key = self._panel_config.link.key.hex()  # the hub gets the same key
         self._hub_config = self._hub_mapping(mqtt)
         if self.broker is not None:
             await self.broker.start()

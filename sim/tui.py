@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,7 +22,15 @@ from prompt_toolkit.widgets import Frame
 
 from drivers.sim_keypad import KeypadTwin
 from protocol.messages import Mode, State
-from sim.commands import HELP, CommandError, Quit, ShowHelp, masks_code, parse_command
+from sim.commands import (
+    HELP,
+    HELP_LINES,
+    CommandError,
+    Quit,
+    ShowHelp,
+    masks_code,
+    parse_command,
+)
 from sim.scenario import (
     Broker,
     Cloud,
@@ -144,22 +153,36 @@ def status_fragments(site: SimSite, now_ms: int) -> StyleAndTextTuples:
     return out
 
 
+def _cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, so the columns stay aligned."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def event_fragments(events: Sequence[Mapping[str, Any]], rows: int = 12) -> StyleAndTextTuples:
     """The last events as the cloud saw them: when, what, who, how, where."""
     out: StyleAndTextTuples = []
     for event in events[-rows:]:
         kind = str(event.get("type", "?"))
         style = "class:event.alarm" if kind in ALARM_TYPES else "class:event"
-        who = event.get("user") or ""
-        how = event.get("method") or ""
+        who = _cut(str(event.get("user") or ""), 8)
+        how = _cut(str(event.get("method") or ""), 7)
         extra = " ".join(str(event[k]) for k in ("mode", "zone", "photo") if event.get(k))
         out += [
             ("class:time", f" {hhmmss(event.get('time'))} #{event.get('seq', '?'):<4}"),
-            (style, f" {kind:<16}"),
+            (style, f" {_cut(kind, 16):<16}"),
             ("", f" {who:<8} {how:<7} {extra}\n"),
         ]
     if not events:
         out.append(("class:label", " no events yet\n"))
+    return out
+
+
+def help_fragments() -> StyleAndTextTuples:
+    """Every command of the view, one per line, with what it does."""
+    width = max(len(example) for example, _ in HELP_LINES)
+    out: StyleAndTextTuples = []
+    for example, what in HELP_LINES:
+        out += [("class:title", f" {example:<{width}}"), ("class:label", f"  {what}\n")]
     return out
 
 
@@ -197,8 +220,9 @@ async def perform(site: SimSite, step: Step) -> str:
             assert site.cloud is not None
             cmd = {"panel": site.facts.panel, **command}
             cmd.setdefault("id", site.cloud.next_id())
-            sent = await site.cloud.send(cmd)
-            return f"sent {cmd['action']} ({cmd['id']})" if sent else "cloud broker unreachable"
+            if not await site.cloud.send(cmd):
+                raise RuntimeError(f"{cmd['action']} not sent: the cloud broker is unreachable")
+            return f"sent {cmd['action']} ({cmd['id']})"
         case Broker(up):
             await site.set_broker(up)
             return f"broker {'started' if up else 'stopped'}"
@@ -230,6 +254,8 @@ class SimView:
         self.site = site
         self.banner = banner
         self.message: tuple[str, str] = ("class:help", "type help for every command")
+        self.help_open = False  # the events frame shows every command until the next one
+        self.photo_dir = site.workdir / "photos"
         self._jobs: set[asyncio.Task[None]] = set()
         self._sent: dict[str, str] = {}  # command id -> action, until its result comes
         self.input = Buffer(multiline=False, accept_handler=self._accept)
@@ -280,6 +306,8 @@ class SimView:
         return status_fragments(self.site, self.site.clock.now_ms())
 
     def _events(self) -> StyleAndTextTuples:
+        if self.help_open:
+            return help_fragments()
         cloud = self.site.cloud
         return event_fragments(cloud.events if cloud else [])
 
@@ -288,7 +316,27 @@ class SimView:
             action = self._sent.pop(str(value.get("id")), None)
             if action is not None:
                 self.message = result_message(action, value)
+        if kind == "photo" and isinstance(value, tuple) and self.site.cloud is not None:
+            self.message = self._save_photo(str(value[1]))
         self.app.invalidate()
+
+    def _save_photo(self, photo_id: str) -> tuple[str, str]:
+        """Write a photo the cloud received where the person can open it; say where."""
+        assert self.site.cloud is not None
+        data = self.site.cloud.photos.get(photo_id)
+        if data is None or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", photo_id):
+            return ("class:message.error", f"✗ photo {photo_id!r}: nothing to save")
+        try:
+            self.photo_dir.mkdir(mode=0o700, exist_ok=True)
+            path = self.photo_dir / f"{photo_id}.jpg"
+            path.write_bytes(data)
+        except OSError as exc:
+            return ("class:message.error", f"✗ photo {photo_id}: cannot save it: {exc}")
+        return (
+            "class:message.ok",
+            f"✓ photo {photo_id} ({len(data) // 1024} KB) saved as {path} "
+            "(kept until the simulator stops)",
+        )
 
     def _accept(self, buffer: Buffer) -> bool:
         text = buffer.text
@@ -301,8 +349,10 @@ class SimView:
             self.app.exit()
             return False
         if isinstance(command, ShowHelp):
-            self.message = ("class:help", HELP)
+            self.help_open = True
+            self.message = ("class:help", "every command, with an example")
             return False
+        self.help_open = False
         task = asyncio.create_task(self._run(command))
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)

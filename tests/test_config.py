@@ -144,6 +144,9 @@ def test_the_full_file_loads_into_typed_values(tmp_path: Path) -> None:
         (tmp_path / rel).write_text("x\n")
     (tmp_path / "secrets/mqtt.txt").write_text("s3cret\n")
     (tmp_path / "secrets/link.key").write_text(KEY + "\n")
+    with pytest.raises(ConfigError, match=r"store\.path: the folder .*/data does not exist"):
+        load_site_file(write(tmp_path, FULL))
+    (tmp_path / "data").mkdir()
     cfg = load_site_file(write(tmp_path, FULL))
     assert (cfg.panel_id, cfg.site, cfg.source) == ("p1", "demo", str(tmp_path / "site.toml"))
     assert cfg.timing[Mode.TOTAL].exit_delay == 45
@@ -271,7 +274,7 @@ def test_not_utf8(tmp_path: Path) -> None:
 
 CASES = [
     # (what is changed, key path, reason)
-    (("", "spec = 2\n"), "spec", "must be between 1 and 1"),
+    (("", "spec = 2\n"), "spec", "must be 1, not 2"),
     (('id = "p1"', 'id = "P 1"'), "panel.id", "must be 1 to 32 of a-z 0-9 _ -"),
     (('id = "p1"\n', ""), "panel.id", "required"),
     (('site = "demo"', "site = 7"), "panel.site", "must be a string, not an integer"),
@@ -297,7 +300,12 @@ CASES = [
         "must be one of arm_only, master, user",
     ),
     (('name = "alice"', 'name = "Alice"'), "users[0].name", "must be 1 to 32 of a-z 0-9 _ -"),
-    (('tags = ["04a1b2c3d4e5f6"]', 'tags = ["xyz"]'), "users[0].tags[0]", "must be hex, 4 to 10"),
+    (('tags = ["04a1b2c3d4e5f6"]', 'tags = ["xyz"]'), "users[0].tags[0]", "must be a UID in hex"),
+    (
+        ('tags = ["04a1b2c3d4e5f6"]', 'tags = ["04C0FFEE00"]'),
+        "users[0].tags[0]",
+        "4, 7 or 10 bytes",
+    ),
     (('tags = ["04a1b2c3d4e5f6"]', 'tags = "04a1"'), "users[0].tags", "must be a list of strings"),
     (
         ('tags = ["04a1b2c3d4e5f6"]', 'tags = ["04A1B2C3", "04a1b2c3"]'),

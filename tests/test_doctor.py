@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from centinela import doctor
 from centinela.cli import main
 from drivers import probe
 from drivers.sim_usb import SimUsbKeypad
+from sim.broker import BrokerSpec, Mosquitto, TlsFiles, make_ca
 
 SITE = """
 [panel]
@@ -55,14 +56,6 @@ def verdict_of(lines: list[str], topic: str) -> str:
         if line[9:].startswith(topic):
             return line.split()[0]
     raise AssertionError(f"no line for {topic}: {lines}")
-
-
-@pytest.fixture
-def listener() -> Iterator[int]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        yield server.getsockname()[1]
 
 
 @pytest.fixture
@@ -110,9 +103,11 @@ def test_reader_labels_flag_the_acr122u() -> None:
     assert "not advised" in probe.reader_label(probe.UsbDevice(0x072F, 0x2200, "acr122", False))
 
 
-def test_simulated_site_with_a_reachable_broker_is_ready(tmp_path: Path, listener: int) -> None:
+def test_simulated_site_with_a_reachable_broker_is_ready(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
     pytest.importorskip("panel.config")
-    path = write_site(tmp_path, mqtt=f'[mqtt]\nbroker = "mqtt://127.0.0.1:{listener}"')
+    path = write_site(tmp_path, mqtt=f'[mqtt]\nbroker = "{mosquitto.url}"')
     status, lines = run(path)
     assert status == 0, lines
     for topic in ("config", "devices.keypad", "devices.nfc", "devices.zones", "broker"):
@@ -126,6 +121,38 @@ def test_unreachable_broker_fails(tmp_path: Path, closed_port: int) -> None:
     assert status == 1
     assert verdict_of(lines, "broker") == "error"
     assert "refused" in lines[-2].lower() or any("refused" in line.lower() for line in lines)
+
+
+def test_the_broker_check_logs_in_with_the_configured_user(
+    tmp_path: Path, broker_factory: Callable[[BrokerSpec], Mosquitto]
+) -> None:
+    broker = broker_factory(BrokerSpec(users={"p1": "right"}, acl="user p1\ntopic readwrite #\n"))
+    for password, verdict in (("right", "ok"), ("wrong", "error")):
+        mqtt = f'[mqtt]\nbroker = "{broker.url}"\nusername = "p1"\npassword = "{password}"'
+        status, lines = run(write_site(tmp_path, mqtt=mqtt))
+        line = next(x for x in lines if x[9:].startswith("broker"))
+        assert verdict_of(lines, "broker") == verdict, lines
+        if verdict == "ok":
+            assert status == 0 and "logged in as 'p1'" in line
+        else:
+            assert status == 1
+            assert "refused the log-in as 'p1'" in line
+            assert "not authorized" in line or "bad user name or password" in line
+            assert "wrong" not in line  # never the password
+
+
+def test_the_broker_check_does_the_tls_handshake(
+    tmp_path: Path, broker_factory: Callable[[BrokerSpec], Mosquitto], tls_files: TlsFiles
+) -> None:
+    broker = broker_factory(BrokerSpec(tls=tls_files))
+    url = f"mqtts://127.0.0.1:{broker.port}"
+    other = make_ca(tmp_path / "other")  # a CA that did not sign the broker's certificate
+    for ca, verdict in ((tls_files.ca, "ok"), (other.ca, "error")):
+        status, lines = run(write_site(tmp_path, mqtt=f'[mqtt]\nbroker = "{url}"\nca = "{ca}"'))
+        assert status == (0 if verdict == "ok" else 1)
+        line = next(x for x in lines if x[9:].startswith("broker"))
+        assert verdict_of(lines, "broker") == verdict, lines
+        assert ("over TLS" if verdict == "ok" else "TLS failed") in line
 
 
 def test_missing_real_devices_fail_with_reasons(tmp_path: Path) -> None:
@@ -146,6 +173,8 @@ def test_missing_real_devices_fail_with_reasons(tmp_path: Path) -> None:
     assert verdict_of(lines, "devices.camera") == "missing"
     assert verdict_of(lines, "devices.nfc") == "ok"  # still sim:
     assert "/dev/ttyCENTINELA9 not found" in "\n".join(lines)
+    keypad = next(line for line in lines if "devices.keypad" in line)
+    assert "the panel still starts, reports it lost and keeps retrying" in keypad
     assert "problem(s)" in lines[-1]
 
 
@@ -183,7 +212,10 @@ key = "{key}"
 """
 
 
-def test_a_hub_file_checks_both_brokers(tmp_path: Path, listener: int, closed_port: int) -> None:
+def test_a_hub_file_checks_both_brokers(
+    tmp_path: Path, mosquitto: Mosquitto, closed_port: int
+) -> None:
+    listener = mosquitto.port
     from protocol.keys import generate_key
 
     path = tmp_path / "hub.toml"
@@ -197,3 +229,18 @@ def test_a_hub_file_checks_both_brokers(tmp_path: Path, listener: int, closed_po
     status, lines = run(str(path))
     assert status == 2  # a bad configuration, as for a panel file
     assert verdict_of(lines, "config") == "error"
+
+
+def test_keys_are_shown_by_fingerprint_on_both_sides(tmp_path: Path, closed_port: int) -> None:
+    from protocol.keys import fingerprint, generate_key
+
+    key = generate_key()
+    hub = tmp_path / "hub.toml"
+    hub.write_text(HUB.format(local=closed_port, cloud=closed_port, key=key))
+    site = write_site(tmp_path, mqtt=f'[link]\nkey = "{key}"')
+    expected = f"key fingerprint {fingerprint(bytes.fromhex(key))}"
+    _, hub_lines = run(str(hub))
+    _, site_lines = run(site)
+    assert any(line[9:].startswith("key p1") and expected in line for line in hub_lines)
+    assert any(line[9:].startswith("config") and expected in line for line in site_lines)
+    assert key not in "\n".join(hub_lines + site_lines)

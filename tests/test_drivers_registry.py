@@ -75,7 +75,7 @@ BAD = [
     ("zones", "gpio:17", "as a query"),
     ("zones", "pifacedigital:", "unknown zones URL scheme"),
     ("climate", "bme280:1", "BUS:ADDRESS"),
-    ("climate", "bme280:1:0x99", "out of range"),
+    ("climate", "bme280:1:0x99", "I2C address 0x99 is out of range 0x03-0x77"),
     ("climate", "bme280:one:0x76", "I2C bus is not a number"),
     ("climate", "dht22:4", "unknown climate URL scheme"),
     ("climate", "sim:?interval=0", "interval 0 is out of range"),

@@ -65,7 +65,7 @@ def _run(db: Path, *argv: str) -> list[str]:
 
 def test_the_table_shows_when_what_who_how(db: Path) -> None:
     lines = _run(db, "--site", "demo")
-    assert lines[0].split() == ["WHEN", "PANEL", "WHAT", "WHO", "HOW", "ZONE"]
+    assert lines[0].split() == ["WHEN", "PANEL", "WHAT", "WHO", "HOW", "ZONE", "DETAIL"]
     assert len(lines) == 1 + 5
     local = datetime.datetime.fromtimestamp((NOW_MS - 300 * 60_000) / 1000).astimezone()
     assert lines[1].startswith(f"{local:%Y-%m-%d %H:%M:%S}  p1")
@@ -75,6 +75,9 @@ def test_the_table_shows_when_what_who_how(db: Path) -> None:
     alarm = lines[3]
     assert "ALARM" in alarm
     assert alarm.rstrip().endswith("front_door")
+    columns = [lines[0].index(name) for name in ("WHO", "HOW", "ZONE")]
+    for line in lines[1:]:  # every row lines up under the header
+        assert [line[c - 1] for c in columns] == [" ", " ", " "]
     assert " system " in alarm
     assert "bob" in lines[4]
     assert "app" in lines[4]
@@ -178,6 +181,7 @@ def test_the_command_line(db: Path) -> None:
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["panel"] == "p2"
+    assert ", " not in ok.stdout and '": ' not in ok.stdout  # compact, as on the cloud topic
     bad = subprocess.run(
         [sys.executable, "-m", "centinela", "events", "--site", "demo", "--since", "later"],
         capture_output=True, text=True, env=env, timeout=60, check=False,
@@ -186,3 +190,43 @@ def test_the_command_line(db: Path) -> None:
     assert bad.stdout == ""
     assert len(bad.stderr.strip().splitlines()) == 1
     assert "--since" in bad.stderr
+
+
+def test_an_unknown_site_names_the_sites_the_store_holds(db: Path) -> None:
+    with pytest.raises(UsageError, match=r"no events for site 'nope'.*it holds: demo, other"):
+        run_events(_args(db, "--site", "nope"), io.StringIO())
+
+
+def test_the_site_comes_from_the_hub_config_when_not_given(db: Path, tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[hub]\nsite = "other"\nstore = "{db}"\n'
+        f'[[panels]]\nid = "p1x"\nkey = "{"ab" * 31 + "cd"}"\n'
+    )
+    out = io.StringIO()
+    args = build_parser().parse_args(["events", "--config", str(config), "--json"])
+    assert run_events(args, out) == 0
+    assert [json.loads(line)["site"] for line in out.getvalue().splitlines()] == ["other"]
+    with pytest.raises(UsageError, match="--site: required"):
+        run_events(build_parser().parse_args(["events", "--db", str(db)]), io.StringIO())
+
+
+def test_long_details_keep_the_columns_and_no_detail_is_said_twice(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    store = HubStore(path)
+    rejected = _event(1, 3, EventType.CODE_REJECTED, mode=Mode.TOTAL, detail="wrong code")
+    refused = _event(
+        2, 2, EventType.ARM_REFUSED, mode=Mode.TOTAL, user="a_very_long_user_name_here",
+        zone="kitchen_window_left", detail="open: kitchen_window_left, " * 5,
+    )  # fmt: skip
+    with store.transaction():
+        store.add_event("demo", "p1", rejected, NOW_MS)
+        store.add_event("demo", "p1", refused, NOW_MS)
+    store.close()
+    lines = _run(path, "--site", "demo")
+    assert "wrong code (total)" in lines[1]
+    assert lines[1].count("wrong code") == 1
+    zone = lines[0].index("ZONE")
+    detail = lines[0].index("DETAIL")
+    assert lines[2][zone - 1] == " " and lines[2][detail - 1] == " "
+    assert lines[2][detail:].startswith("open: kitchen_window_left")

@@ -55,6 +55,9 @@ def test_a_full_file(tmp_path: Path) -> None:
     (tmp_path / "p2.key").write_text(p2_key + "\n")
     path = tmp_path / "hub.toml"
     path.write_text(FULL)
+    with pytest.raises(ConfigError, match=r"hub\.store: the folder .*/data does not exist"):
+        load_hub_file(path)  # a typo in the store's folder would start an empty store
+    (tmp_path / "data").mkdir()
     config = load_hub_file(path)
     assert config.site == "demo"
     assert config.store == tmp_path / "data" / "hub.db"
@@ -79,13 +82,13 @@ def test_a_full_file(tmp_path: Path) -> None:
     assert KEY not in repr(config)
 
 
-def test_defaults_and_cloud_defaults_to_local() -> None:
+def test_defaults_and_cloud_defaults_to_local(tmp_path: Path) -> None:
     config = load_hub_mapping(
         {"hub": {"site": "s"}, "local": {"broker": "mqtt://10.0.0.2:1884"},
          "panels": [{"id": "p1", "key": KEY}]},
-        "/etc/centinela/hub.toml",
+        str(tmp_path / "hub.toml"),
     )  # fmt: skip
-    assert config.store == Path("/etc/centinela/hub.db")
+    assert config.store == tmp_path / "hub.db"
     assert config.command_timeout == 10
     assert config.offline_after == 90
     assert config.cloud == config.local

@@ -26,6 +26,7 @@ class Rig:
     """A relay over a store file, and a panel sender to feed it."""
 
     def __init__(self, tmp: Path) -> None:
+        tmp.mkdir(exist_ok=True)
         self.key = new_key()
         self.config: HubConfig = load_hub_mapping(
             {"hub": {"site": SITE, "store": str(tmp / "hub.db")},

@@ -55,6 +55,9 @@ def test_a_malformed_file_exits_2_naming_file_step_and_reason(
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "0 passed, 0 failed, 1 malformed" in proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert message not in proc.stdout  # said once, on stderr
+    assert proc.stderr.count(str(path)) == 1
 
 
 def test_a_missing_file_exits_2(tmp_path: Path) -> None:

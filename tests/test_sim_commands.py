@@ -117,3 +117,43 @@ def test_cloud_results_read_as_one_line() -> None:
     assert result_message(
         "unlock", {"id": "c2", "ok": False, "error": "forbidden", "detail": "user may not unlock"}
     ) == ("class:message.error", "✗ unlock (c2): forbidden — user may not unlock")
+
+
+def test_help_lists_every_command_of_the_view() -> None:
+    from sim.commands import HELP_LINES
+    from sim.tui import help_fragments
+
+    text = fragment_list_to_text(help_fragments())
+    assert len(text.splitlines()) == len(HELP_LINES)
+    for example in ("k 1234 A", "stop|start|restart panel|hub", "tamper keypad", "[app|web]"):
+        assert example in text
+    # Every verb that parse_command knows has a line.
+    verbs = "tap open close tamper arm disarm status sos unlock photo revoke broker stop start"
+    for verb in [*verbs.split(), "restart", "help", "quit"]:
+        assert verb in text, verb
+
+
+async def test_a_command_the_cloud_could_not_send_is_a_failure() -> None:
+    from types import SimpleNamespace
+
+    from sim.tui import perform
+
+    class Unreachable:
+        def next_id(self) -> str:
+            return "c1"
+
+        async def send(self, command: object) -> bool:
+            return False
+
+    site = SimpleNamespace(cloud=Unreachable(), facts=FACTS)
+    with pytest.raises(RuntimeError, match="cloud broker is unreachable"):
+        await perform(site, Cloud({"action": "status", "user": "alice"}))  # type: ignore[arg-type]
+
+
+def test_long_names_keep_the_event_columns() -> None:
+    events = [
+        {"seq": 1, "type": "arm_refused", "user": "a_very_long_user", "method": "keypad"},
+        {"seq": 2, "type": "keypad_unlocked", "user": "bo", "method": "system"},
+    ]
+    lines = fragment_list_to_text(event_fragments(events)).splitlines()
+    assert lines[0].index("keypad") == lines[1].index("system")

@@ -173,3 +173,25 @@ async def test_a_scenario_runs_on_the_embedded_broker(broker: str) -> None:
     lines: list[str] = []
     outcome = await run_simulated(scenario, data, source, out=lines.append, prefer_broker=broker)
     assert outcome.passed, "\n".join(lines)
+
+
+async def test_an_installers_site_file_with_a_key_file_runs(tmp_path: Path) -> None:
+    import tomllib
+
+    from common.clock import RealClock
+    from protocol.keys import generate_key
+    from sim.site import SimSite
+
+    key = tmp_path / "panel.key"
+    key.write_text(generate_key() + "\n")
+    key.chmod(0o600)
+    data = tomllib.loads(DEMO.read_text())
+    data["link"] = {"key_file": str(key)}
+    site = SimSite(data, str(tmp_path / "site.toml"), clock=RealClock(), workdir=tmp_path / "w")
+    async with site:
+        assert await site.wait_linked()  # the hub hears the panel through that key
+        await site.press("1234A")  # an event reaches the cloud only if the hub reads the key
+        assert site.cloud is not None
+        async with asyncio.timeout(20):
+            while not any(e["type"] == "arming" for e in site.cloud.events):
+                await asyncio.sleep(0.05)

@@ -37,11 +37,14 @@ def main(argv: list[str]) -> int:
         except Exception:
             traceback.print_exc()
             failed.append(name)
-    print(f"\n{'metric':<28}{'value':>14} {'unit':<8}{'baseline':>14}{'ratio':>9}  target")
+    print(
+        f"\n{'metric':<28}{'value':>14} {'unit':<8}{'baseline':>14}{'ratio':>9}  {'met':<4} target"
+    )
     for m in metrics:
         base = "-" if m.baseline is None else f"{m.baseline:,.3f}"
         ratio = "-" if m.ratio is None else f"{m.ratio:.2f}"
-        print(f"{m.name:<28}{m.value:>14,.3f} {m.unit:<8}{base:>14}{ratio:>9}  {m.target}")
+        met = {True: "yes", False: "NO", None: "-"}[m.met if m.target else None]
+        print(f"{m.name:<28}{m.value:>14,.3f} {m.unit:<8}{base:>14}{ratio:>9}  {met:<4} {m.target}")
         for k, v in m.extra.items():
             print(f"  {k:<26}{v:>14,.3f}")
     OUT.parent.mkdir(exist_ok=True)
@@ -51,10 +54,17 @@ def main(argv: list[str]) -> int:
     existing.update({m.name: m.as_json() for m in metrics})
     OUT.write_text(json.dumps({"metrics": existing}, indent=2) + "\n")
     print(f"\nwrote {OUT}", file=sys.stderr)
+    unchecked = [m.name for m in metrics if m.target and m.met is None]
+    if unchecked:
+        print(f"targets without a verdict: {', '.join(unchecked)}", file=sys.stderr)
+    missed = [m.name for m in metrics if m.target and m.met is False]
+    if missed:
+        print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
+    else:
+        print(f"every target met ({sum(bool(m.target) for m in metrics)})", file=sys.stderr)
     if failed:
         print(f"benchmarks that failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed or missed else 0
 
 
 if __name__ == "__main__":

@@ -158,6 +158,7 @@ def run() -> list[Metric]:
             "1/s",
             baseline=baseline,
             target=TARGET,
+            met=codec >= 30_000 and codec >= 0.25 * baseline,
             extra={"session_roundtrip_per_s": session, "payload_only_per_s": payload},
         )
     ]

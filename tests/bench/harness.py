@@ -22,6 +22,8 @@ class Metric:
     baseline: float | None = None
     target: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+    met: bool | None = None
+    """Whether ``target`` was met (None: no target)."""
 
     @property
     def ratio(self) -> float | None:
@@ -38,6 +40,7 @@ class Metric:
         }
         if self.target:
             out["target"] = self.target
+            out["met"] = self.met
         out.update({k: round(v, 4) for k, v in self.extra.items()})
         return out
 
