@@ -57,12 +57,13 @@ _MaskCodes.apply_transformation
 ZonesDriver.strobe_on
 
 # Attributes that libraries read: nfcpy's target, gpiozero's callbacks, aiomqtt's limit,
-# paho's MQTT 5 properties.
+# paho's MQTT 5 properties, argparse's parser settings.
 _.sel_req
 _.when_activated
 _.when_deactivated
 _.pending_calls_threshold
 _.SessionExpiryInterval
+_.allow_abbrev
 
 # A prompt_toolkit key binding (registered by its decorator).
 _._quit
