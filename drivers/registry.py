@@ -1,7 +1,8 @@
 """Device URLs to drivers: the one place that knows which class serves which scheme.
 
-``sim:`` gives the real driver reading a simulated twin on the real wire; the
-twin is the driver's ``.twin``.
+``sim:`` gives the real driver reading a simulated twin on the real wire (the
+camera, whose wire is ffmpeg, gets a simulated driver instead); the twin is the
+driver's ``.twin``.
 """
 
 from __future__ import annotations
