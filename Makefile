@@ -45,7 +45,8 @@ system-packages:
 	echo "installing from the distribution's packages:$$missing"; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
 		($$sudo apt-get update -q >/dev/null && \
-		 $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null)
+		 $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null) || \
+		{ echo "could not install$$missing from the distribution's packages"; exit 1; }
 
 test: setup
 	$(PY) -m pytest -q
