@@ -7,6 +7,7 @@ import hub.main
 import panel.main
 import sim.main
 import sim.scenario_cli
+from centinela import tag
 from drivers.keypad_serial import _Protocol
 from drivers.nfc import LoopbackUdpDevice
 from drivers.sim_usb import SimHidBackend
@@ -16,6 +17,7 @@ from sim.tui import _MaskCodes
 
 # Console-script handlers, named as strings in centinela.cli.HANDLERS.
 hub.main.run_hub
+tag.run_tag
 panel.main.run_panel
 sim.main.run_sim
 sim.scenario_cli.run_scenarios

@@ -22,6 +22,7 @@ HANDLERS = {
     "doctor": "centinela.doctor:run_doctor",
     "events": "hub.events_cli:run_events",
     "keygen": "centinela.keygen:run_keygen",
+    "tag": "centinela.tag:run_tag",
 }
 
 
@@ -74,7 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="hub store (default: $CENTINELA_HUB_DB or ./hub.db)")
     p.add_argument("--config", help="hub configuration file (for the store path)")
 
-    sub.add_parser("keygen", help="print a new random 256-bit panel key")
+    p = sub.add_parser("keygen", help="print a new random 256-bit panel key")
+    p.add_argument(
+        "--sun", action="store_true", help="print a new [nfc] meta_key and file_key (128-bit)"
+    )
+
+    p = sub.add_parser("tag", help="NFC tags: enrol NTAG 424 DNA tags for SUN messages")
+    tsub = p.add_subparsers(dest="tag_command", metavar="ACTION", required=True)
+    e = tsub.add_parser(
+        "enroll", help="personalise a factory-fresh NTAG 424 DNA at the reader; prints its UID"
+    )
+    e.add_argument("--config", required=True, help="the site file ([nfc] keys, devices.nfc)")
+    e.add_argument(
+        "--force", action="store_true", help="re-enrol a tag already personalised by this site"
+    )
+    e.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a tag")
     _finish(parser)
     return parser
 

@@ -152,6 +152,8 @@ def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
     if "hub" in raw and "panel" not in raw:
         return _hub_checks(path, raw)
     checks = [_site_check(path, raw)]
+    if checks[0].verdict == OK and "panel" in raw:
+        checks.append(_tags_check(path))
     devices = raw.get("devices", {})
     zones = [z for z in raw.get("zones", []) if isinstance(z, dict)]
     if isinstance(devices, dict):
@@ -219,6 +221,32 @@ def _fingerprints(key: bytes, previous: bytes | None) -> str:
     if previous is not None:
         text += f", previous key {fingerprint(previous)}"
     return text
+
+
+WARN = "warn"
+
+
+def _tags_check(path: str) -> Check:
+    """How tags prove themselves: a warning in uid mode; the keys were checked by the loader."""
+    from panel.config import load_site_file
+
+    site = load_site_file(path)
+    if not site.nfc.sun:
+        return Check(
+            "nfc tags",
+            WARN,
+            "uid mode: tags can be copied (a UID is sent in clear and fits on a writable card); "
+            'enrol NTAG 424 DNA tags and set [nfc] tags = "sun" (docs/drivers.md)',
+        )
+    short = sorted(t for u in site.users for t in u.tags if len(t) != 14)
+    if short:
+        return Check(
+            "nfc tags",
+            ERROR,
+            f"sun mode: {', '.join(short)} cannot be NTAG 424 DNA tags (their UIDs have 7 bytes)",
+            True,
+        )
+    return Check("nfc tags", OK, "sun mode: meta and file keys of the right form (128-bit)", True)
 
 
 def _device_check(

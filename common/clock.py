@@ -8,6 +8,7 @@ time in well under a second.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import heapq
 import itertools
 import time
@@ -29,6 +30,21 @@ class Clock(Protocol):
     def call_at(self, when_ms: int, callback: Callable[[], None]) -> TimerHandle: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+_TIME_ERROR = 5
+"""adjtimex(2) clock state: the kernel's clock is not synchronised."""
+
+
+def system_clock_synchronised() -> bool | None:
+    """Whether the kernel says its clock is synchronised (adjtimex); None if it cannot tell."""
+    try:
+        adjtimex = ctypes.CDLL(None, use_errno=True).adjtimex
+    except (OSError, AttributeError):
+        return None
+    timex = ctypes.create_string_buffer(512)  # struct timex, modes 0: only read the state
+    state = int(adjtimex(timex))
+    return None if state < 0 else state != _TIME_ERROR
 
 
 class RealClock:

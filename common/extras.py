@@ -19,6 +19,7 @@ EXTRAS: Final[Mapping[str, tuple[str, str]]] = {
     "serial_asyncio_fast": ("pyserial-asyncio-fast", "panel"),
     "usb": ("pyusb", "panel"),
     "nfc": ("nfcpy", "panel"),
+    "ndef": ("ndeflib", "panel"),
     "gpiozero": ("gpiozero", "panel"),
     "smbus2": ("smbus2", "panel"),
     "PIL": ("Pillow", "sim"),

@@ -20,6 +20,7 @@ from drivers.zones import GpioOptions, ZonesDriver, ZoneSpec
 
 if TYPE_CHECKING:
     from drivers.nfc import NfcDriver
+    from drivers.ntag424 import SunPolicy
 
 __all__ = [
     "check_installed",
@@ -106,8 +107,8 @@ def _sim_keypad(variant: str) -> KeypadDriver:
     return driver
 
 
-def open_nfc(url: str, *, file: str = "config") -> NfcDriver:
-    """An NFC reader driver for ``url``."""
+def open_nfc(url: str, *, file: str = "config", sun: SunPolicy | None = None) -> NfcDriver:
+    """An NFC reader driver for ``url``; with ``sun`` it accepts only genuine, fresh SUN reads."""
     plan = _plan("nfc", url, file)
     from drivers.nfc import NfcReader
 
@@ -115,11 +116,12 @@ def open_nfc(url: str, *, file: str = "config") -> NfcDriver:
         from drivers.sim_nfc import SimTagEmulator
 
         twin = SimTagEmulator()
-        reader = NfcReader(twin.path)  # the path is re-read once the emulator has bound
+        # The path is re-read once the emulator has bound.
+        reader = NfcReader(twin.path, frontend=twin.open_frontend, sun=sun)
         reader.twin = twin
         twin.attach(reader)
         return reader
-    return NfcReader(plan.target)
+    return NfcReader(plan.target, sun=sun)
 
 
 def open_zones(url: str, zones: Sequence[ZoneSpec], *, file: str = "config") -> ZonesDriver:

@@ -32,6 +32,15 @@ class TagRemoved:
 
 
 @dataclass(frozen=True, slots=True)
+class TagRefused:
+    """A tag was read but did not prove itself (``[nfc] tags = "sun"``); ``reason`` says why."""
+
+    uid: str
+    reason: str
+    device: str = "nfc"
+
+
+@dataclass(frozen=True, slots=True)
 class ZoneChanged:
     """A zone opened (faulted) or closed (restored)."""
 
@@ -74,6 +83,7 @@ Report = (
     KeyPressed
     | TagPresented
     | TagRemoved
+    | TagRefused
     | ZoneChanged
     | TamperDetected
     | ClimateReading

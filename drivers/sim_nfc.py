@@ -17,7 +17,9 @@ reader's first poll and its presence checks of a departed tag fail quickly.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import select
 import socket
 import threading
@@ -25,9 +27,14 @@ import time
 from binascii import hexlify, unhexlify
 from functools import reduce
 from operator import xor
+from typing import Any
 
-from drivers.nfc import is_random_uid
-from drivers.reports import TagPresented, TagRemoved
+import nfc
+import nfc.clf
+
+from drivers.nfc import LoopbackUdpDevice, is_random_uid
+from drivers.reports import TagPresented, TagRefused, TagRemoved
+from drivers.sim_ntag424 import SAK, Ntag424Chip
 from drivers.twin import Settled, Twin
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,7 +60,7 @@ def normalize_uid(uid: str) -> bytes:
 class _Card:
     """What a Type 2 tag answers during anticollision and after selection."""
 
-    def __init__(self, uid: bytes, sak: int = 0x00) -> None:
+    def __init__(self, uid: bytes, sak: int = 0x00, ndef: bytes = b"") -> None:
         self.uid = uid
         parts = [uid] if len(uid) == 4 else []
         if len(uid) == 7:
@@ -73,12 +80,84 @@ class _Card:
             mem[4] = reduce(xor, uid[:4])
         mem[9] = 0x48
         mem[12:16] = b"\xe1\x10\x12\x00"  # capability container: NDEF, 144 bytes, read/write
-        mem[16:19] = b"\x03\x00\xfe"  # an empty NDEF message, then the terminator
+        if len(ndef) > 140:
+            raise ValueError("an NDEF message of at most 140 bytes fits an NTAG213")
+        # The NDEF message TLV (empty unless given), then the terminator.
+        mem[16 : 16 + len(ndef) + 3] = bytes([0x03, len(ndef)]) + ndef + b"\xfe"
         self.memory = bytes(mem)
+        self.chip: Ntag424Chip | None = None
+
+    def reset(self) -> None:
+        """The field went off or the card is selected anew."""
 
     def read(self, page: int) -> bytes:
         start = (page * 4) % len(self.memory)
         return (self.memory + self.memory)[start : start + 16]
+
+
+class _IsoCard(_Card):
+    """An ISO 14443-4 (ISO-DEP) card around a simulated NTAG 424 DNA: RATS, then I-blocks."""
+
+    def __init__(self, chip: Ntag424Chip) -> None:
+        super().__init__(chip.uid, sak=SAK)
+        self.chip = chip
+        self.reset()
+
+    def reset(self) -> None:
+        self.iso = False
+        self._chained = b""
+        self._last = b""
+
+    def block(self, cmd: bytes) -> bytes | None:
+        """The answer to one frame after selection (None: stay silent)."""
+        assert self.chip is not None
+        if not self.iso:
+            if cmd[0] == 0xE0 and len(cmd) == 2:
+                self.iso = True
+                self.chip.activate()
+                return self.chip.ats
+            return None
+        pcb = cmd[0]
+        if pcb & 0xE2 == 0x02:  # I-block
+            if pcb & 0x10:  # chaining: acknowledge, keep the part
+                self._chained += cmd[1:]
+                return bytes([0xA2 | (pcb & 1)])
+            apdu, self._chained = self._chained + cmd[1:], b""
+            self._last = bytes([0x02 | (pcb & 1)]) + self.chip.apdu(apdu)
+            return self._last
+        if pcb & 0xE6 == 0xA2:  # R-block: NAK asks for the last block again
+            if pcb & 0x10 and self._last and (self._last[0] & 1) == (pcb & 1):
+                return self._last
+            return bytes([0xA2 | (pcb & 1)])
+        if pcb == 0xC2:  # S(DESELECT)
+            self.reset()
+            return b"\xc2"
+        return None
+
+
+class SimReaderDevice(LoopbackUdpDevice):
+    """The simulated reader hardware: the loopback UDP reader, gone while the twin is unplugged.
+
+    An unplugged USB or serial reader fails every transfer with ENODEV; this one
+    does the same, so the driver's lost/back handling runs as with real hardware.
+    """
+
+    def __init__(self, emulator: SimTagEmulator) -> None:
+        self._emulator = emulator
+        super().__init__("127.0.0.1", emulator.port)
+        self._device_name = "simulated reader"
+
+    def _check(self) -> None:
+        if not self._emulator.plugged:
+            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+    def sense_tta(self, target: Any) -> Any:
+        self._check()
+        return super().sense_tta(target)
+
+    def send_cmd_recv_rsp(self, target: Any, data: Any, timeout: float) -> Any:
+        self._check()
+        return super().send_cmd_recv_rsp(target, data, timeout)
 
 
 class SimTagEmulator(Twin):
@@ -92,7 +171,6 @@ class SimTagEmulator(Twin):
         self.reads = 0
         self._card: _Card | None = None
         self._state = _IDLE
-        self._level = 0
         self._held: dict[tuple[str, int], float] = {}
         self._quiet_until = 0.0
         self._lock = threading.RLock()
@@ -166,19 +244,27 @@ class SimTagEmulator(Twin):
                 self._wake_w.send(b"x")
 
     # -- what a person does with the tag ----------------------------------------------
-    def present(self, uid: str) -> Settled:
-        """Put a tag in the field (another tag there is taken away first)."""
-        raw = normalize_uid(uid)
+    def present(self, tag: str | Ntag424Chip, *, ndef: bytes = b"") -> Settled:
+        """Put a tag in the field (another tag there is taken away first).
+
+        ``tag`` is a UID (a Type 2 tag, carrying the NDEF message ``ndef``) or a
+        simulated NTAG 424 DNA. The panel takes it in as a presented or a refused tag.
+        """
+        if isinstance(tag, Ntag424Chip):
+            card: _Card = _IsoCard(tag)
+        else:
+            card = _Card(normalize_uid(tag), ndef=ndef)
+        raw = card.uid
         with self._lock:
-            if self._card is not None and self._card.uid == raw:
+            if self._card is not None and self._card.uid == raw and self._card.chip is card.chip:
                 return self._settled()
             if self._card is not None:
                 self.remove()
-            self._card = _Card(raw)
+            self._card = card
             self._state = _IDLE
             if not is_random_uid(raw):
                 hexuid = raw.hex().upper()
-                self._expect(lambda i: isinstance(i, TagPresented) and i.uid == hexuid)
+                self._expect(lambda i: isinstance(i, TagPresented | TagRefused) and i.uid == hexuid)
             for addr in list(self._held):
                 del self._held[addr]
                 self._answer_reqa(addr)
@@ -201,28 +287,34 @@ class SimTagEmulator(Twin):
         with self._lock:
             self._quiet_until = 0.0
 
-    async def tap(self, uid: str) -> None:
+    async def tap(self, tag: str | Ntag424Chip, *, ndef: bytes = b"") -> None:
         """Present the tag, wait until the panel has it, take it away, wait again."""
-        self.present(uid)
+        self.present(tag, ndef=ndef)
         await self.settle()
         self.remove()
         await self.settle()
 
+    def open_frontend(self, path: str) -> Any:
+        """An nfcpy frontend on the simulated reader (the driver's ``frontend`` factory)."""
+        if not self.plugged:
+            raise OSError(errno.ENODEV, f"no NFC reader at {path}")
+        clf = nfc.ContactlessFrontend()
+        with clf.lock:
+            clf.device = SimReaderDevice(self)
+        return clf
+
     def unplug(self) -> None:
-        """The reader goes away: its next poll fails (ECONNREFUSED)."""
+        """The reader hardware goes away: every transfer fails with ENODEV until ``plug()``."""
         with self._lock:
             self.plugged = False
             self._release_held()
-            self._drop_socket()
             self._card = None
         self.forget()
         self._wake()
 
     def plug(self) -> None:
-        """The reader comes back on the same port."""
-        if not self.plugged:
-            self.plugged = True
-            self._bind()
+        """The reader comes back."""
+        self.plugged = True
 
     # -- the wire -----------------------------------------------------------------------
     def _run(self) -> None:
@@ -274,8 +366,8 @@ class SimTagEmulator(Twin):
 
     def _answer_reqa(self, addr: tuple[str, int]) -> None:
         assert self._card is not None
+        self._card.reset()
         self._state = _READY
-        self._level = 0
         self._reply(addr, self._card.atqa)
 
     def _handle(self, datagram: bytes, addr: tuple[str, int]) -> None:
@@ -324,6 +416,13 @@ class SimTagEmulator(Twin):
         self._send(addr, b"RFOFF")  # a real tag stays silent; say so without the 1 s wait
 
     def _command(self, card: _Card, cmd: bytes, addr: tuple[str, int]) -> None:
+        if isinstance(card, _IsoCard):
+            answer = card.block(cmd)
+            if answer is None:
+                self._send(addr, b"RFOFF")  # a real card stays silent
+            else:
+                self._reply(addr, answer)
+            return
         if cmd[0] == 0x30 and len(cmd) == 2:
             self.reads += 1
             self._reply(addr, card.read(cmd[1]))

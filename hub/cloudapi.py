@@ -62,7 +62,8 @@ EVENT_FIELDS: Final = frozenset(
 
 
 def event_json(site: str, panel: str, event: Event) -> dict[str, Any]:
-    """The cloud event object (CONTRACT §5); ``tag``, ``photo`` and ``detail`` only when set."""
+    """The cloud event object (CONTRACT §5); ``tag``, ``photo``, ``detail`` and
+    ``clock_unsynced`` only when set."""
     out: dict[str, Any] = {
         "site": site,
         "panel": panel,
@@ -80,6 +81,8 @@ def event_json(site: str, panel: str, event: Event) -> dict[str, Any]:
         value = getattr(event, name)
         if value is not None:
             out[name] = value
+    if event.clock_unsynced:
+        out["clock_unsynced"] = True
     return out
 
 

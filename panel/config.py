@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -138,6 +139,25 @@ class LinkConfig:
     heartbeat: float = 30.0
 
 
+DEFAULT_TAG_URL: Final = "https://centinela.invalid/t"
+"""Where an enrolled tag's URI points when ``[nfc] url`` names nothing else."""
+
+
+@dataclass(frozen=True, slots=True)
+class NfcConfig:
+    """``[nfc]``: how tags prove themselves; the SUN keys are secrets (never in a repr)."""
+
+    tags: str = "uid"
+    meta_key: bytes | None = field(default=None, repr=False)
+    file_key: bytes | None = field(default=None, repr=False)
+    url: str = DEFAULT_TAG_URL
+
+    @property
+    def sun(self) -> bool:
+        """Whether only NTAG 424 DNA tags with a verified, fresh SUN message count."""
+        return self.tags == "sun"
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """Where the durable panel store lives."""
@@ -172,6 +192,7 @@ class SiteConfig:
     source: str
     hasher: CodeHasher = field(repr=False, compare=False)
     base_timing: Timing = Timing()
+    nfc: NfcConfig = NfcConfig()
 
     def user(self, name: str) -> User | None:
         """The user called ``name``."""
@@ -252,6 +273,7 @@ class _Loader:
         tele = root.get_section("telemetry")
         telemetry = TelemetryConfig(tele.get_number("interval", 60, minimum=1, maximum=86400))
         tele.finish()
+        nfc = _nfc_section(root.get_section("nfc"), self.base)
         root.finish()
         return SiteConfig(
             panel_id=panel_id,
@@ -270,6 +292,7 @@ class _Loader:
             source=root.file,
             hasher=self.hasher,
             base_timing=base_timing,
+            nfc=nfc,
         )
 
     def _timing(self, sec: Section) -> tuple[Timing, dict[Mode, Timing]]:
@@ -418,3 +441,44 @@ class _Loader:
         heartbeat = sec.get_number("heartbeat", 30, minimum=1, maximum=3600)
         sec.finish()
         return LinkConfig(keys["key"], keys["previous_key"], heartbeat)
+
+
+SUN_KEY_HEX: Final = 32
+
+
+def _nfc_section(sec: Section, base: Path) -> NfcConfig:
+    tags = sec.get_str("tags", "uid", choices=("uid", "sun"))
+    keys: dict[str, bytes | None] = {}
+    for key in ("meta_key", "file_key"):
+        file_key = f"{key}_file"
+        if sec.has(key) and sec.has(file_key):
+            raise sec.error(file_key, f"give {key} or {file_key}, not both")
+        if sec.has(file_key):
+            keys[key] = _sun_key(sec, file_key, read_secret_file(sec, file_key, base))
+        else:
+            text = sec.get_opt_str(key)  # a wrong type is named, never the value
+            keys[key] = None if text is None else _sun_key(sec, key, text)
+    url = sec.get_str("url", DEFAULT_TAG_URL)
+    if not re.fullmatch(r"https?://[^\s?#]+", url):
+        raise sec.error("url", "must be an http:// or https:// URL without a query")
+    sec.finish()
+    meta, file = keys["meta_key"], keys["file_key"]
+    if tags == "sun":
+        for key, value in keys.items():
+            if value is None:
+                raise sec.error(key, 'required when tags = "sun" (32 hex digits, a 128-bit key)')
+    if meta is not None and meta == file:
+        raise sec.error("file_key", "must differ from meta_key")
+    return NfcConfig(tags, meta, file, url)
+
+
+def _sun_key(sec: Section, key: str, text: object) -> bytes:
+    """A 128-bit AES key as 32 hex digits; the error never repeats the value."""
+    value = text.strip() if isinstance(text, str) else None
+    if value is None or len(value) != SUN_KEY_HEX or not re.fullmatch(r"[0-9A-Fa-f]+", value):
+        got = f"{len(value)} characters" if value is not None else "not a string"
+        raise sec.error(key, f"must be {SUN_KEY_HEX} hex digits (a 128-bit AES key), got {got}")
+    raw = bytes.fromhex(value)
+    if len(set(raw)) == 1:
+        raise sec.error(key, "is a placeholder or the factory key (one byte repeated)")
+    return raw

@@ -1,21 +1,23 @@
 """The panel core: inputs and the time in, actions out; no I/O, no clock, no asyncio.
 
-Here inputs are resolved: the keypad grammar (code + A/B/C/D, tag + A/B/C, ``*``,
-``P``), credentials and their lockout, zone kinds and remote commands become a
-``Request`` that the transition table judges (panel.machine, panel.transitions).
+``Panel`` is the front end: it resolves each input (the keypad grammar of code + A/B/C/D,
+tag + A/B/C, ``*`` and ``P``; credentials and their lockout; zone reports; timers; remote
+commands) into a ``Request`` for the arming machine (panel.machine), which judges it with
+the transition table (panel.transitions) and carries it out (panel.effects). The parts
+share one durable record (panel.durable) and one recorder of the call's actions
+(panel.recorder).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 from panel.actions import (
+    DURABLE_TIMERS,
     Action,
-    Beep,
     CancelTimer,
     Reply,
     SetSiren,
@@ -24,12 +26,14 @@ from panel.actions import (
     Timer,
     Tone,
 )
-from panel.codes import CODE_RE, MAX_CODE_DIGITS
+from panel.codes import MAX_CODE_DIGITS
 from panel.config import TAG_RE, SiteConfig, User
-from panel.effects import Effects
+from panel.credentials import MAX_LOCKOUT_MS, Credentials
+from panel.durable import PanelSnapshot
 from panel.inputs import (
     KEYS,
     ClimateReading,
+    ClockSync,
     DeviceBack,
     DeviceLost,
     Input,
@@ -37,13 +41,15 @@ from panel.inputs import (
     PhotoCaptured,
     RemoteCommand,
     TagPresented,
+    TagRefused,
     TagRemoved,
     TamperDetected,
     TimerFired,
     ZoneChanged,
 )
-from panel.machine import PanelSnapshot, Request
-from panel.transitions import Kind
+from panel.machine import Machine
+from panel.recorder import Recorder
+from panel.request import Kind, Request
 from protocol.messages import Action as CommandAction
 from protocol.messages import (
     Command,
@@ -53,17 +59,16 @@ from protocol.messages import (
     Mode,
     Result,
     State,
+    StateSnapshot,
 )
 
-__all__ = ["Panel", "PanelSnapshot"]
+__all__ = ["MAX_LOCKOUT_MS", "Panel", "PanelSnapshot"]
 
 _LOGGER = logging.getLogger(__name__)
 
 KEYPAD_IDLE_MS: Final = 10_000
 TAG_WINDOW_MS: Final = 10_000
 MAX_DETAIL: Final = 200
-MAX_LOCKOUT_MS: Final = 86_400_000
-"""Lockouts double up to one day."""
 
 MODE_KEYS: Final[Mapping[str, Mode]] = {"A": Mode.TOTAL, "B": Mode.PARTIAL, "C": Mode.NIGHT}
 ACTION_KINDS: Final[Mapping[CommandAction, Kind]] = {
@@ -75,151 +80,222 @@ ACTION_KINDS: Final[Mapping[CommandAction, Kind]] = {
     CommandAction.UNLOCK: Kind.UNLOCK,
     CommandAction.REVOKE_TAG: Kind.REVOKE_TAG,
 }
+TIMER_KINDS: Final[Mapping[Timer, Kind]] = {
+    Timer.EXIT: Kind.EXIT_END,
+    Timer.ENTRY: Kind.ENTRY_END,
+    Timer.SIREN: Kind.SIREN_END,
+}
+RESTORED_TIMERS: Final[Mapping[State, Timer]] = {
+    State.ARMING: Timer.EXIT,
+    State.PENDING: Timer.ENTRY,
+    State.TRIGGERED: Timer.SIREN,
+}
+"""The timer without which a restored state could never be left."""
 
 
-class Panel(Effects):
-    """The alarm panel: ``handle(input, now_ms) -> actions``."""
+class Panel:
+    """The alarm panel: ``start(now_ms)`` once, then ``handle(input, now_ms) -> actions``."""
 
     def __init__(self, config: SiteConfig, saved: PanelSnapshot | None = None) -> None:
-        super().__init__(config, saved)
+        self._cfg = config
+        self._restored = saved is not None
+        record = PanelSnapshot() if saved is None else saved.copy()
+        record.open_zones = frozenset(z for z in record.open_zones if config.zone(z) is not None)
+        # Time each durable timer still had to run; they restart from that at ``start``.
+        self._remaining = {k: v for k, v in record.timers.items() if k in DURABLE_TIMERS}
+        record.timers = {}  # the recorder keeps the deadlines of the live timers
+        self._record = record
+        self.recorder = Recorder(record)
+        self.credentials = Credentials(config, record, self.recorder)
+        self.machine = Machine(config, record, self.recorder, self.credentials)
         self._digits: list[str] = []  # typed digits: memory only, never logged or stored
         self._overflow = False
         self._tag_user: User | None = None
         self._tag_uid: str | None = None
-        self._handlers: dict[type, Callable[[object], None]] = {
-            KeyPressed: self._on_key,  # type: ignore[dict-item]
-            TagPresented: self._on_tag,  # type: ignore[dict-item]
-            TagRemoved: self._ignore,
-            ZoneChanged: self._on_zone,  # type: ignore[dict-item]
-            TamperDetected: self._on_tamper,  # type: ignore[dict-item]
-            ClimateReading: self._ignore,  # the process publishes telemetry itself
-            DeviceLost: self._on_device_lost,  # type: ignore[dict-item]
-            DeviceBack: self._on_device_back,  # type: ignore[dict-item]
-            TimerFired: self._on_timer_fired,  # type: ignore[dict-item]
-            RemoteCommand: self._on_command,  # type: ignore[dict-item]
-            PhotoCaptured: self._on_photo,  # type: ignore[dict-item]
-        }
+
+    # -------------------------------------------------------------- the public side
 
     def start(self, now_ms: int) -> list[Action]:
-        """First call: records ``restart`` when restored, re-requests timers, shows the state."""
-        self._begin(now_ms)
+        """First call: records ``restart`` when restored, restarts timers, shows the state.
+
+        A restored panel resolves fail-secure (docs/events.md, "Restart"): each durable
+        timer runs for the time it had left (the time the panel was off is unknown and
+        does not count, whatever the clock says now), an entry delay cut short by the
+        restart ends in the alarm at once, and an alarm in progress sounds again.
+        """
+        out = self.recorder
+        out.begin(now_ms)
         if self._restored:
-            self._event(EventType.RESTART, Method.SYSTEM, detail=f"state {self._state}")
-            self._repair_timers()
+            out.event(EventType.RESTART, Method.SYSTEM, detail=f"state {self._record.state}")
+            self._restore_timers()
+            if self._record.state is State.PENDING:
+                self.machine.dispatch(Request(Kind.ENTRY_END, Method.SYSTEM))
         else:
-            self._since = now_ms
-        self._fire_due(at_deadline=False)  # what fell due while the panel was off happens now
-        for name, at_ms in sorted(self._timers.items(), key=lambda item: item[1]):
-            self._out.append(StartTimer(name, at_ms))
-        self._out.append(SetSiren(self._siren))
-        self._say(self.status_text())
-        self._out.append(StateChanged(self.view()))
-        return self._finish()
+            self._record.since_ms = now_ms
+        self._fire_due(at_deadline=False)
+        for name, at_ms in sorted(out.timers.items(), key=lambda item: item[1]):
+            out.actions.append(StartTimer(name, at_ms))
+        out.actions.append(SetSiren(self._record.siren))
+        out.say(self.status_text())
+        out.actions.append(StateChanged(self.view()))
+        return out.finish()
 
     def handle(self, inp: Input, now_ms: int) -> list[Action]:
         """Take one input at ``now_ms`` (epoch ms); timers already due fire first."""
-        self._begin(now_ms)
+        self.recorder.begin(now_ms)
+        self.machine.reply = None
         before = self.view()
         self._fire_due()
-        handler = self._handlers.get(type(inp))
-        if handler is None:
-            _LOGGER.warning("ignoring an input of unknown type %s", type(inp).__name__)
-        else:
-            handler(inp)
+        self._take(inp)
         self._fire_due()
-        if self._reply is not None:
-            self._out.append(Reply(Result(self._reply.id, True, state=self._state)))
+        if self.machine.reply is not None:
+            result = Result(self.machine.reply.id, True, state=self._record.state)
+            self.recorder.actions.append(Reply(result))
         after = self.view()
         if after != before:
-            self._out.append(StateChanged(after))
-        return self._finish()
+            self.recorder.actions.append(StateChanged(after))
+        return self.recorder.finish()
+
+    def snapshot(self) -> PanelSnapshot:
+        """Everything durable, to commit with the events of the last call.
+
+        Timers are given as the time they still have to run after the last call.
+        """
+        out = self.recorder
+        timers = {k: max(0, at - out.now) for k, at in out.timers.items() if k in DURABLE_TIMERS}
+        return dataclasses.replace(self._record, timers=timers)
+
+    def view(self) -> StateSnapshot:
+        """The visible state."""
+        return self.machine.view()
+
+    def status_text(self) -> str:
+        """What the keypad display shows when nobody is typing."""
+        return self.machine.status_text()
+
+    @property
+    def timers(self) -> Mapping[str, int]:
+        """Timers pending now (durable and keypad ones), name -> deadline in epoch ms."""
+        return dict(self.recorder.timers)
 
     @property
     def locked(self) -> bool:
         """Whether the keypad and tag reader are locked out."""
-        return self._locked_until is not None
+        return self.credentials.locked
 
-    # -------------------------------------------------------------- plumbing
+    # -------------------------------------------------------------- inputs
 
-    def _begin(self, now_ms: int) -> None:
-        self._now = now_ms
-        self._out = []
-        self._reply = None
+    def _take(self, inp: Input) -> None:
+        match inp:
+            case KeyPressed():
+                self._on_key(inp)
+            case TagPresented():
+                self._on_tag(inp)
+            case TagRefused():
+                self._on_tag_refused(inp)
+            case ZoneChanged():
+                self._on_zone(inp)
+            case TamperDetected():
+                self.machine.dispatch(Request(Kind.TAMPER, Method.SYSTEM, zone=inp.source))
+            case DeviceLost():
+                # A driver's reason can be a long exception text; events stay small.
+                reason = inp.reason[:MAX_DETAIL]
+                req = Request(Kind.DEVICE_LOST, Method.SYSTEM, zone=inp.device, detail=reason)
+                self.machine.dispatch(req)
+            case DeviceBack():
+                self.machine.dispatch(Request(Kind.DEVICE_BACK, Method.SYSTEM, zone=inp.device))
+            case TimerFired():
+                self._on_timer_fired(inp)
+            case RemoteCommand():
+                self._on_command(inp.command)
+            case PhotoCaptured():
+                self._on_photo(inp)
+            case ClockSync():
+                self.recorder.synchronised = inp.synchronised
+            case TagRemoved() | ClimateReading():
+                pass  # nothing to do (the process publishes climate readings itself)
+            case _:
+                _LOGGER.warning("ignoring an input of unknown type %s", type(inp).__name__)
 
-    def _finish(self) -> list[Action]:
-        out, self._out = self._out, []
-        return out
+    # -------------------------------------------------------------- timers
 
     def _fire_due(self, *, at_deadline: bool = True) -> None:
+        out = self.recorder
         for _ in range(100):  # bounded: alarms and lockouts last at least a second
-            due = [(at_ms, name) for name, at_ms in self._timers.items() if at_ms <= self._now]
+            due = [(at_ms, name) for name, at_ms in out.timers.items() if at_ms <= out.now]
             if not due:
                 return
             at_ms, name = min(due)
-            del self._timers[name]
-            self._out.append(CancelTimer(name))  # the process's own timer is now stale
+            del out.timers[name]
+            out.actions.append(CancelTimer(name))  # the process's own timer is now stale
             # A timer fires at its deadline: its events carry that time, not the input's.
-            now, self._now = self._now, (at_ms if at_deadline else self._now)
+            now, out.now = out.now, (at_ms if at_deadline else out.now)
             try:
                 self._on_timer(Timer(name))
             finally:
-                self._now = now
-        _LOGGER.error("timers keep falling due at %d; the rest wait for the next input", self._now)
+                out.now = now
+        _LOGGER.error("timers keep falling due at %d; the rest wait for the next input", out.now)
 
-    def _repair_timers(self) -> None:
+    def _restore_timers(self) -> None:
+        """Restart each stored timer for the time it had left, at most its full length."""
+        rec = self._record
+        full = {name: self._full_ms(name) for name in DURABLE_TIMERS}
+        remaining = {Timer(k): min(v, full[Timer(k)]) for k, v in self._remaining.items()}
         # A restored state must have its timer, or it could never leave that state.
-        needed = {
-            State.ARMING: Timer.EXIT,
-            State.PENDING: Timer.ENTRY,
-            State.TRIGGERED: Timer.SIREN,
-        }
-        name = needed.get(self._state)
-        if name is not None and name not in self._timers:
-            _LOGGER.warning("restored %s without its %s timer; restarting it", self._state, name)
-            self._timers[name] = self._now + self._delay_ms(name)
-        if self._locked_until is not None and Timer.LOCKOUT not in self._timers:
-            self._timers[Timer.LOCKOUT] = self._locked_until
+        needed = RESTORED_TIMERS.get(rec.state)
+        if needed is not None and needed not in remaining:
+            _LOGGER.warning("restored %s without its %s timer; restarting it", rec.state, needed)
+            remaining[needed] = full[needed]
+        if rec.locked_until_ms is None:
+            remaining.pop(Timer.LOCKOUT, None)
+        elif Timer.LOCKOUT not in remaining:
+            remaining[Timer.LOCKOUT] = full[Timer.LOCKOUT]
+        now = self.recorder.now
+        self.recorder.timers = {name: now + ms for name, ms in remaining.items()}
+        if rec.locked_until_ms is not None:
+            rec.locked_until_ms = self.recorder.timers[Timer.LOCKOUT]
+
+    def _full_ms(self, name: Timer) -> int:
+        if name is Timer.LOCKOUT:
+            return self.credentials.lockout_ms(max(1, self._record.lockout_level))
+        return self.machine.delay_ms(name)
 
     def _on_timer_fired(self, inp: TimerFired) -> None:
         # Timers due by ``now`` have fired already; a name no longer pending is stale.
-        if inp.timer not in self._timers:
+        if inp.timer not in self.recorder.timers:
             _LOGGER.debug("stale timer %s ignored", inp.timer)
             return
-        del self._timers[inp.timer]
+        del self.recorder.timers[inp.timer]
         self._on_timer(Timer(inp.timer))
 
     def _on_timer(self, name: Timer) -> None:
-        if name is Timer.EXIT:
-            self._dispatch(Request(Kind.EXIT_END, Method.SYSTEM))
-        elif name is Timer.ENTRY:
-            self._dispatch(Request(Kind.ENTRY_END, Method.SYSTEM))
-        elif name is Timer.SIREN:
-            self._dispatch(Request(Kind.SIREN_END, Method.SYSTEM))
-        elif name is Timer.LOCKOUT:
-            self._unlock(Method.SYSTEM, None)
-        elif name is Timer.KEYPAD_IDLE:
-            self._clear_digits()
-            self._say(self.status_text())
-        elif name is Timer.TAG_WINDOW:
-            self._tag_user = self._tag_uid = None
-            self._say(self.status_text())
-
-    def _ignore(self, inp: object) -> None:
-        _LOGGER.debug("%s: nothing to do", type(inp).__name__)
+        match name:
+            case Timer.EXIT | Timer.ENTRY | Timer.SIREN:
+                self.machine.dispatch(Request(TIMER_KINDS[name], Method.SYSTEM))
+            case Timer.LOCKOUT:
+                self.credentials.unlock(Method.SYSTEM, None)
+                self.recorder.say(self.status_text())
+            case Timer.KEYPAD_IDLE:
+                self._clear_digits()
+                self.recorder.say(self.status_text())
+            case Timer.TAG_WINDOW:
+                self._tag_user = self._tag_uid = None
+                self.recorder.say(self.status_text())
 
     # -------------------------------------------------------------- keypad
 
     def _on_key(self, inp: KeyPressed) -> None:
         key = inp.key
+        out = self.recorder
         if key not in KEYS:
             _LOGGER.warning("unknown key %r from %s ignored", key, inp.device)
             return
         if key == "P":  # panic works even while the keypad is locked out
             self._clear_digits()
-            self._dispatch(Request(Kind.PANIC, Method.KEYPAD, zone=inp.device))
+            self.machine.dispatch(Request(Kind.PANIC, Method.KEYPAD, zone=inp.device))
             return
         if self.locked:
-            self._say("LOCKED", Tone.ERROR)
+            out.say("LOCKED", Tone.ERROR)
             return
         if key.isdigit():
             self._forget_tag()
@@ -227,171 +303,143 @@ class Panel(Effects):
                 self._digits.append(key)
             else:
                 self._overflow = True
-            self._start_timer(Timer.KEYPAD_IDLE, KEYPAD_IDLE_MS)
-            self._say("*" * len(self._digits), Tone.KEY)
+            out.start_timer(Timer.KEYPAD_IDLE, KEYPAD_IDLE_MS)
+            out.say("*" * len(self._digits), Tone.KEY)
         elif key == "*":
             self._clear_digits()
             self._forget_tag()
-            self._say(self.status_text(), Tone.KEY)
+            out.say(self.status_text(), Tone.KEY)
         elif key == "#":  # reserved: neither clears nor submits
-            self._out.append(Beep(Tone.ERROR))
+            out.beep(Tone.ERROR)
         else:
             self._command_key(key)
 
     def _command_key(self, key: str) -> None:
+        """A/B/C/D: submit the digits typed, or act with the tag tapped just before."""
         kind = Kind.DISARM if key == "D" else Kind.ARM
         mode = MODE_KEYS.get(key)
         if self._digits or self._overflow:
             code = "".join(self._digits)
             overflow = self._overflow
             self._clear_digits()
-            found = None if overflow else self._check_code(code)
+            found = None if overflow else self.credentials.code_user(code)
             if found is None:
                 self._failed_attempt(EventType.CODE_REJECTED, Method.KEYPAD, None, "wrong code")
                 return
             user, duress = found
-            self._valid_credential()
             if duress:  # silent: nothing on the keypad tells it apart
-                self._event(EventType.DURESS, Method.KEYPAD, user=user.name)
-            self._request(Request(kind, Method.KEYPAD, user=user, mode=mode))
+                self.recorder.event(EventType.DURESS, Method.KEYPAD, user=user.name)
+            self._act(Request(kind, Method.KEYPAD, user=user, mode=mode))
         elif self._tag_user is not None:
             user, uid = self._tag_user, self._tag_uid
             self._forget_tag()
-            self._request(Request(kind, Method.TAG, user=user, mode=mode, tag=uid))
+            self._act(Request(kind, Method.TAG, user=user, mode=mode, tag=uid))
         else:
-            self._say("CODE OR TAG FIRST", Tone.ERROR)
+            self.recorder.say("CODE OR TAG FIRST", Tone.ERROR)
 
-    def _check_code(self, code: str) -> tuple[User, bool] | None:
-        """The user whose code (or duress code) this is; every digest is compared."""
-        if not CODE_RE.fullmatch(code):
-            return None
-        typed = self._cfg.hasher.digest(code)
-        found: tuple[User, bool] | None = None
-        for user in self._cfg.users:
-            if hmac.compare_digest(typed, user.code_digest):
-                found = (user, False)
-            if user.duress_digest is not None and hmac.compare_digest(typed, user.duress_digest):
-                found = (user, True)
-        return found
+    def _act(self, req: Request) -> None:
+        """A request by a person at the panel; only one carried out clears the wrong attempts.
+
+        A valid code or tag whose action is refused (a role that may not, a state where it
+        means nothing, open zones) neither counts as wrong nor clears the counter, so typing
+        one's own code between guesses cannot side-step the lockout.
+        """
+        if self.machine.request(req):
+            self.credentials.succeeded()
 
     def _clear_digits(self) -> None:
         self._digits.clear()
         self._overflow = False
-        self._cancel_timer(Timer.KEYPAD_IDLE)
+        self.recorder.cancel_timer(Timer.KEYPAD_IDLE)
 
     def _forget_tag(self) -> None:
         self._tag_user = self._tag_uid = None
-        self._cancel_timer(Timer.TAG_WINDOW)
-
-    def _tag_revoked(self, uid: str) -> None:
-        if self._tag_uid == uid:
-            self._forget_tag()
-
-    # -------------------------------------------------------------- tags
-
-    def _on_tag(self, inp: TagPresented) -> None:
-        if self.locked:
-            self._say("LOCKED", Tone.ERROR)
-            return
-        uid = inp.uid.upper()
-        user = self._cfg.user_by_tag(uid)
-        if uid in self._revoked or user is None:
-            reason = "revoked" if uid in self._revoked else "unknown tag"
-            self._failed_attempt(EventType.TAG_REJECTED, Method.TAG, uid, reason)
-            return
-        self._valid_credential()
-        self._clear_digits()
-        if self._state is State.DISARMED:
-            self._tag_user, self._tag_uid = user, uid
-            self._start_timer(Timer.TAG_WINDOW, TAG_WINDOW_MS)
-            self._say(f"{user.name.upper()}: A B C TO ARM", Tone.OK)
-        else:
-            self._forget_tag()
-            self._request(Request(Kind.DISARM, Method.TAG, user=user, tag=uid))
-
-    # -------------------------------------------------------------- lockout
+        self.recorder.cancel_timer(Timer.TAG_WINDOW)
 
     def _failed_attempt(
         self, event_type: EventType, method: Method, tag: str | None, reason: str
     ) -> None:
-        self._failed += 1
-        self._event(event_type, method, tag=tag, detail=reason)
-        if self._failed < self._cfg.max_attempts:
-            self._say(reason.upper(), Tone.ERROR)
+        if self.credentials.failed_attempt(event_type, method, tag, reason):
+            self._clear_digits()
+            self._forget_tag()
+
+    # -------------------------------------------------------------- tags
+
+    def _on_tag_refused(self, inp: TagRefused) -> None:
+        # The reader refused the tag (a SUN message that does not verify, a replay, …).
+        if self.locked:
+            self.recorder.say("LOCKED", Tone.ERROR)
             return
-        self._level += 1
-        duration = min(round(self._cfg.lockout * 1000) << (self._level - 1), MAX_LOCKOUT_MS)
-        self._failed = 0
-        self._locked_until = self._now + duration
-        self._start_timer(Timer.LOCKOUT, duration)
-        self._clear_digits()
-        self._forget_tag()
-        detail = f"{self._cfg.max_attempts} failed attempts; locked for {duration // 1000} s"
-        self._event(EventType.KEYPAD_LOCKED, method, tag=tag, detail=detail)
-        self._say("LOCKED", Tone.ERROR)
+        reason = inp.reason[:MAX_DETAIL]
+        self._failed_attempt(EventType.TAG_REJECTED, Method.TAG, inp.uid.upper(), reason)
 
-    def _valid_credential(self) -> None:
-        self._failed = 0
-        self._level = 0
+    def _on_tag(self, inp: TagPresented) -> None:
+        if self.locked:
+            self.recorder.say("LOCKED", Tone.ERROR)
+            return
+        uid = inp.uid.upper()
+        user = self.credentials.tag_user(uid)
+        if isinstance(user, str):
+            self._failed_attempt(EventType.TAG_REJECTED, Method.TAG, uid, user)
+            return
+        self._clear_digits()  # a tap alone clears nothing: only the action it leads to
+        if self._record.state is State.DISARMED:
+            self._tag_user, self._tag_uid = user, uid
+            self.recorder.start_timer(Timer.TAG_WINDOW, TAG_WINDOW_MS)
+            self.recorder.say(f"{user.name.upper()}: A B C TO ARM", Tone.OK)
+        else:
+            self._forget_tag()
+            self._act(Request(Kind.DISARM, Method.TAG, user=user, tag=uid))
 
-    # -------------------------------------------------------------- zones, devices
+    # -------------------------------------------------------------- zones, photos
 
     def _on_zone(self, inp: ZoneChanged) -> None:
+        rec = self._record
         if self._cfg.zone(inp.zone) is None:
             _LOGGER.warning("report from unknown zone %r ignored", inp.zone)
             return
         if not inp.open:
-            self._open.discard(inp.zone)
+            rec.open_zones -= {inp.zone}
             return
-        if inp.zone in self._open:
+        if inp.zone in rec.open_zones:
             return  # only a change counts
-        self._open.add(inp.zone)
-        req = self._zone_request(inp.zone)
+        rec.open_zones |= {inp.zone}
+        req = self.machine.zone_request(inp.zone)
         if req is not None:
-            self._dispatch(req)
-
-    def _on_tamper(self, inp: TamperDetected) -> None:
-        self._dispatch(Request(Kind.TAMPER, Method.SYSTEM, zone=inp.source))
-
-    def _on_device_lost(self, inp: DeviceLost) -> None:
-        # A driver's reason can be a long exception text; events stay small.
-        reason = inp.reason[:MAX_DETAIL]
-        self._dispatch(Request(Kind.DEVICE_LOST, Method.SYSTEM, zone=inp.device, detail=reason))
-
-    def _on_device_back(self, inp: DeviceBack) -> None:
-        self._dispatch(Request(Kind.DEVICE_BACK, Method.SYSTEM, zone=inp.device))
+            self.machine.dispatch(req)
 
     def _on_photo(self, inp: PhotoCaptured) -> None:
-        if inp.photo_id not in self._photos:
+        photos = self.machine.photos
+        if inp.photo_id not in photos:
             _LOGGER.warning(
                 "photo %s was not requested (or before a restart); ignored", inp.photo_id
             )
             return
         if not inp.ok:
-            self._photos.pop(inp.photo_id)
+            photos.pop(inp.photo_id)
             _LOGGER.warning("photo %s from %s failed: %s", inp.photo_id, inp.camera, inp.detail)
             return
-        self._dispatch(
-            Request(Kind.PHOTO_DONE, Method.SYSTEM, camera=inp.camera, photo_id=inp.photo_id)
-        )
+        req = Request(Kind.PHOTO_DONE, Method.SYSTEM, camera=inp.camera, photo_id=inp.photo_id)
+        self.machine.dispatch(req)
 
     # -------------------------------------------------------------- remote commands
 
-    def _on_command(self, inp: RemoteCommand) -> None:
-        cmd = inp.command
+    def _on_command(self, cmd: Command) -> None:
         method = Method(cmd.via.value)
         kind = ACTION_KINDS[cmd.action]
         req = Request(kind, method, mode=cmd.mode, camera=cmd.camera, command=cmd)
         problem = self._bad_request(cmd)
         if problem is not None:
-            self._refuse(req, ErrorCode.BAD_REQUEST, problem)
+            self.machine.refuse(req, ErrorCode.BAD_REQUEST, problem)
             return
         user = self._cfg.user(cmd.user)
         if user is None:
-            self._refuse(req, ErrorCode.UNKNOWN_USER, f"no user {cmd.user!r} on this panel")
+            self.machine.refuse(req, ErrorCode.UNKNOWN_USER, f"no user {cmd.user!r} on this panel")
             return
         tag = (cmd.tag or "").upper() if kind is Kind.REVOKE_TAG else None
-        self._request(dataclasses.replace(req, user=user, tag=tag))
+        self.machine.request(dataclasses.replace(req, user=user, tag=tag))
+        if self._tag_uid is not None and self._tag_uid in self._record.revoked_tags:
+            self._forget_tag()  # a pending tag arming by a tag revoked just now
 
     def _bad_request(self, cmd: Command) -> str | None:
         if cmd.action is CommandAction.ARM and cmd.mode is None:

@@ -1,213 +1,203 @@
-"""What each row of the transition table does: events, timers, siren, display."""
+"""What each row of the transition table does: events, timers, siren and keypad display.
+
+Every function here is ``effect(machine, request, previous_state)``; panel.transitions
+names one in each row. The machine has already moved to the row's next state when the
+effect runs, so ``machine.record.state`` is the new state and ``prev`` the old one.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
 
 from panel import eventcodes
 from panel.actions import CapturePhoto, Timer, Tone
-from panel.config import SiteConfig
-from panel.machine import ALARM_EVENTS, Machine, PanelSnapshot, Request
-from panel.transitions import Effect, Kind
+from panel.request import Kind, Request
 from protocol.messages import EventType, Method, State
 
+if TYPE_CHECKING:
+    from panel.machine import Machine
 
-class Effects(Machine):
-    """The effect of every transition; the table in panel.transitions says which runs when."""
+ALARM_EVENTS: Final[Mapping[Kind, EventType]] = {
+    Kind.PANIC: EventType.PANIC,
+    Kind.FIRE: EventType.FIRE,
+    Kind.TAMPER: EventType.TAMPER,
+}
 
-    def __init__(self, config: SiteConfig, saved: PanelSnapshot | None = None) -> None:
-        super().__init__(config, saved)
-        self._effects.update(
-            {
-                Effect.START_EXIT: self._start_exit,
-                Effect.DISARM: self._disarm,
-                Effect.ALARM_24H: self._alarm_24h,
-                Effect.START_ENTRY: self._start_entry,
-                Effect.BURGLARY: self._burglary,
-                Effect.MORE_BURGLARY: self._more_burglary,
-                Effect.ARMED: self._armed,
-                Effect.END_ALARM: self._end_alarm,
-                Effect.STATUS: self._nothing,
-                Effect.PHOTO: self._photo,
-                Effect.PHOTO_READY: self._photo_ready,
-                Effect.UNLOCK: self._unlock_effect,
-                Effect.REVOKE_TAG: self._revoke_tag,
-                Effect.DEVICE_LOST: self._device_lost,
-                Effect.DEVICE_BACK: self._device_back,
-                Effect.NOTHING: self._nothing,
-            }
-        )
 
-    def _nothing(self, req: Request, prev: State) -> None:
-        """Accepted; nothing changes."""
+def _user(req: Request | None) -> str | None:
+    return req.user.name if req is not None and req.user is not None else None
 
-    def _user_name(self, req: Request) -> str | None:
-        return req.user.name if req.user is not None else None
 
-    def _start_exit(self, req: Request, prev: State) -> None:
-        self._mode = req.mode
-        self._armed_by = self._user_name(req)
-        self._armed_method = req.method
-        self._armed_tag = req.tag
-        self._event(EventType.ARMING, req.method, user=self._armed_by, tag=req.tag)
-        self._start_timer(Timer.EXIT, self._delay_ms(Timer.EXIT))
-        self._say(self.status_text(), Tone.OK)
+def nothing(m: Machine, req: Request, prev: State) -> None:
+    """Accepted; nothing changes (a status query, an entry zone while already pending)."""
 
-    def _disarm(self, req: Request, prev: State) -> None:
-        for name in (Timer.EXIT, Timer.ENTRY, Timer.SIREN):
-            self._cancel_timer(name)
-        self._set_siren(False)
-        codes = eventcodes.disarmed_codes(req.method, from_alarm=prev is State.TRIGGERED)
-        self._event(
-            EventType.DISARMED, req.method, user=self._user_name(req), tag=req.tag, codes=codes
-        )
-        self._mode = None
-        self._armed_by = None
-        self._armed_method = None
-        self._armed_tag = None
-        self._clear_alarm()
-        self._say(self.status_text(), Tone.OK)
 
-    def _clear_alarm(self) -> None:
-        self._alarm = None
-        self._alarm_zones.clear()
-        self._entry_zone = None
+def start_exit(m: Machine, req: Request, prev: State) -> None:
+    """Arming: remember who armed and how, record ``arming``, start the exit delay."""
+    rec = m.record
+    rec.mode = req.mode
+    rec.armed_by = _user(req)
+    rec.armed_method = req.method
+    rec.armed_tag = req.tag
+    m.out.event(EventType.ARMING, req.method, user=rec.armed_by, tag=req.tag)
+    m.out.start_timer(Timer.EXIT, m.delay_ms(Timer.EXIT))
+    m.out.say(m.status_text(), Tone.OK)
 
-    def _alarm_24h(self, req: Request, prev: State) -> None:
-        if prev is not State.TRIGGERED:
-            self._alarm_zones.clear()
-        self._cancel_timer(Timer.EXIT)
-        self._cancel_timer(Timer.ENTRY)
-        self._entry_zone = None
-        event_type = ALARM_EVENTS[req.kind]
-        if req.kind is Kind.TAMPER:
-            codes = eventcodes.tamper_codes(device_lost=False)
-        else:
-            codes = eventcodes.fixed_codes(event_type)
-        self._event(
-            event_type,
-            req.method,
-            user=self._user_name(req),
-            zone=req.zone,
-            detail=req.detail,
-            codes=codes,
-        )
-        if req.zone is not None:
-            self._alarm_zones.add(req.zone)
-        # A new kind of alarm (fire during a burglary) gets its full siren time; the same
-        # kind again (a flapping tamper switch) does not keep the siren on for ever.
-        if prev is not State.TRIGGERED or self._alarm != codes:
-            self._start_timer(Timer.SIREN, self._delay_ms(Timer.SIREN))
-        self._alarm = codes
-        self._set_siren(True)
-        self._say(f"{event_type.value.upper()} {req.zone or ''}".strip())
 
-    def _start_entry(self, req: Request, prev: State) -> None:
-        self._entry_zone = req.zone
-        self._event(EventType.ENTRY, Method.SYSTEM, zone=req.zone)
-        self._start_timer(Timer.ENTRY, self._delay_ms(Timer.ENTRY))
-        self._say("ENTRY - CODE OR TAG")
+def armed(m: Machine, req: Request, prev: State) -> None:
+    """Exit delay over: record ``armed``; zones still open are judged as if they opened now."""
+    rec = m.record
+    method = rec.armed_method or Method.SYSTEM
+    codes = eventcodes.armed_codes(rec.mode, method)
+    m.out.event(EventType.ARMED, method, user=rec.armed_by, tag=rec.armed_tag, codes=codes)
+    m.out.say(m.status_text())
+    for zone in m.cfg.zones:
+        if zone.name in rec.open_zones and not zone.always_active:
+            follow = m.zone_request(zone.name)
+            if follow is not None:
+                m.dispatch(follow)
 
-    def _burglary(self, req: Request, prev: State) -> None:
-        self._cancel_timer(Timer.ENTRY)
-        zone = req.zone if req.zone is not None else self._entry_zone
-        kind = req.zone_kind
-        if kind is None and zone is not None:
-            found = self._cfg.zone(zone)
-            kind = found.kind if found is not None else None
-        codes = eventcodes.alarm_codes(kind)
-        self._event(EventType.ALARM, Method.SYSTEM, zone=zone, codes=codes)
-        self._alarm_zones = {zone} if zone is not None else set()
-        self._entry_zone = None
-        self._alarm = codes
-        self._set_siren(True)
-        self._start_timer(Timer.SIREN, self._delay_ms(Timer.SIREN))
-        self._say(f"ALARM {zone or ''}".strip())
 
-    def _more_burglary(self, req: Request, prev: State) -> None:
-        if req.zone is None or req.zone in self._alarm_zones:
-            return
-        self._alarm_zones.add(req.zone)
-        codes = eventcodes.alarm_codes(req.zone_kind)
-        self._event(EventType.ALARM, Method.SYSTEM, zone=req.zone, codes=codes)
+def disarm(m: Machine, req: Request, prev: State) -> None:
+    """Disarm from any armed, arming, pending or triggered state: every timer and the siren stop."""
+    for name in (Timer.EXIT, Timer.ENTRY, Timer.SIREN):
+        m.out.cancel_timer(name)
+    m.set_siren(False)
+    codes = eventcodes.disarmed_codes(req.method, from_alarm=prev is State.TRIGGERED)
+    m.out.event(EventType.DISARMED, req.method, user=_user(req), tag=req.tag, codes=codes)
+    rec = m.record
+    rec.mode = rec.armed_by = rec.armed_method = rec.armed_tag = None
+    m.clear_alarm()
+    m.out.say(m.status_text(), Tone.OK)
 
-    def _armed(self, req: Request, prev: State) -> None:
-        method = self._armed_method or Method.SYSTEM
-        codes = eventcodes.armed_codes(self._mode, method)
-        self._event(EventType.ARMED, method, user=self._armed_by, tag=self._armed_tag, codes=codes)
-        self._say(self.status_text())
-        # Zones still open when the exit delay ends are judged as if they opened now.
-        for zone in self._cfg.zones:
-            if zone.name in self._open and not zone.always_active:
-                follow = self._zone_request(zone.name)
-                if follow is not None:
-                    self._dispatch(follow)
 
-    def _end_alarm(self, req: Request, prev: State) -> None:
-        self._set_siren(False)
-        alarm = self._alarm or eventcodes.alarm_codes(None)
-        zone = min(self._alarm_zones) if self._alarm_zones else None
-        codes = eventcodes.restore_codes(alarm)
-        self._event(EventType.ALARM_END, Method.SYSTEM, zone=zone, codes=codes)
-        self._clear_alarm()
-        if self._mode is not None:
-            # Zones still open stay out until they close: a broken window must not loop alarms.
-            codes = eventcodes.armed_codes(self._mode, Method.SYSTEM)
-            self._event(EventType.ARMED, Method.SYSTEM, codes=codes)
-        self._say(self.status_text())
+def alarm_24h(m: Machine, req: Request, prev: State) -> None:
+    """Panic, fire or tamper, in any state: the alarm event, the siren and its time.
 
-    def _photo(self, req: Request, prev: State) -> None:
-        photo_id = f"{self._cfg.panel_id}-{self._seq}"
-        self._event(
-            EventType.PHOTO_REQUESTED,
-            req.method,
-            user=self._user_name(req),
-            zone=req.camera,
-            photo=photo_id,
-        )
-        self._photos[photo_id] = dataclasses.replace(req, photo_id=photo_id)
-        assert req.camera is not None
-        self._out.append(CapturePhoto(req.camera, photo_id))
+    A new kind of alarm (fire during a burglary) gets its full siren time; the same kind
+    again (a flapping tamper switch) does not keep the siren on for ever.
+    """
+    rec = m.record
+    if prev is not State.TRIGGERED:
+        rec.alarm_zones = frozenset()
+    m.out.cancel_timer(Timer.EXIT)
+    m.out.cancel_timer(Timer.ENTRY)
+    rec.entry_zone = None
+    event_type = ALARM_EVENTS[req.kind]
+    if req.kind is Kind.TAMPER:
+        codes = eventcodes.tamper_codes(device_lost=False)
+    else:
+        codes = eventcodes.fixed_codes(event_type)
+    m.out.event(
+        event_type, req.method, user=_user(req), zone=req.zone, detail=req.detail, codes=codes
+    )
+    if req.zone is not None:
+        rec.alarm_zones |= {req.zone}
+    if prev is not State.TRIGGERED or m.alarm != codes:
+        m.out.start_timer(Timer.SIREN, m.delay_ms(Timer.SIREN))
+    m.alarm = codes
+    m.set_siren(True)
+    m.out.say(f"{event_type.value.upper()} {req.zone or ''}".strip())
 
-    def _photo_ready(self, req: Request, prev: State) -> None:
-        asked = self._photos.pop(req.photo_id or "", None)
-        self._event(
-            EventType.PHOTO_READY,
-            asked.method if asked is not None else Method.SYSTEM,
-            user=self._user_name(asked) if asked is not None else None,
-            zone=req.camera,
-            photo=req.photo_id,
-        )
 
-    def _unlock_effect(self, req: Request, prev: State) -> None:
-        self._unlock(req.method, self._user_name(req))
-        self._level = 0  # a master vouched for whoever is at the keypad
+def start_entry(m: Machine, req: Request, prev: State) -> None:
+    """An armed entry zone opened: record ``entry``, start the entry delay."""
+    m.record.entry_zone = req.zone
+    m.out.event(EventType.ENTRY, Method.SYSTEM, zone=req.zone)
+    m.out.start_timer(Timer.ENTRY, m.delay_ms(Timer.ENTRY))
+    m.out.say("ENTRY - CODE OR TAG")
 
-    def _unlock(self, method: Method, user: str | None) -> None:
-        self._cancel_timer(Timer.LOCKOUT)
-        self._locked_until = None
-        self._failed = 0
-        self._event(EventType.KEYPAD_UNLOCKED, method, user=user)
-        self._say(self.status_text())
 
-    def _revoke_tag(self, req: Request, prev: State) -> None:
-        assert req.tag is not None
-        if req.tag in self._revoked:
-            return
-        self._revoked.add(req.tag)
-        owner = self._cfg.user_by_tag(req.tag)
-        detail = f"held by {owner.name}" if owner is not None else "not assigned to a user"
-        self._event(
-            EventType.TAG_REVOKED, req.method, user=self._user_name(req), tag=req.tag, detail=detail
-        )
-        self._tag_revoked(req.tag)
+def burglary(m: Machine, req: Request, prev: State) -> None:
+    """A watched zone while armed or pending, or the entry delay ran out: the alarm sounds."""
+    rec = m.record
+    m.out.cancel_timer(Timer.ENTRY)
+    zone = req.zone if req.zone is not None else rec.entry_zone
+    kind = req.zone_kind
+    if kind is None and zone is not None:
+        found = m.cfg.zone(zone)
+        kind = found.kind if found is not None else None
+    codes = eventcodes.alarm_codes(kind)
+    m.out.event(EventType.ALARM, Method.SYSTEM, zone=zone, codes=codes)
+    rec.alarm_zones = frozenset() if zone is None else frozenset({zone})
+    rec.entry_zone = None
+    m.alarm = codes
+    m.set_siren(True)
+    m.out.start_timer(Timer.SIREN, m.delay_ms(Timer.SIREN))
+    m.out.say(f"ALARM {zone or ''}".strip())
 
-    def _tag_revoked(self, uid: str) -> None:
-        """Hook: the keypad forgets a pending tag arming by that tag."""
 
-    def _device_lost(self, req: Request, prev: State) -> None:
-        codes = eventcodes.tamper_codes(device_lost=True)
-        self._event(EventType.TAMPER, Method.SYSTEM, zone=req.zone, detail=req.detail, codes=codes)
+def more_burglary(m: Machine, req: Request, prev: State) -> None:
+    """Another watched zone while triggered: reported once per zone, siren time unchanged."""
+    if req.zone is None or req.zone in m.record.alarm_zones:
+        return
+    m.record.alarm_zones |= {req.zone}
+    codes = eventcodes.alarm_codes(req.zone_kind)
+    m.out.event(EventType.ALARM, Method.SYSTEM, zone=req.zone, codes=codes)
 
-    def _device_back(self, req: Request, prev: State) -> None:
-        self._event(EventType.DEVICE_BACK, Method.SYSTEM, zone=req.zone)
+
+def end_alarm(m: Machine, req: Request, prev: State) -> None:
+    """Siren time over: ``alarm_end``, then re-armed in the mode it was in (or disarmed).
+
+    Zones still open stay out until they close: a broken window must not loop alarms.
+    """
+    rec = m.record
+    m.set_siren(False)
+    alarm = m.alarm or eventcodes.alarm_codes(None)
+    zone = min(rec.alarm_zones) if rec.alarm_zones else None
+    m.out.event(
+        EventType.ALARM_END, Method.SYSTEM, zone=zone, codes=eventcodes.restore_codes(alarm)
+    )
+    m.clear_alarm()
+    if rec.mode is not None:
+        codes = eventcodes.armed_codes(rec.mode, Method.SYSTEM)
+        m.out.event(EventType.ARMED, Method.SYSTEM, codes=codes)
+    m.out.say(m.status_text())
+
+
+def photo(m: Machine, req: Request, prev: State) -> None:
+    """A remote photo request: ``photo_requested`` and a capture on that camera."""
+    assert req.camera is not None
+    photo_id = f"{m.cfg.panel_id}-{m.record.next_seq}"
+    m.out.event(
+        EventType.PHOTO_REQUESTED, req.method, user=_user(req), zone=req.camera, photo=photo_id
+    )
+    m.photos[photo_id] = dataclasses.replace(req, photo_id=photo_id)
+    m.out.actions.append(CapturePhoto(req.camera, photo_id))
+
+
+def photo_ready(m: Machine, req: Request, prev: State) -> None:
+    """The camera delivered: ``photo_ready`` on behalf of whoever asked."""
+    asked = m.photos.pop(req.photo_id or "", None)
+    m.out.event(
+        EventType.PHOTO_READY,
+        asked.method if asked is not None else Method.SYSTEM,
+        user=_user(asked),
+        zone=req.camera,
+        photo=req.photo_id,
+    )
+
+
+def unlock(m: Machine, req: Request, prev: State) -> None:
+    """A master clears the lockout remotely; the lockouts no longer escalate."""
+    m.credentials.unlock(req.method, _user(req), vouched=True)
+    m.out.say(m.status_text())
+
+
+def revoke_tag(m: Machine, req: Request, prev: State) -> None:
+    """A master revokes a tag: refused from now on, across restarts."""
+    assert req.tag is not None
+    m.credentials.revoke(req.tag, req.method, _user(req))
+
+
+def device_lost(m: Machine, req: Request, prev: State) -> None:
+    """A device stopped answering: a tamper event naming it (no alarm)."""
+    codes = eventcodes.tamper_codes(device_lost=True)
+    m.out.event(EventType.TAMPER, Method.SYSTEM, zone=req.zone, detail=req.detail, codes=codes)
+
+
+def device_back(m: Machine, req: Request, prev: State) -> None:
+    """A lost device answers again."""
+    m.out.event(EventType.DEVICE_BACK, Method.SYSTEM, zone=req.zone)

@@ -12,6 +12,7 @@ from drivers.reports import (
     KeyPressed,
     Report,
     TagPresented,
+    TagRefused,
     TagRemoved,
     TamperDetected,
     ZoneChanged,
@@ -21,6 +22,7 @@ from protocol.messages import Command
 __all__ = [
     "KEYS",
     "ClimateReading",
+    "ClockSync",
     "DeviceBack",
     "DeviceLost",
     "Input",
@@ -29,6 +31,7 @@ __all__ = [
     "RemoteCommand",
     "Report",
     "TagPresented",
+    "TagRefused",
     "TagRemoved",
     "TamperDetected",
     "TimerFired",
@@ -60,4 +63,11 @@ class PhotoCaptured:
     detail: str | None = None
 
 
-Input = Report | TimerFired | RemoteCommand | PhotoCaptured
+@dataclass(frozen=True, slots=True)
+class ClockSync:
+    """What the system says of its clock: synchronised (NTP) or not (just booted, no RTC)."""
+
+    synchronised: bool
+
+
+Input = Report | TimerFired | RemoteCommand | PhotoCaptured | ClockSync

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 
+from common.clock import system_clock_synchronised
 from common.service import serve
 from panel.config import load_site_file
 from panel.process import PanelProcess
@@ -16,7 +17,7 @@ _LOGGER = logging.getLogger(__name__)
 def run_panel(args: argparse.Namespace) -> int:
     """Entry point of ``centinela panel``: exit 0 after a clean stop."""
     config = load_site_file(args.config)
-    process = PanelProcess(config)
+    process = PanelProcess(config, clock_check=system_clock_synchronised)
 
     def started() -> None:
         _LOGGER.info("panel %s/%s running: %s", config.site, config.panel_id, process.view().state)

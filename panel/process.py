@@ -34,9 +34,17 @@ from panel.actions import (
 )
 from panel.config import SiteConfig
 from panel.core import Panel, PanelSnapshot
-from panel.inputs import ClimateReading, Input, PhotoCaptured, RemoteCommand, TimerFired
+from panel.inputs import (
+    ClimateReading,
+    ClockSync,
+    Input,
+    PhotoCaptured,
+    RemoteCommand,
+    TimerFired,
+)
 from panel.link import LinkSettings, PanelLink, photo_chunks
 from panel.store import PanelStore
+from panel.tagcounters import sun_policy
 from protocol.messages import Command, Event, Heartbeat, StateSnapshot, Telemetry
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,8 +61,10 @@ class PanelProcess:
         broker_url: str | None = None,
         store_path: str | Path | None = None,
         link_key: bytes | None = None,
+        clock_check: Callable[[], bool | None] | None = None,
     ) -> None:
         self.config = config
+        self._clock_check = clock_check  # is the system clock synchronised? (None: unknown)
         self.clock: Clock = clock or RealClock()
         self._broker_url = broker_url
         self._link_key = link_key
@@ -73,6 +83,7 @@ class PanelProcess:
         self._store: PanelStore | None = None
         self._core: Panel | None = None
         self._committed: PanelSnapshot | None = None  # the snapshot the store holds
+        self._clock_synchronised = True  # what the core was last told of the clock
         self._queue: asyncio.Queue[Input] = asyncio.Queue()
         self._busy = False
         self._timers: dict[str, TimerHandle] = {}
@@ -101,7 +112,9 @@ class PanelProcess:
         self.keypad = await self._stack.enter_async_context(
             registry.open_keypad(devices.keypad, file=file)
         )
-        self.nfc = await self._stack.enter_async_context(registry.open_nfc(devices.nfc, file=file))
+        self.nfc = await self._stack.enter_async_context(
+            registry.open_nfc(devices.nfc, file=file, sun=sun_policy(config, self._store))
+        )
         self.zones = await self._stack.enter_async_context(
             registry.open_zones(devices.zones, config.zones, file=file)
         )
@@ -131,6 +144,7 @@ class PanelProcess:
         self._spawn(self._every(config.telemetry.interval, self._telemetry), "telemetry")
         self._spawn(self._every(config.link.heartbeat, self._heartbeat), "heartbeat")
         self._apply(self._core.start(self.clock.now_ms()))
+        self._check_clock()
 
     async def stop(self) -> None:
         """Stop everything this process started; the store keeps the state."""
@@ -301,6 +315,14 @@ class PanelProcess:
         if self.link is not None:
             self.link.send(Telemetry(self.clock.now_ms(), reading.temperature, reading.humidity))
 
+    def _check_clock(self) -> None:
+        """Tell the core when the system's clock becomes (un)synchronised."""
+        synchronised = None if self._clock_check is None else self._clock_check()
+        if synchronised is not None and synchronised != self._clock_synchronised:
+            self._clock_synchronised = synchronised
+            self._queue.put_nowait(ClockSync(synchronised))
+
     async def _heartbeat(self) -> None:
+        self._check_clock()
         if self.link is not None and self._core is not None:
             self.link.send(Heartbeat(self.clock.now_ms(), self._core.snapshot().next_seq - 1))

@@ -8,7 +8,6 @@ always agree. Nothing derived from a user code is ever written here.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -18,15 +17,15 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from common.errors import UsageError
-from panel.machine import PanelSnapshot
-from protocol.messages import Event, EventType, Method, Mode, State
+from panel import durable
+from panel.durable import PanelSnapshot
+from protocol.messages import Event, EventType, Method, Mode
 
 _LOGGER = logging.getLogger(__name__)
 
 KEEP_EVENTS: Final = 10_000
 """Acknowledged events beyond the newest this many are pruned."""
 
-SNAPSHOT_VERSION: Final = 1
 SCHEMA_VERSION: Final = 1
 
 _SCHEMA: Final = """
@@ -42,7 +41,8 @@ CREATE TABLE IF NOT EXISTS events (
     zone    TEXT,
     tag     TEXT,
     photo   TEXT,
-    detail  TEXT
+    detail  TEXT,
+    clock_unsynced INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS state (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
@@ -61,12 +61,12 @@ CREATE TABLE IF NOT EXISTS meta (
 
 _INSERT_EVENT: Final = (
     "INSERT INTO events"
-    " (seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " (seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail, clock_unsynced)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_EVENTS: Final = (
-    "SELECT seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail"
-    " FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+    "SELECT seq, time_ms, type, method, cid, sia, mode, user, zone, tag, photo, detail,"
+    " clock_unsynced FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 )
 
 
@@ -79,62 +79,13 @@ class SeqError(ValueError):
 
 
 def snapshot_to_json(snap: PanelSnapshot) -> str:
-    """The snapshot as a JSON document (sets sorted, enums by value)."""
-    doc: dict[str, Any] = {
-        "v": SNAPSHOT_VERSION,
-        "state": snap.state.value,
-        "mode": None if snap.mode is None else snap.mode.value,
-        "since_ms": snap.since_ms,
-        "armed_by": snap.armed_by,
-        "armed_method": None if snap.armed_method is None else snap.armed_method.value,
-        "armed_tag": snap.armed_tag,
-        "timers": dict(sorted(snap.timers.items())),
-        "siren": snap.siren,
-        "alarm_cid": snap.alarm_cid,
-        "alarm_sia": snap.alarm_sia,
-        "alarm_zones": sorted(snap.alarm_zones),
-        "entry_zone": snap.entry_zone,
-        "failed_attempts": snap.failed_attempts,
-        "locked_until_ms": snap.locked_until_ms,
-        "lockout_level": snap.lockout_level,
-        "revoked_tags": sorted(snap.revoked_tags),
-        "next_seq": snap.next_seq,
-        "open_zones": sorted(snap.open_zones),
-    }
-    return json.dumps(doc, separators=(",", ":"))
+    """The snapshot as a JSON document (sets sorted, enums by value): panel.durable.to_json."""
+    return durable.to_json(snap)
 
 
 def snapshot_from_json(text: str) -> PanelSnapshot:
     """The snapshot from ``snapshot_to_json``; raises ValueError when it cannot be read."""
-    doc = json.loads(text)
-    if not isinstance(doc, dict) or doc.get("v") != SNAPSHOT_VERSION:
-        raise ValueError(
-            f"unknown snapshot version {doc.get('v') if isinstance(doc, dict) else doc!r}"
-        )
-
-    def opt(key: str) -> Any:
-        return doc.get(key)
-
-    return PanelSnapshot(
-        state=State(doc["state"]),
-        mode=None if opt("mode") is None else Mode(doc["mode"]),
-        since_ms=int(doc["since_ms"]),
-        armed_by=opt("armed_by"),
-        armed_method=None if opt("armed_method") is None else Method(doc["armed_method"]),
-        armed_tag=opt("armed_tag"),
-        timers={str(k): int(v) for k, v in (opt("timers") or {}).items()},
-        siren=bool(opt("siren")),
-        alarm_cid=opt("alarm_cid"),
-        alarm_sia=opt("alarm_sia"),
-        alarm_zones=frozenset(opt("alarm_zones") or ()),
-        entry_zone=opt("entry_zone"),
-        failed_attempts=int(opt("failed_attempts") or 0),
-        locked_until_ms=None if opt("locked_until_ms") is None else int(doc["locked_until_ms"]),
-        lockout_level=int(opt("lockout_level") or 0),
-        revoked_tags=frozenset(opt("revoked_tags") or ()),
-        next_seq=int(doc["next_seq"]),
-        open_zones=frozenset(opt("open_zones") or ()),
-    )
+    return durable.from_json(text)
 
 
 def _row(event: Event) -> tuple[object, ...]:
@@ -151,11 +102,12 @@ def _row(event: Event) -> tuple[object, ...]:
         event.tag,
         event.photo,
         event.detail,
+        int(event.clock_unsynced),
     )
 
 
 def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
-    seq, time_ms, type_, method, cid, sia, mode, user, zone, tag, photo, detail = row
+    seq, time_ms, type_, method, cid, sia, mode, user, zone, tag, photo, detail, unsynced = row
     return Event(
         seq=seq,
         time_ms=time_ms,
@@ -169,6 +121,7 @@ def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
         tag=tag,
         photo=photo,
         detail=detail,
+        clock_unsynced=bool(unsynced),
     )
 
 
@@ -202,6 +155,11 @@ class PanelStore:
         with self._transaction():
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+            if "clock_unsynced" not in columns:  # a store from before the flag
+                db.execute(
+                    "ALTER TABLE events ADD COLUMN clock_unsynced INTEGER NOT NULL DEFAULT 0"
+                )
             db.execute("INSERT OR IGNORE INTO delivery (id, acked_upto) VALUES (1, 0)")
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

@@ -1,41 +1,44 @@
-"""The panel's transition table: (state, input kind) -> (guard, effect, next state).
+"""The panel's transition table: (state, input kind) -> (effect, next state, guard).
 
-A pair that is not in the table is an explicit refusal: the core answers ``invalid_state``
-to a user, and ignores a zone, timer or device report that means nothing in that state.
+Each row names the function of panel.effects that carries it out, so what happens for a
+pair is one row here and one function there: "disarm during the entry delay" is the row
+``(PENDING, DISARM)``, which runs ``effects.disarm`` and goes to ``DISARMED``. A pair that
+is not in the table is an explicit refusal: the machine answers ``invalid_state`` to a
+user, and ignores a zone, timer or device report that means nothing in that state.
 """
 
 from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
+from panel import effects
 from panel.config import Role
+from panel.request import Kind, Request
 from protocol.messages import State
 
+if TYPE_CHECKING:
+    from panel.machine import Machine
 
-class Kind(enum.StrEnum):
-    """What an input means once the keypad grammar, credentials and zone kinds are resolved."""
+__all__ = [
+    "ARMED_STATES",
+    "DISARMABLE",
+    "PERMISSIONS",
+    "TABLE",
+    "Effect",
+    "Goto",
+    "Guard",
+    "Kind",
+    "Transition",
+    "allowed",
+    "lookup",
+]
 
-    ARM = "arm"  # a user asks to arm: code/tag + A/B/C, or a remote arm
-    DISARM = "disarm"  # code + D, a tag tap while not disarmed, a remote disarm
-    PANIC = "panic"  # key P, a remote sos, a panic zone
-    FIRE = "fire"  # a fire zone
-    TAMPER = "tamper"  # a tamper zone or tamper switch
-    ENTRY_ZONE = "entry_zone"  # a watched entry zone opened
-    INSTANT_ZONE = "instant_zone"  # a watched perimeter or interior zone opened
-    EXIT_END = "exit_end"  # exit delay over
-    ENTRY_END = "entry_end"  # entry delay over
-    SIREN_END = "siren_end"  # alarm duration over
-    STATUS = "status"  # a remote status query
-    PHOTO = "photo"  # a remote photo request
-    PHOTO_DONE = "photo_done"  # the camera delivered a requested photo
-    UNLOCK = "unlock"  # a master clears a keypad lockout remotely
-    REVOKE_TAG = "revoke_tag"  # a master revokes a tag remotely
-    DEVICE_LOST = "device_lost"  # a device stopped answering
-    DEVICE_BACK = "device_back"  # a lost device answers again
+Effect: TypeAlias = "Callable[[Machine, Request, State], None]"
+"""What a transition does: ``effect(machine, request, previous_state)``."""
 
 
 class Guard(enum.StrEnum):
@@ -43,27 +46,6 @@ class Guard(enum.StrEnum):
 
     ZONES_CLOSED = "zones_closed"  # no zone the mode watches is open, entry zones excepted
     LOCKED = "locked"  # the keypad is locked
-
-
-class Effect(enum.StrEnum):
-    """What a transition does (events, timers, siren), implemented by the core."""
-
-    START_EXIT = "start_exit"
-    DISARM = "disarm"
-    ALARM_24H = "alarm_24h"  # panic, fire, tamper: alarm in any state
-    START_ENTRY = "start_entry"
-    BURGLARY = "burglary"
-    MORE_BURGLARY = "more_burglary"  # another zone while triggered: reported once per zone
-    ARMED = "armed"
-    END_ALARM = "end_alarm"
-    STATUS = "status"
-    PHOTO = "photo"
-    PHOTO_READY = "photo_ready"
-    UNLOCK = "unlock"
-    REVOKE_TAG = "revoke_tag"
-    DEVICE_LOST = "device_lost"
-    DEVICE_BACK = "device_back"
-    NOTHING = "nothing"  # accepted, no effect (an entry zone while already pending)
 
 
 class Goto(enum.StrEnum):
@@ -76,7 +58,7 @@ class Goto(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """One row of the table."""
+    """One row of the table: run ``effect``, then the panel is in ``target``."""
 
     effect: Effect
     target: State | Goto
@@ -87,33 +69,39 @@ ARMED_STATES: Final = frozenset({State.ARMED_TOTAL, State.ARMED_PARTIAL, State.A
 DISARMABLE: Final = ARMED_STATES | {State.ARMING, State.PENDING, State.TRIGGERED}
 """States a user can disarm from."""
 
+_T = Transition
+
 
 def _build() -> dict[tuple[State, Kind], Transition]:
     table: dict[tuple[State, Kind], Transition] = {
-        (State.DISARMED, Kind.ARM): Transition(Effect.START_EXIT, State.ARMING, Guard.ZONES_CLOSED),
-        (State.ARMING, Kind.EXIT_END): Transition(Effect.ARMED, Goto.ARMED),
-        (State.PENDING, Kind.ENTRY_ZONE): Transition(Effect.NOTHING, Goto.SAME),
-        (State.PENDING, Kind.INSTANT_ZONE): Transition(Effect.BURGLARY, State.TRIGGERED),
-        (State.PENDING, Kind.ENTRY_END): Transition(Effect.BURGLARY, State.TRIGGERED),
-        (State.TRIGGERED, Kind.ENTRY_ZONE): Transition(Effect.MORE_BURGLARY, Goto.SAME),
-        (State.TRIGGERED, Kind.INSTANT_ZONE): Transition(Effect.MORE_BURGLARY, Goto.SAME),
-        (State.TRIGGERED, Kind.SIREN_END): Transition(Effect.END_ALARM, Goto.AFTER_ALARM),
+        # Arming and the exit delay.
+        (State.DISARMED, Kind.ARM): _T(effects.start_exit, State.ARMING, Guard.ZONES_CLOSED),
+        (State.ARMING, Kind.EXIT_END): _T(effects.armed, Goto.ARMED),
+        # The entry delay.
+        (State.PENDING, Kind.ENTRY_ZONE): _T(effects.nothing, Goto.SAME),
+        (State.PENDING, Kind.INSTANT_ZONE): _T(effects.burglary, State.TRIGGERED),
+        (State.PENDING, Kind.ENTRY_END): _T(effects.burglary, State.TRIGGERED),
+        # The alarm.
+        (State.TRIGGERED, Kind.ENTRY_ZONE): _T(effects.more_burglary, Goto.SAME),
+        (State.TRIGGERED, Kind.INSTANT_ZONE): _T(effects.more_burglary, Goto.SAME),
+        (State.TRIGGERED, Kind.SIREN_END): _T(effects.end_alarm, Goto.AFTER_ALARM),
     }
     for state in ARMED_STATES:
-        table[(state, Kind.ENTRY_ZONE)] = Transition(Effect.START_ENTRY, State.PENDING)
-        table[(state, Kind.INSTANT_ZONE)] = Transition(Effect.BURGLARY, State.TRIGGERED)
+        table[(state, Kind.ENTRY_ZONE)] = _T(effects.start_entry, State.PENDING)
+        table[(state, Kind.INSTANT_ZONE)] = _T(effects.burglary, State.TRIGGERED)
     for state in DISARMABLE:
-        table[(state, Kind.DISARM)] = Transition(Effect.DISARM, State.DISARMED)
+        table[(state, Kind.DISARM)] = _T(effects.disarm, State.DISARMED)
+    # Rows every state has: 24-hour alarms, queries and the panel's housekeeping.
     for state in State:
         for kind in (Kind.PANIC, Kind.FIRE, Kind.TAMPER):
-            table[(state, kind)] = Transition(Effect.ALARM_24H, State.TRIGGERED)
-        table[(state, Kind.STATUS)] = Transition(Effect.STATUS, Goto.SAME)
-        table[(state, Kind.PHOTO)] = Transition(Effect.PHOTO, Goto.SAME)
-        table[(state, Kind.PHOTO_DONE)] = Transition(Effect.PHOTO_READY, Goto.SAME)
-        table[(state, Kind.UNLOCK)] = Transition(Effect.UNLOCK, Goto.SAME, Guard.LOCKED)
-        table[(state, Kind.REVOKE_TAG)] = Transition(Effect.REVOKE_TAG, Goto.SAME)
-        table[(state, Kind.DEVICE_LOST)] = Transition(Effect.DEVICE_LOST, Goto.SAME)
-        table[(state, Kind.DEVICE_BACK)] = Transition(Effect.DEVICE_BACK, Goto.SAME)
+            table[(state, kind)] = _T(effects.alarm_24h, State.TRIGGERED)
+        table[(state, Kind.STATUS)] = _T(effects.nothing, Goto.SAME)
+        table[(state, Kind.PHOTO)] = _T(effects.photo, Goto.SAME)
+        table[(state, Kind.PHOTO_DONE)] = _T(effects.photo_ready, Goto.SAME)
+        table[(state, Kind.UNLOCK)] = _T(effects.unlock, Goto.SAME, Guard.LOCKED)
+        table[(state, Kind.REVOKE_TAG)] = _T(effects.revoke_tag, Goto.SAME)
+        table[(state, Kind.DEVICE_LOST)] = _T(effects.device_lost, Goto.SAME)
+        table[(state, Kind.DEVICE_BACK)] = _T(effects.device_back, Goto.SAME)
     return table
 
 

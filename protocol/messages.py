@@ -121,6 +121,7 @@ class Event:
     tag: str | None = None  # tag UID (hex) for tag events
     photo: str | None = None  # photo id for photo events
     detail: str | None = None  # free text, e.g. the open zones of an arm_refused
+    clock_unsynced: bool = False  # the panel's clock was known to be wrong: time_ms is unsure
 
 
 @dataclass(frozen=True, slots=True)

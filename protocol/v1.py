@@ -119,7 +119,7 @@ EVENT_SCHEMA: Final = Struct(
     "time_ms" / Int64ub,
     "type" / Int8ub,
     "method" / Int8ub,
-    "present" / Int8ub,  # 1 mode, 2 user, 4 zone, 8 tag, 16 photo, 32 detail
+    "present" / Int8ub,  # 1 mode, 2 user, 4 zone, 8 tag, 16 photo, 32 detail, 64 clock_unsynced
     "cid" / _STR8,
     "sia" / _STR8,
     "mode" / If(this.present & 0x01, Int8ub),
@@ -188,7 +188,8 @@ def _event_out(m: Event) -> Wire:
         | (m.zone is not None) << 2
         | (m.tag is not None) << 3
         | (m.photo is not None) << 4
-        | (m.detail is not None) << 5,
+        | (m.detail is not None) << 5
+        | m.clock_unsynced << 6,  # a flag: no field follows
         "cid": m.cid,
         "sia": m.sia,
         "mode": MODE_CODES.opt_to_wire(m.mode),
@@ -201,7 +202,7 @@ def _event_out(m: Event) -> Wire:
 
 
 def _event_in(c: Parsed) -> Event:
-    _check_present(c["present"], 0x3F)
+    _check_present(c["present"], 0x7F)
     mode = c["mode"]
     return Event(
         c["seq"],
@@ -216,6 +217,7 @@ def _event_in(c: Parsed) -> Event:
         c["tag"],
         c["photo"],
         c["detail"],
+        bool(c["present"] & 0x40),
     )
 
 

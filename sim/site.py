@@ -109,6 +109,7 @@ class SimSite:
         self._data = dict(data)
         self._key = str((data.get("link") or {}).get("key") or new_link_key())
         self._open_zones: set[str] = set()
+        self._chips: dict[str, Any] = {}  # simulated NTAG 424 DNA tags of a sun site, by UID
         self._panel_config: SiteConfig | None = None
         self._hub_config: HubConfig | None = None
 
@@ -305,10 +306,25 @@ class SimSite:
         await self._twin("keypad", KeypadTwin).type(keys)
 
     async def present_tag(self, uid: str) -> None:
-        """Bring a tag into the reader's field."""
+        """Bring a tag into the reader's field.
+
+        On a site with ``[nfc] tags = "sun"`` a 7-byte UID is an NTAG 424 DNA
+        personalised with the site's keys (one chip per UID, its read counter kept
+        across panel restarts); any other UID is a plain UID-only tag.
+        """
         from drivers.sim_nfc import SimTagEmulator
 
-        await self._twin("nfc", SimTagEmulator).present(uid)
+        nfc = self._running().config.nfc
+        tag: Any = uid
+        if nfc.sun and len(uid) == 14 and nfc.meta_key and nfc.file_key:
+            from drivers.ntag424 import SunKeys
+            from drivers.sim_ntag424 import Ntag424Chip
+
+            tag = self._chips.get(uid.upper())
+            if tag is None:
+                tag = Ntag424Chip(uid).personalise(SunKeys(nfc.meta_key, nfc.file_key), nfc.url)
+                self._chips[uid.upper()] = tag
+        await self._twin("nfc", SimTagEmulator).present(tag)
 
     async def remove_tag(self) -> None:
         """Take the tag away."""

@@ -46,6 +46,7 @@ class Model:
     """What the panel should be doing, by the rules of CONTRACT §4."""
 
     now: int
+    called: int = 0  # the time of the core's last call
     state: State = State.DISARMED
     mode: Mode | None = None
     siren: bool = False
@@ -72,7 +73,7 @@ class Model:
                 break
             at, name = due[0]
             del self.timers[name]
-            self.now = at
+            self.now = self.called = at
             self.timer(name)
         self.now = target
 
@@ -173,9 +174,9 @@ class Model:
         self.clear_digits()
         self.forget_tag()
 
-    def valid(self) -> None:
+    def cleared(self) -> None:
+        """Only an action carried out with a code or tag clears the wrong attempts."""
         self.failed = self.level = 0
-        self.credential = True
 
     def clear_digits(self) -> None:
         self.digits, self.overflow = "", False
@@ -210,13 +211,15 @@ class Model:
                 if overflow or code not in CODE_OF:
                     self.failed_attempt()
                     return
-                self.valid()
-                self.request(kind, CODE_OF[code][0], MODE_KEY.get(key))
+                self.credential = True
+                if self.request(kind, CODE_OF[code][0], MODE_KEY.get(key)):
+                    self.cleared()
             elif self.tag_user is not None:
                 user = self.tag_user
                 self.forget_tag()
                 self.credential = True
-                self.request(kind, user, MODE_KEY.get(key))
+                if self.request(kind, user, MODE_KEY.get(key)):
+                    self.cleared()
 
     def keys(self, keys: str) -> None:
         for key in keys:
@@ -235,14 +238,15 @@ class Model:
         if uid in self.revoked or uid not in TAG_OF:
             self.failed_attempt()
             return
-        self.valid()
+        self.credential = True
         self.clear_digits()
         if self.state is State.DISARMED:
             self.tag_user, self.tag_uid = TAG_OF[uid], uid
             self.start("tag_window", 10)
         else:
             self.forget_tag()
-            self.request("disarm", TAG_OF[uid], None)
+            if self.request("disarm", TAG_OF[uid], None):
+                self.cleared()
 
     def command(self, cmd: Command) -> None:
         user = CONFIG.user(cmd.user)
@@ -284,15 +288,16 @@ class Model:
         self.tag_user = self.tag_uid = None
         self.timers.pop("keypad_idle", None)
         self.timers.pop("tag_window", None)
-        # What fell due while the panel was off happens at start, in deadline order.
+        # Each timer runs for the time it had left at the last call; the time off does not
+        # count. An entry delay cut short ends in the alarm at once.
+        left = {name: at - self.called for name, at in self.timers.items()}
         self.now += gap
-        due = sorted((at, name) for name, at in self.timers.items() if at <= self.now)
-        now = self.now
-        for _at, name in due:
-            if name in self.timers:
-                del self.timers[name]
-                self.timer(name)
-                self.now = now
+        self.called = self.now
+        self.timers = {name: self.now + ms for name, ms in left.items()}
+        if self.locked_until is not None:
+            self.locked_until = self.timers["lockout"]
+        if self.state is State.PENDING:
+            self.burglary(self.entry_kind)
 
 
 class PanelMachine(RuleBasedStateMachine):
@@ -306,12 +311,24 @@ class PanelMachine(RuleBasedStateMachine):
         self.step_events: list[EventType] = []
         self.step_count = 0
 
-    def _step(self, local: bool, feed: Callable[[], object], model: Callable[[], object]) -> None:
-        """Run one input on both; ``local`` marks a code or tag that a lockout must stop."""
+    def _step(
+        self,
+        local: bool,
+        feed: Callable[[], object],
+        model: Callable[[], object],
+        *,
+        call: bool = True,
+    ) -> None:
+        """Run one input on both; ``local`` marks a code or tag that a lockout must stop.
+
+        ``call``: the step calls the core now (a wait or a restart keeps track itself).
+        """
         before_state = self.rig.state
         self.locked_before = self.rig.panel.view().locked
         self.model.credential = False
         count = len(self.rig.events)
+        if call:
+            self.model.called = self.model.now
         feed()
         model()
         new = self.rig.events[count:]
@@ -400,12 +417,20 @@ class PanelMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([0.5, 1, 5, 9.9, 10, 15, 30, 60, 90, 100, 180, 200, 360]))
     def wait(self, seconds: float) -> None:
-        self._step(False, lambda: self.rig.wait(seconds), lambda: self.model.advance(self.rig.now))
+        self._step(
+            False,
+            lambda: self.rig.wait(seconds),
+            lambda: self.model.advance(self.rig.now),
+            call=False,
+        )
 
     @rule(gap=st.sampled_from([0, 5, 100]))
     def restart(self, gap: int) -> None:
         self._step(
-            False, lambda: self.rig.restart(gap_s=gap), lambda: self.model.restart(gap * 1000)
+            False,
+            lambda: self.rig.restart(gap_s=gap),
+            lambda: self.model.restart(gap * 1000),
+            call=False,
         )
         assert self.step_events[0] is EventType.RESTART
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -18,7 +19,7 @@ from panel.inputs import (
     TamperDetected,
     TimerFired,
 )
-from panel.store import snapshot_to_json
+from panel.store import snapshot_from_json, snapshot_to_json
 from protocol.messages import ErrorCode, EventType, Method, Mode, State
 from tests.test_core_support import (
     ALICE_TAG,
@@ -588,21 +589,85 @@ def test_lockouts_double_until_a_valid_code() -> None:
         durations.append((view.locked_until_ms or 0) - rig.now)
         rig.wait(durations[-1] / 1000)
     assert durations == [90_000, 180_000, 360_000]
-    rig.press("1234D")  # a valid code (refused action, but the code is good)
+    rig.press("1234D")  # a valid code, but a refused action: the escalation stays
+    rig.press("0000A0000A0000A")
+    assert (rig.panel.view().locked_until_ms or 0) - rig.now == 720_000
+    rig.wait(720)
+    rig.press("1234A")  # an action carried out: the escalation starts over
+    rig.press("1234D")
     rig.press("0000A0000A0000A")
     assert (rig.panel.view().locked_until_ms or 0) - rig.now == 90_000
+
+
+@pytest.mark.parametrize(
+    ("between", "who"),
+    [
+        ("3456D", "carol's own code, refused: arm_only may not disarm"),
+        ("tap", "a tap of carol's own tag"),
+        ("1234D", "a master's code, refused: nothing to disarm"),
+        ("open", "a valid code whose arming is refused: a zone is open"),
+    ],
+)
+def test_refused_actions_and_taps_never_clear_the_wrong_attempts(between: str, who: str) -> None:
+    rig = Rig()
+    rig.press("0000A0000A")
+    if between == "tap":
+        rig.tap(CAROL_TAG)
+    elif between == "open":
+        rig.open("window")
+        rig.press("2345A")
+        assert rig.last_event(E.ARM_REFUSED)
+    else:
+        rig.press(between)
+    assert not rig.panel.view().locked
+    rig.press("0000A")
+    assert rig.panel.view().locked, who
+    assert rig.last_event(E.KEYPAD_LOCKED)
+
+
+def test_only_an_action_carried_out_clears_the_wrong_attempts() -> None:
+    rig = Rig()
+    rig.press("0000A0000A")
+    rig.tap(CAROL_TAG)
+    rig.press("B")  # carol arms with her tag: carried out
+    assert rig.state is State.ARMING
+    rig.press("0000D0000D")
+    assert not rig.panel.view().locked
+    rig.tap(BOB_TAG)  # bob's tag disarms: carried out
+    assert rig.state is State.DISARMED
+    rig.press("0000A0000A")
+    assert not rig.panel.view().locked
+    rig.press("0000A")
+    assert rig.panel.view().locked
+
+
+def test_an_arm_only_user_cannot_guess_the_master_code_between_own_codes() -> None:
+    """The attack: wrong guesses, the user's own refused disarm code every few guesses."""
+    rig = Rig()
+    for guess in range(12):
+        if rig.panel.view().locked:
+            break
+        rig.press(f"{9000 + guess}A")
+        if guess % 2 == 1:
+            rig.press("3456D")
+    assert rig.panel.view().locked
+    wrong = [e for e in rig.events if e.type is E.CODE_REJECTED and e.detail == "wrong code"]
+    assert len(wrong) == 3  # max_attempts guesses, whatever came between them
 
 
 def test_lockout_and_its_escalation_survive_a_restart() -> None:
     rig = Rig()
     rig.press("0000A0000A0000A")
     until = rig.panel.view().locked_until_ms
-    rig.restart(gap_s=30)
-    assert rig.panel.view().locked_until_ms == until
+    assert until == rig.now + 90_000
+    rig.wait(20)
+    rig.press("1234A")  # ignored: the core's last call is now, 70 s before the end
+    rig.restart(gap_s=30)  # the time the panel is off does not count
+    assert rig.panel.view().locked_until_ms == rig.now + 70_000
     assert rig.last_event(E.RESTART)
     rig.press("1234A")
     assert rig.state is State.DISARMED
-    rig.restart(gap_s=61)  # the lockout ran out while the panel was off
+    rig.wait(70)
     assert not rig.panel.view().locked
     rig.press("0000A0000A0000A")
     assert (rig.panel.view().locked_until_ms or 0) - rig.now == 180_000
@@ -854,14 +919,17 @@ def test_restart_comes_back_in_the_same_state_and_records_restart() -> None:
     )
 
 
-def test_restart_during_the_exit_delay_keeps_its_deadline() -> None:
+def test_restart_during_the_exit_delay_keeps_the_time_it_had_left() -> None:
     rig = Rig()
     rig.press("1234A")
-    deadline = rig.timers["exit"]
-    rig.restart(gap_s=10)
+    rig.wait(10)
+    rig.command("status")  # a call 10 s into the 30 s exit delay
+    rig.restart(gap_s=100)  # however long the panel was off
     assert rig.state is State.ARMING
-    assert rig.timers["exit"] == deadline
-    rig.restart(gap_s=30)  # the delay ran out while the panel was off
+    assert rig.timers["exit"] == rig.now + 20_000
+    rig.wait(19.9)
+    assert rig.state is State.ARMING
+    rig.wait(0.1)
     assert rig.state is State.ARMED_TOTAL
 
 
@@ -872,6 +940,105 @@ def test_restart_while_triggered_keeps_the_siren_on() -> None:
     assert rig.siren
     assert SetSiren(True) in rig.last
     assert any(isinstance(a, StartTimer) and a.name == "siren" for a in rig.last)
+
+
+DAY_S = 86_400
+
+
+def test_restart_during_the_exit_delay_with_the_clock_a_day_behind_still_arms() -> None:
+    rig = Rig()
+    rig.press("1234A")
+    rig.restart(gap_s=-DAY_S + 5)  # a Pi without a clock that survives power loss
+    assert rig.state is State.ARMING
+    rig.wait(30)
+    assert rig.state is State.ARMED_TOTAL
+
+
+def test_a_lockout_restored_with_the_clock_a_day_behind_lasts_its_own_time() -> None:
+    rig = Rig(site_config(security={"max_attempts": 3, "lockout": 10}))
+    rig.press("0000A0000A0000A")
+    rig.restart(gap_s=-DAY_S)
+    assert rig.panel.view().locked_until_ms == rig.now + 10_000
+    rig.wait(10)
+    assert not rig.panel.view().locked
+    rig.press("1234A")
+    assert rig.state is State.ARMING
+
+
+@pytest.mark.parametrize("gap_s", [-3600, 0, 5, 3600])
+def test_an_entry_delay_cut_by_a_restart_ends_in_the_alarm_at_once(gap_s: int) -> None:
+    rig = Rig()
+    rig.arm()
+    rig.open("front_door")
+    rig.new_events()
+    rig.restart(gap_s=gap_s)
+    assert rig.state is State.TRIGGERED
+    assert rig.siren
+    restart, alarm = rig.new_events()
+    assert (restart.type, restart.detail) == (E.RESTART, "state pending")
+    assert (alarm.type, alarm.zone, alarm.cid, alarm.time_ms) == (
+        E.ALARM,
+        "front_door",
+        "1134",
+        rig.now,
+    )
+    assert "entry" not in rig.timers
+    rig.wait(179)
+    assert rig.siren
+    rig.press("2345D")
+    assert rig.state is State.DISARMED
+    assert not rig.siren
+
+
+@pytest.mark.parametrize("gap_s", [-3600, 5, DAY_S])
+def test_an_alarm_cut_by_a_restart_sounds_for_the_time_it_had_left(gap_s: int) -> None:
+    rig = Rig()
+    reach(rig, State.TRIGGERED)
+    rig.wait(100)
+    rig.command("status")
+    rig.restart(gap_s=gap_s)  # neither a clock behind nor a long power cut changes it
+    assert rig.state is State.TRIGGERED
+    assert rig.siren
+    assert rig.timers["siren"] == rig.now + 80_000
+    rig.wait(80)
+    assert not rig.siren
+    assert rig.state is State.ARMED_TOTAL
+
+
+def test_a_stored_timer_never_outlasts_its_full_length() -> None:
+    rig = Rig()
+    rig.press("1234A")
+    saved = dataclasses.replace(rig.panel.snapshot(), timers={"exit": 10 * DAY_S * 1000})
+    panel = Panel(rig.config, saved)
+    actions = panel.start(rig.now)
+    assert StartTimer("exit", rig.now + 30_000) in actions
+
+
+def test_a_snapshot_of_version_1_with_deadlines_is_read_as_time_left() -> None:
+    rig = Rig()
+    rig.press("1234A")
+    doc = json.loads(snapshot_to_json(rig.panel.snapshot()))
+    assert doc["v"] == 2
+    assert doc["timers"] == {"exit": 30_000}
+    doc.update(v=1, timers={"exit": T0 + 30_000})  # what an older panel wrote
+    saved = snapshot_from_json(json.dumps(doc))
+    assert saved.timers == {"exit": 30_000}
+    panel = Panel(rig.config, saved)
+    assert StartTimer("exit", T0 - 5_000 + 30_000) in panel.start(T0 - 5_000)
+
+
+def test_event_times_never_run_backwards_within_a_boot() -> None:
+    rig = Rig()
+    rig.press("1234A")
+    arming = rig.last_event(E.ARMING)
+    rig.now -= 3600_000 - 38_000  # the clock is set back an hour; the exit timer fires
+    rig.feed(TimerFired("exit"))
+    armed = rig.last_event(E.ARMED)
+    assert armed.time_ms >= arming.time_ms
+    rig.press("2345D")
+    assert rig.last_event(E.DISARMED).time_ms >= armed.time_ms
+    times = [e.time_ms for e in rig.events]
+    assert times == sorted(times)
 
 
 def test_a_fresh_panel_starts_disarmed_without_a_restart_event() -> None:

@@ -116,9 +116,9 @@ def test_every_pair_transitions_as_the_table_says_or_is_refused(state: State, ki
     panel = rig.panel
     mode_before = panel.view().mode
     req = _request(rig, kind)
-    panel._begin(rig.now)
-    accepted = panel._dispatch(req)
-    actions = panel._finish()
+    panel.recorder.begin(rig.now)
+    accepted = panel.machine.dispatch(req)
+    actions = panel.recorder.finish()
     events = [a.event for a in actions if isinstance(a, Emit)]
     replies = [a.result for a in actions if isinstance(a, Reply)]
     row = lookup(state, kind)

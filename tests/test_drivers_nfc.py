@@ -146,7 +146,7 @@ async def test_reader_lost_and_back(sim_reader: NfcReader) -> None:
     assert removed == TagRemoved(SEVEN)  # a tag on a vanished reader is gone too
     assert isinstance(lost, DeviceLost)
     assert lost.device == "nfc"
-    assert "refused" in lost.reason.lower()
+    assert "no such device" in lost.reason.lower()
     driver.twin.plug()
     assert await take(driver) == [DeviceBack("nfc")]
     driver.twin.present(FOUR)
@@ -290,3 +290,112 @@ async def test_stopping_while_a_poll_is_held_is_quiet(
         assert emulator.holding
     assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
     assert [i async for i in driver] == []  # ended cleanly, no error raised to the consumer
+
+
+# -- a udp: reader with a tag emulator that only listens while a tag is presented ---------------
+async def test_udp_reader_with_no_emulator_listening_sees_an_empty_field() -> None:
+    """A rig starts its emulator for a tap and stops it after: that is no tag, not a lost reader."""
+    first = SimTagEmulator()
+    first.start()
+    port = first.port
+    driver = NfcReader(first.path, backoff=Backoff(base=1.0, cap=5.0))
+    async with driver:
+        async with asyncio.timeout(10):
+            await driver.wait_connected()
+        first.present(SEVEN)
+        assert await take(driver) == [TagPresented(SEVEN)]
+        first.close()  # the tag goes, and with it the emulator: nothing listens on the port
+        assert await take(driver) == [TagRemoved(SEVEN)]
+        async with asyncio.timeout(5):
+            before = driver.absent_polls
+            while driver.absent_polls < before + 5:  # it keeps polling the silent port
+                await asyncio.sleep(0.01)
+        for _ in range(2):  # and again, the next taps of the rig
+            emulator = SimTagEmulator(port)
+            emulator.start()
+            try:
+                emulator.present(FOUR)
+                assert await take(driver) == [TagPresented(FOUR)]  # no DeviceLost/DeviceBack
+            finally:
+                emulator.close()
+            assert await take(driver) == [TagRemoved(FOUR)]
+        assert driver.connected
+    assert [i async for i in driver] == []
+
+
+# -- sun mode on the driver alone ---------------------------------------------------------------
+class _BrokenCounters:
+    """A counter store whose disk has failed."""
+
+    def last_counter(self, uid: str) -> int | None:
+        return None
+
+    def accept_counter(self, uid: str, counter: int) -> None:
+        raise OSError(5, "Input/output error")
+
+
+async def test_sun_mode_fails_closed_when_the_counter_cannot_be_recorded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from drivers.ntag424 import SunKeys, SunPolicy
+    from drivers.sim_ntag424 import Ntag424Chip
+    from panel.inputs import TagRefused
+
+    keys = SunKeys(bytes(range(1, 17)), bytes(range(17, 33)))
+    policy = SunPolicy(keys, frozenset({SEVEN}), _BrokenCounters())
+    driver = open_nfc("sim:", sun=policy)
+    async with driver:
+        async with asyncio.timeout(10):
+            await driver.wait_connected()
+        driver.twin.present(Ntag424Chip(SEVEN).personalise(keys))
+        assert await take(driver) == [TagRefused(SEVEN, "counter not recorded")]
+        assert driver.connected  # the reader carries on
+        driver.twin.remove()
+        assert await take(driver) == [TagRemoved(SEVEN)]
+
+
+def test_stock_nfcpy_reads_the_simulated_ntag424_as_a_type4_tag(emulator: SimTagEmulator) -> None:
+    """nfcpy's own Type 4 Tag NDEF reader (capability container and all) reads the twin."""
+    import ndef
+
+    from drivers import ntag424
+    from drivers.ntag424 import SunKeys
+    from drivers.sim_ntag424 import Ntag424Chip
+
+    keys = SunKeys(bytes(range(1, 17)), bytes(range(17, 33)))
+    chip = Ntag424Chip(SEVEN).personalise(keys, "https://example.com/t")
+    emulator.present(chip)
+    clf = open_frontend(emulator.path)
+    try:
+        tag = clf.connect(rdwr={"targets": ["106A"], "on-connect": lambda tag: False})
+        assert tag is not None and tag.type == "Type4Tag"
+        assert tag.identifier == bytes.fromhex(SEVEN)
+        (record,) = tag.ndef.records
+        assert isinstance(record, ndef.UriRecord)
+        assert record.iri.startswith("https://example.com/t?picc_data=")
+        read = ntag424.verify_uri(keys, record.iri, uid=bytes.fromhex(SEVEN))
+        assert read == ntag424.SunRead(SEVEN, 1) and chip.read_counter == 1
+    finally:
+        clf.close()
+
+
+async def test_sun_mode_refuses_a_card_with_a_malformed_answer_and_reads_on() -> None:
+    from drivers.ntag424 import MemoryCounters, SunKeys, SunPolicy
+    from drivers.sim_ntag424 import Ntag424Chip
+    from panel.inputs import TagRefused
+
+    keys = SunKeys(bytes(range(1, 17)), bytes(range(17, 33)))
+    policy = SunPolicy(keys, frozenset({SEVEN}), MemoryCounters())
+    driver = open_nfc("sim:", sun=policy)
+    async with driver:
+        async with asyncio.timeout(10):
+            await driver.wait_connected()
+        broken = Ntag424Chip(SEVEN).personalise(keys)
+        broken.ats = b"\x01"  # an answer to RATS too short to parse
+        driver.twin.present(broken)
+        assert await take(driver) == [TagRefused(SEVEN, "no SUN message")]
+        driver.twin.remove()
+        assert await take(driver) == [TagRemoved(SEVEN)]
+        driver.twin.present(Ntag424Chip(SEVEN).personalise(keys))
+        assert await take(driver) == [TagPresented(SEVEN)]
+        assert driver.connected

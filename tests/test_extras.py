@@ -19,7 +19,7 @@ from drivers.registry import modules_needed
 from drivers.urls import parse
 
 ROOT = Path(__file__).resolve().parent.parent
-PANEL_ONLY = ("serial", "serial_asyncio_fast", "usb", "nfc", "gpiozero", "smbus2")
+PANEL_ONLY = ("serial", "serial_asyncio_fast", "usb", "nfc", "ndef", "gpiozero", "smbus2")
 SIM_ONLY = ("PIL", "prompt_toolkit", "amqtt", "yaml")
 
 # Runs `centinela ARGS...` with the modules named in argv[1] refusing to import, the way

@@ -154,12 +154,23 @@ def test_every_event_field_travels() -> None:
         tag="04A1B2C3D4E5F6",
         photo="ph-7",
         detail="open: front_door, hall" * 100,
+        clock_unsynced=True,
     )
     decoded = decode_message(*encode_message(event))
     assert dataclasses.asdict(decoded) == dataclasses.asdict(event)
     # An absent optional field and an empty one are different on the wire.
     empty = dataclasses.replace(event, user="", zone="", tag="", photo="", detail="")
     assert decode_message(*encode_message(empty)) == empty
+
+
+def test_the_clock_unsynced_flag_is_one_bit_and_absent_by_default() -> None:
+    event = Event(42, 1_795_000_000_123, EventType.ARMED, Method.TAG, "3401", "CL", Mode.TOTAL)
+    _, plain = encode_message(event)
+    _, flagged = encode_message(dataclasses.replace(event, clock_unsynced=True))
+    assert plain[14] == 0x01  # present: mode only, as before the flag existed
+    assert flagged == plain[:14] + bytes([0x41]) + plain[15:]
+    assert decode_message(1, flagged).clock_unsynced
+    assert not decode_message(1, plain).clock_unsynced
 
 
 @pytest.mark.parametrize("codes", v1.ALL_CODES, ids=lambda c: c.enum.__name__)
@@ -241,7 +252,7 @@ def _event_payload() -> bytes:
         (1, b"", "ends inside"),
         (1, bytes.fromhex("0000002a000001a1ee565e7b") + bytes([99, 2, 0, 0, 0]), "EventType"),
         (1, bytes.fromhex("0000002a000001a1ee565e7b") + bytes([2, 0, 0, 0, 0]), "Method"),
-        (1, bytes.fromhex("0000002a000001a1ee565e7b") + bytes([2, 2, 0x40, 0, 0]), "bits"),
+        (1, bytes.fromhex("0000002a000001a1ee565e7b") + bytes([2, 2, 0x80, 0, 0]), "bits"),
         (1, bytes.fromhex("0000002a000001a1ee565e7b") + bytes([2, 2, 0, 1, 0xFF, 0]), "Event"),
         (3, bytes([1]) + b"c" + bytes([2, 0]), "ok must be"),
         (4, bytes([1, 4]) + bytes(8) + bytes([0, 0]), "flag"),
