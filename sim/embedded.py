@@ -41,7 +41,7 @@ class MosquittoBroker:
 
     @property
     def pid(self) -> int | None:
-        """The child's PID while it runs."""
+        """The child's PID while it runs (the supervisor of the mosquitto process)."""
         return self._broker.proc.pid if self._broker.proc else None
 
     async def start(self) -> None:
