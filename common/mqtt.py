@@ -102,7 +102,7 @@ def client_options(cfg: BrokerConfig) -> dict[str, Any]:
 
 
 class Backoff:
-    """Capped exponential backoff with full jitter: ``base * 2 ** attempt``, at most ``cap``."""
+    """Capped exponential backoff, equal jitter: ``min(cap, base * 2 ** n)`` times U(0.5, 1)."""
 
     def __init__(
         self, base: float = 0.1, cap: float = 10.0, rng: random.Random | None = None

@@ -20,6 +20,7 @@ from typing import Any
 from common.clock import Clock, RealClock, TimerHandle
 from common.mqtt import parse_broker_url
 from drivers import registry
+from drivers.devices import Cameras, ClimateSensor, Device, Keypad, TagReader, Zones
 from panel.actions import (
     Beep,
     CancelTimer,
@@ -72,11 +73,12 @@ class PanelProcess:
         self.recent_events: deque[Event] = deque(maxlen=50)
         self.handled: Counter[str] = Counter()  # inputs taken in, by kind
         self.climate_reading: ClimateReading | None = None
-        self.keypad: Any = None
-        self.nfc: Any = None
-        self.zones: Any = None
-        self.climate: Any = None
-        self.camera: Any = None
+        # The devices, opened by start(); a process that was never started has none.
+        self.keypad: Keypad
+        self.nfc: TagReader
+        self.zones: Zones
+        self.climate: ClimateSensor
+        self.camera: Cameras
         self.link: PanelLink | None = None
         self._store: PanelStore | None = None
         self._core: Panel | None = None
@@ -206,8 +208,8 @@ class PanelProcess:
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"panel-{name}"))
 
-    async def _pump(self, driver: Any) -> None:
-        async for inp in driver:
+    async def _pump(self, device: Device) -> None:
+        async for inp in device:
             await self._queue.put(inp)
 
     async def _consume(self) -> None:
