@@ -3,17 +3,23 @@
 Each group says who calls them. Anything else vulture reports is dead: remove it.
 """
 
+import sqlite3
+
+import cloud.main
 import hub.main
 import panel.main
 import sim.main
 import sim.scenario_cli
 from centinela import tag
+from cloud.service import _Server
 from drivers.keypad_serial import _Protocol
 from drivers.nfc import LoopbackUdpDevice
 from drivers.sim_usb import SimHidBackend
 from drivers.zones import ZonesDriver
 from protocol.schema import LengthPrefixed
 from sim.tui import _MaskCodes
+from tests.arc_receiver import ArcReceiver
+from tests.test_cloud_mail import Inbox
 
 # Console-script handlers, named as strings in centinela.cli.HANDLERS.
 hub.main.run_hub
@@ -21,6 +27,20 @@ tag.run_tag
 panel.main.run_panel
 sim.main.run_sim
 sim.scenario_cli.run_scenarios
+cloud.main.run_cloud
+
+# uvicorn's Server hooks, overridden or set so the service owns signals and shutdown.
+_Server.capture_signals
+_Server.should_exit
+
+# sqlite3 reads a connection's row_factory.
+sqlite3.Connection.row_factory
+
+# aiosmtpd calls a handler's handle_DATA for each message (the tests' SMTP server).
+Inbox.handle_DATA
+
+# pysiaalarm's server loop reads shutdown_flag (the tests' receiver resets it).
+ArcReceiver.shutdown_flag
 
 # asyncio calls a Protocol's callbacks.
 _Protocol.data_received

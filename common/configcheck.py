@@ -189,6 +189,13 @@ class Section:
         if maximum is not None and value > maximum:
             raise self.error(key, f"must be at most {maximum:g}, not {value:g}")
 
+    def get_bool(self, key: str, default: bool | _Missing = MISSING) -> bool:
+        """A boolean."""
+        value = self._raw(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {describe(value)}")
+        return value
+
     def get_str_list(
         self,
         key: str,
