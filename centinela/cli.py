@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from common.errors import UsageError
+from common.extras import MissingDependency, missing_from
 
 # subcommand -> "module:function"; each function takes the parsed args and returns an exit status.
 HANDLERS = {
@@ -21,6 +22,7 @@ HANDLERS = {
     "doctor": "centinela.doctor:run_doctor",
     "events": "hub.events_cli:run_events",
     "keygen": "centinela.keygen:run_keygen",
+    "cloud": "cloud.main:run_cloud",
     "tag": "centinela.tag:run_tag",
 }
 
@@ -89,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="re-enrol a tag already personalised by this site"
     )
     e.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a tag")
+
+    p = sub.add_parser("cloud", help="serve the customer area and the app API")
+    p.add_argument("--config", required=True, help="cloud configuration file (TOML)")
+
     _finish(parser)
     return parser
 
@@ -141,13 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             module = importlib.import_module(module_name)
+            handler = cast(Callable[[argparse.Namespace], int], getattr(module, func_name))
+            return handler(args)
         except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(module_name.split(".")[0]):
-                print(f"centinela {args.command}: not yet available", file=sys.stderr)
-                return 2
-            raise
-        handler = cast(Callable[[argparse.Namespace], int], getattr(module, func_name))
-        return handler(args)
+            # An optional library this host did not install (the command's or a device's).
+            missing = missing_from(exc)
+            if missing is None:
+                raise
+            raise missing from None
+    except MissingDependency as exc:
+        print(f"centinela {args.command}: {exc}", file=sys.stderr)
+        return 2
     except UsageError as exc:
         print(f"centinela {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -19,10 +19,10 @@ class Backoff:
     def __init__(
         self, base: float = 0.2, cap: float = 30.0, rng: random.Random | None = None
     ) -> None:
-        if base <= 0 or cap < base:
-            raise ValueError("backoff needs 0 < base <= cap")
+        if base <= 0:
+            raise ValueError("backoff needs a base above 0")
         self.base = base
-        self.cap = cap
+        self.cap = max(cap, base)  # a first delay above the cap is the delay every time
         self.attempt = 0
         self._rng = rng or random.Random()
 

@@ -17,6 +17,8 @@ from common.configcheck import (
     read_secret_file,
 )
 from common.mqtt import BrokerConfig
+from hub.arc.config import ArcConfig, parse_arc
+from hub.homeassistant import HaConfig, parse_homeassistant
 from hub.linkkeys import derived_key_id
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
@@ -45,6 +47,8 @@ class HubConfig:
     source: str = "<memory>"
     response_prefix: str = ""  # MQTT 5 response topics must be under it ("" = the default)
     command_queue: int = 64  # commands waiting to be handled; beyond it: `busy`
+    arc: ArcConfig | None = None  # [arc]: SIA DC-09 to an alarm receiving centre
+    homeassistant: HaConfig | None = None  # [homeassistant]: MQTT discovery
 
     def __post_init__(self) -> None:
         if not self.response_prefix:
@@ -118,6 +122,10 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
             )
         sec.finish()
         panels.append(PanelKeys(panel_id, key, previous))
+    ids = frozenset(p.id for p in panels)
+    arc = parse_arc(root.get_section("arc"), base, ids) if root.has("arc") else None
+    ha = root.get_section("homeassistant")
+    homeassistant = parse_homeassistant(ha, ids) if root.has("homeassistant") else None
     root.finish()
     return HubConfig(
         site=site,
@@ -130,6 +138,8 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         source=source,
         response_prefix=response_prefix,
         command_queue=command_queue,
+        arc=arc,
+        homeassistant=homeassistant,
     )
 
 

@@ -22,6 +22,7 @@ from common.clock import Clock, RealClock, TimerHandle
 from common.mqtt import parse_broker_url
 from common.supervise import Supervisor
 from drivers import registry
+from drivers.devices import Cameras, ClimateSensor, Device, Keypad, TagReader, Zones
 from panel.actions import (
     Beep,
     CancelTimer,
@@ -74,11 +75,12 @@ class PanelProcess:
         self.recent_events: deque[Event] = deque(maxlen=50)
         self.handled: Counter[str] = Counter()  # inputs taken in, by kind
         self.climate_reading: ClimateReading | None = None
-        self.keypad: Any = None
-        self.nfc: Any = None
-        self.zones: Any = None
-        self.climate: Any = None
-        self.camera: Any = None
+        # The devices, opened by start(); a process that was never started has none.
+        self.keypad: Keypad
+        self.nfc: TagReader
+        self.zones: Zones
+        self.climate: ClimateSensor
+        self.camera: Cameras
         self.link: PanelLink | None = None
         self._store: PanelStore | None = None
         self._core: Panel | None = None
@@ -210,8 +212,8 @@ class PanelProcess:
     def _spawn(self, factory: Callable[[], Any], name: str) -> None:
         self._supervisor.spawn(name, factory)
 
-    async def _pump(self, driver: Any) -> None:
-        async for inp in driver:
+    async def _pump(self, device: Device) -> None:
+        async for inp in device:
             await self._queue.put(inp)
 
     async def _consume(self) -> None:

@@ -136,6 +136,9 @@ class Command:
     mode: Mode | None = None
     camera: str | None = None
     tag: str | None = None
+    # A code typed elsewhere (Home Assistant's keypad): the panel checks it as a keypad code
+    # and acts as the user it belongs to. Only inside sealed frames; never in a repr or log.
+    code: str | None = field(default=None, repr=False)
     # The hub's clock (epoch ms) after which the command must not be executed; None only
     # from hubs older than protocol 1.1 (docs/protocol.md).
     deadline_ms: int | None = None

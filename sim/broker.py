@@ -2,7 +2,9 @@
 
 Started from a generated configuration (anonymous, or password file + ACL,
 optionally TLS), stopped by PID, its files removed. ``set_tcp_nodelay`` is on:
-without it every relay hop can cost Nagle's ~40 ms.
+without it every relay hop can cost Nagle's ~40 ms. The broker runs under
+``sim.lifeline``: it dies with the process that started it, even one that is
+SIGKILLed, and never keeps its port for a parent that is gone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import UsageError
+from sim.lifeline import Supervised
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ class Mosquitto:
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self._dir = Path(tempfile.mkdtemp(prefix="centinela-mosquitto-"))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Supervised | None = None
         self.log_path = self._dir / "mosquitto.log"
 
     @property
@@ -134,7 +137,9 @@ class Mosquitto:
         conf = self._dir / "mosquitto.conf"
         if not conf.exists():
             conf = self._write_config()
-        self.proc = subprocess.Popen(
+        # Started from any thread (the simulator starts it from a worker thread): the
+        # lifeline, not a parent-death signal, ties it to this process (sim/lifeline.py).
+        self.proc = Supervised(
             [binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -22,6 +22,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +30,18 @@ import aiomqtt
 
 from protocol.keys import generate_key
 from sim.broker import BrokerSpec, Mosquitto
-from tests.procs import Proc, PtyKeypad, write_configs
+from tests.procs import Proc, PtyKeypad, panel_last_seq, write_configs
 
 CLOUD_ID = "chaos-cloud"
+EVENTS = "centinela/chaos/event"
+HUB_AVAILABILITY = "centinela/chaos/hub/availability"
+# A wrong code: the chaos keys never produce ``code_rejected``, so its event marks the moment
+# the panel has handled every key typed before it.
+MARKER_KEYS = "*9999D"
+MARKER_TYPE = "code_rejected"
+WINDOW = 200
+"""Events typed ahead of what the panel has recorded."""
+STALL_S = 120
 
 
 @dataclass
@@ -42,12 +52,13 @@ class CloudLog:
     seen: set[int] = field(default_factory=set)
     duplicates: int = 0
     received: int = 0
-    sentinel: int | None = None  # seq of the wrong code typed after the last cycle
+    markers: int = 0  # marker events (MARKER_TYPE) received
+    hub_offline: int = 0  # live (not retained) "offline" messages from the hub
 
-    def add(self, seq: int, event_type: str = "") -> None:
+    def add(self, seq: int, kind: str = "") -> None:
         self.received += 1
-        if event_type == "code_rejected":
-            self.sentinel = seq
+        if kind == MARKER_TYPE:
+            self.markers += 1
         if seq in self.seen:
             self.duplicates += 1
             return
@@ -91,21 +102,26 @@ async def _cloud(broker: Mosquitto, log: CloudLog, stop: asyncio.Event) -> None:
             async with aiomqtt.Client(
                 broker.host, broker.port, identifier=CLOUD_ID, clean_session=False, timeout=5
             ) as client:
-                await client.subscribe("centinela/chaos/event", qos=1)
+                await client.subscribe([(EVENTS, 1), (HUB_AVAILABILITY, 1)])
                 async for message in client.messages:
+                    if message.topic.matches(HUB_AVAILABILITY):
+                        if message.payload == b"offline" and not message.retain:
+                            log.hub_offline += 1
+                        continue
                     event = json.loads(message.payload)  # type: ignore[arg-type]
                     log.add(int(event["seq"]), str(event.get("type")))
         except aiomqtt.MqttError:
             await asyncio.sleep(0.1)
 
 
-def _panel_last_seq(db: Path) -> int:
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        try:
-            row = conn.execute("SELECT next_seq FROM state WHERE id = 1").fetchone()
-        except sqlite3.OperationalError:
-            return 0  # the panel is still creating its schema
-    return int(row[0]) - 1 if row else 0
+async def _until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll ``condition`` until it holds; TimeoutError naming ``what`` after ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            while not condition():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise TimeoutError(f"not within {seconds} s: {what}") from None
 
 
 def _hub_events(db: Path) -> list[int]:
@@ -134,21 +150,33 @@ async def run(events: int, faults: int, seed: int, workdir: Path | None = None) 
     async with aiomqtt.Client(
         broker.host, broker.port, identifier=CLOUD_ID, clean_session=False
     ) as c:
-        await c.subscribe("centinela/chaos/event", qos=1)
+        await c.subscribe([(EVENTS, 1), (HUB_AVAILABILITY, 1)])
     cloud = asyncio.create_task(_cloud(broker, log, stop))
     hub.start()
     panel.start()
     try:
+        await kp.opened()
         plan = [kind for kind in ("broker", "hub", "panel") for _ in range(faults)]
         rng.shuffle(plan)
         # Faults spread over the run: each one when the cloud count passes its mark.
         marks = sorted(rng.uniform(0.1, 0.85) * events for _ in plan)
         typed = 0
+        typed_events = 0  # events the typed keys make, as counted by the panel's seq
         panel_db = workdir / "p1.db"
+        progress = (0, time.monotonic())
         while True:
-            recorded = _panel_last_seq(panel_db) if panel_db.exists() else 0
+            recorded = panel_last_seq(panel_db)
             if recorded >= events:
                 break
+            if recorded != progress[0]:
+                progress = (recorded, time.monotonic())
+            assert time.monotonic() - progress[1] < STALL_S, f"no event for {STALL_S} s"
+            if typed_events - recorded > WINDOW:
+                # Flow control: the panel takes keys in faster than it handles them; typing
+                # far ahead would only grow its backlog, not the chaos.
+                kp.drain()
+                await asyncio.sleep(0.02)
+                continue
             if plan and recorded >= marks[0]:
                 marks.pop(0)
                 kind = plan.pop(0)
@@ -164,31 +192,42 @@ async def run(events: int, faults: int, seed: int, workdir: Path | None = None) 
                     hub.start()
                 else:
                     panel.kill()
+                    kp.drain()
                     await asyncio.sleep(rng.uniform(0.1, 1.0))
                     panel.start()
+                    await kp.opened()
+                    typed_events = recorded  # keys the killed panel held are gone with it
             # A cycle: arm, disarm; now and then an alarm burst (panic, disarm, panic, disarm).
             if rng.random() < 0.1:
-                kp.type("*P*1234D*P*1234D")
+                kp.type("*P*1234D*P*1234D")  # panic, disarmed, panic, disarmed
+                typed_events += 4
             else:
-                kp.type("*1234A*1234D")
+                kp.type("*1234A*1234D")  # arming, disarmed
+                typed_events += 2
             typed += 1
             if typed % 20 == 0:
                 kp.drain()
                 await asyncio.sleep(0.05)
-        # Keys typed may still wait in the line: a wrong code typed last is the marker.
-        # Keys are taken in order and events delivered in seq order, so once the cloud
-        # has its code_rejected event, every event recorded before it was sent too.
-        kp.type("*9999A")
         print(f"  {events} events recorded; waiting for delivery", file=sys.stderr)
+        # The marker comes after every key typed: once the cloud has it, the panel has
+        # handled them all. (Typed again if a panel restart lost it: the panel may still
+        # have been starting after the last fault.)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (
-            log.sentinel is None or not log.seen.issuperset(range(1, log.sentinel + 1))
-        ):
-            await asyncio.sleep(0.2)
+        while not log.markers:
+            assert time.monotonic() < deadline, "the marker event never reached the cloud"
             kp.drain()
+            kp.type(MARKER_KEYS)
+            with contextlib.suppress(TimeoutError):
+                await _until(lambda: log.markers > 0, 10, "the marker event")
+        last = panel_last_seq(panel_db)
+        await _until(lambda: bool(log.seen) and max(log.seen) >= last, 120, f"seq {last} delivered")
+        offline = log.hub_offline
         panel.stop()
         hub.stop()
-        last = _panel_last_seq(panel_db)
+        # The hub says "offline" (or its will does) on the connection its events use, after
+        # them: once it is here, anything late — a duplicate, a straggler — is here too.
+        await _until(lambda: log.hub_offline > offline, 60, "the hub's offline after its events")
+        last = panel_last_seq(panel_db)  # a clean stop records nothing new
     finally:
         stop.set()
         cloud.cancel()

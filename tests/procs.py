@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import tty
 from pathlib import Path
+
+from sim.lifeline import Supervised
 
 SITE_TOML = """\
 [panel]
@@ -130,6 +136,19 @@ class PtyKeypad:
                 self.drain()
                 time.sleep(0.001)
 
+    async def opened(self, seconds: float = 60) -> None:
+        """Until the panel shows its state on the keypad: it has opened the line (and flushed
+        its input, as pyserial does on open), so keys typed from now on reach it."""
+        async with asyncio.timeout(seconds):
+            while not self.has_output():
+                await asyncio.sleep(0.02)
+        self.drain()
+
+    def has_output(self) -> bool:
+        """Whether the panel wrote to the keypad (a display line, a beep) since the last drain."""
+        ready, _, _ = select.select([self.master], [], [], 0)
+        return bool(ready)
+
     def drain(self) -> None:
         """Discard what the panel wrote to the keypad (display lines, beeps)."""
         os.set_blocking(self.master, False)
@@ -145,16 +164,20 @@ class PtyKeypad:
 
 
 class Proc:
-    """A ``centinela`` subcommand in its own process group, stopped by PID."""
+    """A ``centinela`` subcommand in its own process group, stopped by PID.
+
+    It runs under a lifeline (sim/lifeline.py): if this process dies, even by
+    SIGKILL, the subcommand is stopped too.
+    """
 
     def __init__(self, args: list[str], log: Path) -> None:
         self.args = args
         self.log = log
-        self.popen: subprocess.Popen[bytes] | None = None
+        self.popen: Supervised | None = None
 
     def start(self) -> Proc:
         with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(
+            self.popen = Supervised(
                 [sys.executable, "-m", "centinela", *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -164,11 +187,14 @@ class Proc:
 
     @property
     def pid(self) -> int:
+        """The subcommand's own PID (not its supervisor's)."""
         assert self.popen is not None
-        return self.popen.pid
+        pid = self.popen.program_pid
+        assert pid is not None, "not running"
+        return pid
 
     def kill(self) -> None:
-        """SIGKILL: no clean-up at all."""
+        """SIGKILL the subcommand: no clean-up at all; returns once it is gone."""
         if self.popen is not None and self.popen.poll() is None:
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait()
@@ -192,3 +218,31 @@ class Proc:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+
+def panel_last_seq(db: Path) -> int:
+    """The last seq the panel committed; 0 while its store has no schema yet.
+
+    The panel creates the file, then its tables in a transaction of their own. Both
+    reads below run in one read transaction, so they see one snapshot: either the
+    tables are there, or the reader says 0 — it never races the schema.
+    """
+    if not db.exists():
+        return 0
+    uri = f"file:{db}?mode=ro"
+    with contextlib.closing(
+        sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+    ) as conn:
+        conn.execute("BEGIN")
+        try:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'"
+            ).fetchone()
+            row = (
+                conn.execute("SELECT next_seq FROM state WHERE id = 1").fetchone()
+                if exists
+                else None
+            )
+        finally:
+            conn.execute("COMMIT")
+    return int(row[0]) - 1 if row else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -19,6 +20,10 @@ from panel.inputs import KEYS, DeviceBack, DeviceLost, RemoteCommand, TamperDete
 from protocol.messages import ARMED_STATE, Command, EventType, Method, Mode, State, Via
 from protocol.messages import Action as CommandAction
 from tests.test_core_support import ALICE_TAG, BOB_TAG, CAROL_TAG, STRANGER_TAG, Rig, site_config
+
+# CPU-bound: 25,000 steps take 40-60 s on a loaded two-core machine. The suite's 60 s
+# timeout is for hangs, not for a busy neighbour.
+pytestmark = pytest.mark.timeout(300)
 
 CONFIG = site_config()
 DISARMABLE = {

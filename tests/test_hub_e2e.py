@@ -16,6 +16,7 @@ import pytest
 
 from protocol.messages import Command, Result, State
 from sim.broker import SEARCH_PATH, Mosquitto
+from sim.lifeline import create_supervised_exec, kill_program
 from tests.test_hub_fakepanel import WAIT, RawPanel, event, new_key, new_site
 
 
@@ -42,7 +43,7 @@ class Sub:
 
 @contextlib.asynccontextmanager
 async def mosquitto_sub(broker: Mosquitto, *args: str) -> AsyncIterator[Sub]:
-    proc = await asyncio.create_subprocess_exec(
+    proc = await create_supervised_exec(
         _tool("mosquitto_sub"), "-h", broker.host, "-p", str(broker.port), "-q", "1", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
@@ -50,12 +51,12 @@ async def mosquitto_sub(broker: Mosquitto, *args: str) -> AsyncIterator[Sub]:
         yield Sub(proc)
     finally:
         if proc.returncode is None:
-            proc.kill()  # it ignores SIGTERM while it is not connected
+            kill_program(proc.pid)  # it ignores SIGTERM while it is not connected
         await proc.wait()
 
 
 async def mosquitto_pub(broker: Mosquitto, *args: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
+    proc = await create_supervised_exec(
         _tool("mosquitto_pub"), "-h", broker.host, "-p", str(broker.port), "-q", "1", *args,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -86,7 +87,7 @@ async def test_centinela_hub_relays_for_independent_clients(
     availability = f"centinela/{site}/hub/availability"
     log_path = tmp_path / "hub.log"
     log = log_path.open("wb")
-    hub = await asyncio.create_subprocess_exec(
+    hub = await create_supervised_exec(
         sys.executable, "-m", "centinela", "-v", "hub", "--config", str(config), stderr=log
     )
     try:
@@ -134,7 +135,7 @@ async def test_centinela_hub_relays_for_independent_clients(
         assert (tmp_path / "hub.db").is_file()
     finally:
         if hub.returncode is None:
-            hub.kill()
+            kill_program(hub.pid)
             await hub.wait()
         log.close()
         print(log_path.read_text()[-5000:])  # shown when the test fails

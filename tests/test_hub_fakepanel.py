@@ -116,6 +116,7 @@ class RawPanel:
         self.acks: list[int] = []
         self.commands: list[Command] = []
         self.bad_down = 0
+        self.published = 0  # event frames deliver() sent, resends included
         self.answer = answer
         self._client_args = client_args or {}
         self._client: aiomqtt.Client | None = None
@@ -216,6 +217,8 @@ class RawPanel:
                     sent_upto += 1
                     with contextlib.suppress(aiomqtt.MqttError):
                         await self.client.publish(self.up, self.seal(by_seq[sent_upto]), qos=1)
+                        self.published += 1
+                        self._changed.set()
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(resend_s / 3):

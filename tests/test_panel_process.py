@@ -19,6 +19,7 @@ from protocol.keys import generate_key, key_id
 from protocol.messages import Action, Command, Mode, State, Via
 from protocol.topics import link_topics
 from sim.broker import BrokerSpec, Mosquitto, TlsFiles
+from sim.lifeline import Supervised
 from tests.panel_site import cloud_subscriber, make_configs, running, site_on
 
 
@@ -28,8 +29,18 @@ def mosquitto(broker_factory: Callable[[BrokerSpec], Mosquitto]) -> Mosquitto:
     return broker_factory(BrokerSpec())
 
 
+SUBSCRIBED = "test/subscribed"
+
+
 def _types(events: list[dict[str, object]]) -> list[object]:
     return [e["type"] for e in events]
+
+
+def _drops_but_replays(counters: dict[str, int]) -> int:
+    """Frames the panel's link dropped for any reason but being a replay."""
+    return sum(
+        v for k, v in counters.items() if k.startswith("bad_frame") and k != "bad_frame_Replay"
+    )
 
 
 async def test_keypad_code_arms_and_the_cloud_sees_who_and_how(
@@ -117,29 +128,37 @@ async def test_cloud_commands_through_independent_mosquitto_clients(
     if shutil.which("mosquitto_pub") is None:
         pytest.skip("mosquitto-clients not installed")
     panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
+    # A retained message on a topic of the test's own: mosquitto_sub subscribes to all its
+    # topics in one SUBSCRIBE, so once it prints this one, its subscriptions are live.
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+        await client.publish(SUBSCRIBED, b"yes", qos=1, retain=True)
     async with running(panel_cfg, hub_cfg) as (panel, _hub):
         base = ["-h", mosquitto.host, "-p", str(mosquitto.port)]
-        sub = subprocess.Popen(
+        sub = Supervised(
             [
                 "mosquitto_sub",
                 *base,
                 "-q",
                 "1",
                 "-t",
+                SUBSCRIBED,
+                "-t",
                 "centinela/demo/result",
                 "-t",
                 "centinela/demo/event",
                 "-C",
-                "2",
+                "3",
                 "-W",
-                "20",
+                "30",
                 "-v",
             ],
             stdout=subprocess.PIPE,
             text=True,
         )
         try:
-            await asyncio.sleep(0.3)  # mosquitto_sub subscribes
+            assert sub.stdout is not None
+            ready = await asyncio.to_thread(sub.stdout.readline)  # "" if it timed out
+            assert ready == f"{SUBSCRIBED} yes\n", ready
             command = {
                 "id": "c1",
                 "panel": "p1",
@@ -166,6 +185,8 @@ async def test_cloud_commands_through_independent_mosquitto_clients(
             if sub.poll() is None:
                 sub.kill()
                 sub.wait()
+            if sub.stdout is not None:
+                sub.stdout.close()
         lines = dict(line.split(" ", 1) for line in out.strip().splitlines())
         assert (
             json.loads(lines["centinela/demo/result"])
@@ -219,17 +240,24 @@ async def test_forged_replayed_retained_and_garbage_frames_change_nothing(
         # panel's key from here moves its window past the hub's own seqs: the hub's later
         # acks are refused as replays, as they must be.)
         genuine = frame(key, 900_010)
+        commands_before = panel.handled["RemoteCommand"]
+        marks_before = _drops_but_replays(link.counters)
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as attacker:
             await attacker.publish(down, genuine, qos=1)
             await attacker.publish(down, genuine, qos=1)
+            # The marker: garbage after the replay, on the same connection, so the panel
+            # takes it after the replay. (Replays alone cannot mark it: the hub's own
+            # acks are refused as replays too.)
+            await attacker.publish(down, b"\x00marker", qos=1)
         async with asyncio.timeout(10):
-            while link.counters["bad_frame_Replay"] < 1:
+            while _drops_but_replays(link.counters) <= marks_before:
+                await asyncio.sleep(0.02)
+            while not panel.inputs_idle():  # the commands that got through are handled
                 await asyncio.sleep(0.02)
         assert before.state is State.DISARMED
-        async with asyncio.timeout(10):
-            while panel.view().state is not State.ARMING:
-                await asyncio.sleep(0.02)
-        await asyncio.sleep(0.2)  # the replayed frame had its chance
+        assert panel.view().state is State.ARMING
+        assert link.counters["bad_frame_Replay"] >= 1
+        assert panel.handled["RemoteCommand"] == commands_before + 1  # the replay never arrived
         armed = [e for e in list(panel.recent_events)[events_before:] if e.type.value == "arming"]
         assert len(armed) == 1
 
@@ -273,9 +301,13 @@ async def test_panel_and_hub_with_passwords_acl_and_tls(
         async with aiomqtt.Client(
             broker.host, broker.port, username="p2", password="pw-p2", tls_context=context
         ) as p2:
+            # Acknowledged (then dropped by the ACL): had they been routed, they would be
+            # queued for the hub and the cloud before anything published after this.
             await p2.publish("centinela-link/demo/p1/up", b"forged", qos=1)
             await p2.publish("centinela/demo/event", b"{}", qos=1)
-        await asyncio.sleep(0.5)
+        # The marker: the real panel's next event reaches the cloud after them.
+        await panel.keypad.twin.type("1234D")
+        await cloud.wait_for(lambda c: "disarmed" in _types(c.events))
         assert all(e.get("seq") is not None for e in cloud.events)
         assert (
             hub.counters.get("bad_frame", 0) == 0
@@ -287,6 +319,7 @@ async def test_commands_reach_the_panel_right_after_a_hub_restart(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """A restarted hub answers under key id 0 until the panel speaks; the panel accepts it."""
+    from hub.mqttlink import LinkState
     from hub.process import HubProcess
 
     panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
@@ -297,8 +330,11 @@ async def test_commands_reach_the_panel_right_after_a_hub_restart(
         async with HubProcess(hub_cfg):
             await panel.keypad.twin.type("1234A")
             await cloud.wait_for(lambda c: "arming" in _types(c.events))
-        async with HubProcess(hub_cfg):
-            await asyncio.sleep(0.3)  # the hub's links come up; the panel stays quiet
+        async with HubProcess(hub_cfg) as hub:
+            # The hub's links come up (each subscribes before it says UP); the panel stays quiet.
+            async with asyncio.timeout(10):
+                while not (hub.local.state is LinkState.UP and hub.cloud.state is LinkState.UP):
+                    await asyncio.sleep(0.01)
             command = {"id": "r1", "panel": "p1", "action": "disarm", "user": "alice", "via": "app"}
             await client.publish("centinela/demo/command", json.dumps(command), qos=1)
             await cloud.wait_for(lambda c: any(r["id"] == "r1" for r in c.results))

@@ -134,7 +134,9 @@ def decode_payload(kind: str, payload: bytes) -> dict[str, Any]:
         out["mode"] = optional(p, 0x01, lambda: code("mode", r.take("B")))
         out["camera"] = optional(p, 0x02, r.str8)
         out["tag"] = optional(p, 0x04, r.str8)
-        if p & 0x08:  # protocol 1.1: absent from the vectors of 1.0 commands
+        if p & 0x08:  # absent from the vectors
+            out["code"] = r.str8()
+        if p & 0x10:  # protocol 1.1: absent from the vectors of 1.0 commands
             out["deadline_ms"] = r.take("Q")
     elif kind == "Result":
         out = {"id": r.str8(), "ok": bool(r.take("B"))}

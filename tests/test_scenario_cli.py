@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sim.broker import Mosquitto
+from sim.lifeline import Supervised
 
 ROOT = Path(__file__).parent.parent
 LIBRARY = ROOT / "sim" / "scenarios"
@@ -17,7 +18,7 @@ LIBRARY = ROOT / "sim" / "scenarios"
 def centinela(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """Run the command; on a hang, SIGTERM it (so it stops its brokers) before failing."""
     argv = [sys.executable, "-m", "centinela", "scenario", "run", *map(str, args)]
-    with subprocess.Popen(
+    with Supervised(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
         try:

@@ -8,6 +8,7 @@ tags with its own emulator; cloud commands go through the hub process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -16,14 +17,16 @@ import subprocess
 import sys
 import threading
 import tty
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from common.errors import UsageError
 from sim.broker import Mosquitto
+from sim.lifeline import Supervised
 from sim.rig import RigTarget, load_rig
 from sim.scenario_cli import run_files
 
@@ -163,8 +166,18 @@ steps:
 """
 
 
+async def _panel_online(broker: Mosquitto, site: str, panel: str) -> None:
+    """Until the hub says the panel is online: both processes run and the link is up."""
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        await client.subscribe(f"centinela/{site}/{panel}/availability", qos=1)
+        async with asyncio.timeout(60):  # a loaded machine imports slowly
+            async for message in client.messages:
+                if message.payload == b"online":
+                    return
+
+
 @pytest.fixture
-def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Path]:
+async def rig(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Path]:
     modem = NullModem()
     nfc = _udp_port()
     fill = {"broker": mosquitto.url, "key": KEY, "nfc": nfc}
@@ -174,7 +187,7 @@ def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Path]:
     (tmp_path / "hub.toml").write_text(HUB.format(**fill, store=tmp_path / "hub.db"))
     (tmp_path / "rig.toml").write_text(RIG.format(**fill, keypad=modem.end_b))
     procs = [
-        subprocess.Popen(
+        Supervised(
             [sys.executable, "-m", "centinela", what, "--config", str(tmp_path / f"{what}.toml")],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -184,6 +197,7 @@ def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Path]:
         for what in ("hub", "panel")
     ]
     try:
+        await _panel_online(mosquitto, "rig", "r1")
         yield tmp_path / "rig.toml"
     finally:
         for proc in procs:

@@ -22,6 +22,7 @@ import aiomqtt
 import pytest
 
 from sim.broker import Mosquitto
+from sim.lifeline import Supervised
 from sim.scenario import load_scenario
 from sim.scenario_cli import run_simulated, validate
 
@@ -69,7 +70,7 @@ def _stop(proc: subprocess.Popen[bytes], helpers: set[int]) -> None:
 
 
 def test_headless_logs_events_and_stops_cleanly_on_sigterm(mosquitto: Mosquitto) -> None:
-    proc = subprocess.Popen(
+    proc = Supervised(
         [sys.executable, "-m", "centinela", "sim", "--headless", str(DEMO)],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
@@ -126,7 +127,7 @@ def test_a_bad_site_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 async def test_the_terminal_view_takes_commands_and_hides_codes(mosquitto: Mosquitto) -> None:
     fd, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(
+    proc = Supervised(
         [sys.executable, "-m", "centinela", "sim", str(DEMO)],
         cwd=ROOT,
         stdin=slave,

@@ -16,8 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from panel.store import PanelStore
 from protocol.messages import EventType
+from sim.lifeline import Supervised
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 55
@@ -25,7 +28,7 @@ KILLS = 55
 
 def _run_and_kill(db: Path, seed: int, rng: random.Random) -> int:
     """Start a writer, let it commit for a random moment, SIGKILL it; the last seq it reported."""
-    proc = subprocess.Popen(
+    proc = Supervised(
         [sys.executable, "-m", "tests.store_writer", str(db), str(seed)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -69,6 +72,8 @@ def _run_and_kill(db: Path, seed: int, rng: random.Random) -> int:
     return reported
 
 
+# 55 writer processes, each started and killed: 30-50 s on a loaded two-core machine.
+@pytest.mark.timeout(240)
 def test_kill_9_at_random_moments_loses_nothing_and_never_skips_a_seq(tmp_path: Path) -> None:
     rng = random.Random(20261126)
     db = tmp_path / "panel.db"

@@ -26,7 +26,7 @@ from protocol.session import Receiver, Sender
 from sim.broker import BrokerSpec, Mosquitto
 from tests.bench.harness import Metric, percentiles
 from tests.bench.raw_relay import four_hop_rtt, relay_throughput, two_hop_latency
-from tests.procs import Proc, PtyKeypad, write_configs
+from tests.procs import Proc, PtyKeypad, panel_last_seq, write_configs
 
 OPS = 1000
 RELAY_EVENTS = 5000
@@ -35,7 +35,7 @@ BACKLOG = 10_000
 
 async def _wait_online(cloud: aiomqtt.Client, site: str = "demo") -> None:
     await cloud.subscribe(f"centinela/{site}/p1/availability", qos=1)
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(60):  # a loaded machine starts processes slowly
         async for message in cloud.messages:
             if message.payload == b"online":
                 return
@@ -150,19 +150,24 @@ async def _hub_throughput(broker: Mosquitto, key_text: str) -> float:
     return RELAY_EVENTS / elapsed
 
 
-async def _backlog(broker: Mosquitto, kp: PtyKeypad) -> float:
+async def _backlog(broker: Mosquitto, kp: PtyKeypad, panel_db: Path) -> float:
     """Events queued at the panel while the broker is down; seconds to drain at the cloud."""
     async with aiomqtt.Client(
         broker.host, broker.port, identifier="bench-cloud", clean_session=False
     ) as c:
         await c.subscribe("centinela/demo/event", qos=1)
     broker.stop()
+    recorded = panel_last_seq(panel_db)
     for i in range(BACKLOG):
         kp.type("1234A" if i % 2 == 0 else "1234D")
         if i % 50 == 0:
             await asyncio.sleep(0.02)  # let the serial line and the panel keep up
             kp.drain()
-    await asyncio.sleep(5)
+    # The clock starts once the panel has recorded every event typed (in its store).
+    async with asyncio.timeout(120):
+        while panel_last_seq(panel_db) < recorded + BACKLOG:
+            await asyncio.sleep(0.05)
+            kp.drain()
     start = time.perf_counter()
     broker.start()
     got = 0
@@ -220,11 +225,15 @@ async def run() -> list[Metric]:
         hub = Proc(["hub", "--config", str(hub_toml)], workdir / "hub.log").start()
         panel = Proc(["panel", "--config", str(panel_toml)], workdir / "panel.log").start()
         try:
-            await asyncio.sleep(1.5)
+            # Idle means started: the panel shows its state on the keypad and the hub says
+            # it is online.
+            await kp.opened()
+            async with aiomqtt.Client(broker.host, broker.port) as cloud:
+                await _wait_online(cloud)
             idle_panel, idle_hub = panel.rss_mb(), hub.rss_mb()
             lat = await _key_to_cloud(broker, kp, panel, hub)
             hub_tp = await _hub_throughput(broker, key)
-            drain = await _backlog(broker, kp)
+            drain = await _backlog(broker, kp, workdir / "p1.db")
             load_panel = max(lat["rss_panel"], panel.rss_mb())
             load_hub = max(lat["rss_hub"], hub.rss_mb())
         finally:

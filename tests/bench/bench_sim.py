@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from sim.broker import Mosquitto
+from sim.lifeline import Supervised
 from sim.scenario import parse_scenario
 from sim.scenario_cli import run_simulated, validate
 from tests.bench.harness import Metric
@@ -51,7 +52,7 @@ async def _run_scenario(wait_s: float) -> tuple[float, float]:
 def _sim_start() -> float:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     started = time.perf_counter()
-    proc = subprocess.Popen(
+    proc = Supervised(
         [sys.executable, "-m", "centinela", "sim", "--headless", str(ROOT / "sim/sites/demo.toml")],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
