@@ -5,6 +5,8 @@ Each group says who calls them. Anything else vulture reports is dead: remove it
 
 import sqlite3
 
+from paho.mqtt.properties import Properties
+
 import cloud.main
 import hub.main
 import panel.main
@@ -98,3 +100,6 @@ _.force  # smbus2's transfer methods, which the simulated bus stands in for
 _.dev_handle  # pyusb's IBackend methods
 _.config_value
 _.wIndex
+
+# paho reads the CONNECT properties it is given (the links' announced maximum packet size).
+Properties.MaximumPacketSize

@@ -19,6 +19,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from common.backoff import Backoff as Backoff  # the one implementation, also importable here
 from common.errors import ConfigError
 
 _LOGGER = logging.getLogger(__name__)
