@@ -26,6 +26,12 @@ EXTRAS: Final[Mapping[str, tuple[str, str]]] = {
     "prompt_toolkit": ("prompt_toolkit", "sim"),
     "amqtt": ("amqtt", "sim"),
     "yaml": ("PyYAML", "sim"),
+    "starlette": ("starlette", "cloud"),
+    "uvicorn": ("uvicorn", "cloud"),
+    "jinja2": ("Jinja2", "cloud"),
+    "multipart": ("python-multipart", "cloud"),
+    "argon2": ("argon2-cffi", "cloud"),
+    "babel": ("Babel", "cloud"),
 }
 
 

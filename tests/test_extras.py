@@ -198,7 +198,7 @@ def test_every_optional_module_is_in_its_extra() -> None:
         named = [req.split(">")[0].split("<")[0].split("[")[0] for req in extras[extra]]
         assert distribution in named, f"{distribution} ({module}) is not in [{extra}]"
         assert distribution not in base, f"{distribution} is optional but in the base"
-    assert {"centinela[panel,hub,sim]"} <= set(extras["dev"])
+    assert {"centinela[panel,hub,sim,cloud]"} <= set(extras["dev"])
 
 
 def test_the_message_names_what_needs_it_and_the_extra() -> None:
@@ -277,3 +277,14 @@ def test_interactive_simulator_without_prompt_toolkit(tmp_path: Path) -> None:
         " installed; install centinela[sim]"
     )
     assert result.returncode == 2
+
+
+def test_the_customer_area_without_its_libraries(tmp_path: Path) -> None:
+    config = tmp_path / "cloud.toml"
+    config.write_text("")
+    for module, distribution in (("starlette", "starlette"), ("argon2", "argon2-cffi")):
+        result = centinela((module,), "cloud", "--config", str(config), cwd=tmp_path)
+        assert one_line(result) == (
+            f"centinela cloud: {distribution} is not installed; install centinela[cloud]"
+        )
+        assert result.returncode == 2
