@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.backoff import Backoff
+from common.linklog import LinkLog
 from common.mqtt import BrokerConfig, LinkState, link_options
 
 _LOGGER = logging.getLogger(__name__)
@@ -112,8 +113,12 @@ class MqttLink:
 
     async def run(self) -> None:
         """Connect, subscribe, dispatch; reconnect with backoff; until cancelled."""
-        was_up = False
+        log = LinkLog(
+            _LOGGER, f"hub {self.name} link", self.broker.url, self.broker.username,
+            self._identifier,
+        )  # fmt: skip
         while True:
+            pause = 0.0
             self._set_state(LinkState.CONNECTING)
             try:
                 async with self._client_for() as client:
@@ -129,27 +134,24 @@ class MqttLink:
                     self._client = client
                     self._backoff.reset()
                     self.connects += 1
-                    was_up = True
-                    _LOGGER.info("%s broker %s: connected", self.name, self.broker.url)
+                    log.connected()
                     self._set_state(LinkState.UP)
                     if self._on_connect is not None:
                         await self._on_connect()
                     async for message in client.messages:
                         self._dispatch(message)
             except aiomqtt.MqttError as exc:
-                log = _LOGGER.warning if was_up else _LOGGER.debug
-                log("%s broker %s: %s", self.name, self.broker.url, exc)
-                was_up = False
+                # A second hub with this client id: a link dropped again and again right
+                # after connecting waits longer each time, so the other stays up.
+                pause = log.failed(exc)
             except OSError as exc:  # TLS files that cannot be loaded, and the like
-                if self._backoff.attempt <= 1:
-                    _LOGGER.error("%s broker %s: %s", self.name, self.broker.url, exc)
-                was_up = False
+                log.failed(exc)
             finally:
                 self._client = None
                 self._lost.set()
                 self._set_state(LinkState.DOWN)
             self.connect_waits += 1
-            await self._sleep(self._backoff.next())
+            await self._sleep(max(pause, self._backoff.next()))
 
     def _dispatch(self, message: aiomqtt.Message) -> None:
         try:

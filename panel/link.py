@@ -21,11 +21,12 @@ import aiomqtt
 
 from common.backoff import Backoff
 from common.clock import Clock
+from common.linklog import LinkLog
 from common.mqtt import BrokerConfig, LinkState, link_options
 from panel.store import PanelStore
 from protocol.errors import ProtocolError
 from protocol.frame import Direction
-from protocol.keys import key_id
+from protocol.keys import fingerprint, key_id
 from protocol.messages import (
     Ack,
     Command,
@@ -42,6 +43,9 @@ from protocol.topics import link_topics
 _LOGGER = logging.getLogger(__name__)
 
 SEQ_BLOCK = 1000
+ANSWER_WATCH = "panel-link-answer-watch"
+ANSWER_WITHIN_S = 10.0
+"""The hub answers a panel coming online (a heartbeat); silence this long is reported."""
 _TX_META = "link.tx_reserved"
 _RX_META = "link.rx_highest"
 
@@ -112,6 +116,7 @@ class PanelLink:
         )
         self.hub_clock = HubClock()
         self._wake = asyncio.Event()
+        self._answered = asyncio.Event()  # an authentic frame from the hub since link up
         self._side: deque[Message] = deque()
         self._client: aiomqtt.Client | None = None
         self._sent_upto = 0
@@ -148,12 +153,17 @@ class PanelLink:
         backoff = Backoff(base=0.05, cap=2.0)
         settings = self.settings
         will = aiomqtt.Will(self._status, b"offline", qos=1, retain=True)
+        client_id = f"centinela-panel-{settings.site}-{settings.panel_id}"
+        log = LinkLog(
+            _LOGGER, "panel link", settings.broker.url, settings.broker.username, client_id
+        )
         while True:
+            pause = 0.0
             self.state = LinkState.CONNECTING
             try:
                 async with aiomqtt.Client(
                     **link_options(settings.broker),
-                    identifier=f"centinela-panel-{settings.site}-{settings.panel_id}",
+                    identifier=client_id,
                     will=will,
                 ) as client:
                     self._client = client
@@ -163,20 +173,25 @@ class PanelLink:
                     backoff.reset()
                     self._sent_upto = self.acked
                     self._last_progress = time.monotonic()
-                    _LOGGER.info("link up to %s", settings.broker.url)
+                    log.connected()
                     if self.on_connect:
                         self.on_connect()
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._receive(client))
                         group.create_task(self._pump(client))
+                        group.create_task(self._expect_an_answer(), name=ANSWER_WATCH)
             except* aiomqtt.MqttError as errors:
                 self.counters["disconnects"] += 1
-                _LOGGER.info("link down: %s", errors.exceptions[0])
+                # Two copies of this panel would kick each other off for ever: a link
+                # dropped again and again right after connecting waits longer each time.
+                pause = log.failed(errors.exceptions[0])
+                if pause:
+                    self.counters["flapping"] += 1
             finally:
                 self._client = None
                 self.state = LinkState.DOWN
             self.counters["connect_waits"] += 1
-            await self._sleep(backoff.next())
+            await self._sleep(max(pause, backoff.next()))
 
     async def close(self) -> None:
         """Say offline (retained) before a clean shutdown, when connected."""
@@ -241,8 +256,41 @@ class PanelLink:
                 self.counters[f"bad_frame_{type(exc).__name__}"] += 1
                 _LOGGER.debug("dropped a frame from the hub: %s", exc)
                 continue
+            self._answered.set()
             self.hub_clock.sample(received.header.timestamp_ms)
             self._on_message(received.message)
+
+    async def _expect_an_answer(self) -> None:
+        """Say so when the hub answers nothing: it is down, or it has another key."""
+        self._answered.clear()
+        before = self._bad_frames()
+        try:
+            await asyncio.wait_for(self._answered.wait(), ANSWER_WITHIN_S)
+        except TimeoutError:
+            pass
+        else:
+            return
+        bad = self._bad_frames() - before
+        fp = fingerprint(self.settings.key)
+        if bad:
+            _LOGGER.warning(
+                "panel link: the hub does not accept this panel's key: %d frame(s) from it "
+                "failed to open; this panel's key has fingerprint %s (`centinela doctor "
+                "--config` on the hub lists the fingerprints it has)",
+                bad,
+                fp,
+            )
+        else:
+            _LOGGER.warning(
+                "panel link: no answer from the hub %.0f s after connecting: the hub is not "
+                "running, or it does not accept this panel's key (fingerprint %s; "
+                "`centinela doctor --config` on each side shows the fingerprints)",
+                ANSWER_WITHIN_S,
+                fp,
+            )
+
+    def _bad_frames(self) -> int:
+        return sum(n for name, n in self.counters.items() if name.startswith("bad_frame_"))
 
     def _on_message(self, message: Message) -> None:
         if isinstance(message, Ack):
