@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
@@ -19,7 +20,9 @@ from typing import Any
 
 from common.clock import Clock, RealClock, TimerHandle
 from common.mqtt import parse_broker_url
+from common.supervise import Supervisor
 from drivers import registry
+from drivers.devices import Cameras, ClimateSensor, Device, Keypad, TagReader, Zones
 from panel.actions import (
     Beep,
     CancelTimer,
@@ -79,11 +82,12 @@ class PanelProcess:
         self.recent_events: deque[Event] = deque(maxlen=50)
         self.handled: Counter[str] = Counter()  # inputs taken in, by kind
         self.climate_reading: ClimateReading | None = None
-        self.keypad: Any = None
-        self.nfc: Any = None
-        self.zones: Any = None
-        self.climate: Any = None
-        self.camera: Any = None
+        # The devices, opened by start(); a process that was never started has none.
+        self.keypad: Keypad
+        self.nfc: TagReader
+        self.zones: Zones
+        self.climate: ClimateSensor
+        self.camera: Cameras
         self.link: PanelLink | None = None
         self._store: PanelStore | None = None
         self.journal: Journal | None = None
@@ -94,7 +98,7 @@ class PanelProcess:
         self._busy = False
         self._fault_reported = False
         self._timers: dict[str, TimerHandle] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor("panel")  # no task may end silently
         self._jobs: set[asyncio.Task[None]] = set()
         self._stack = AsyncExitStack()
 
@@ -145,14 +149,17 @@ class PanelProcess:
                 settings, self.journal, self.clock, self._on_command, self._on_connect,
                 on_resume=self._on_resume, on_hub_reset=self._on_hub_reset,
             )  # fmt: skip
-            self._spawn(self.link.run(), "link")
+            self._spawn(self.link.run, "link")
         # Every device stream, for its inputs and its lost/back reports.
         for name in ("keypad", "nfc", "zones", "climate", "camera"):
-            self._spawn(self._pump(getattr(self, name)), name)
-        self._spawn(self._consume(), "core")
-        self._spawn(self._every(config.telemetry.interval, self._telemetry), "telemetry")
-        self._spawn(self._every(config.link.heartbeat, self._heartbeat), "heartbeat")
-        self._spawn(self._every(STORE_RETRY_S, self._retry_store), "store retry")
+            self._spawn(functools.partial(self._pump, getattr(self, name)), name)
+        self._spawn(self._consume, "core")
+        self._spawn(functools.partial(self._every, config.telemetry.interval, self._telemetry),
+                    "telemetry")  # fmt: skip
+        self._spawn(functools.partial(self._every, config.link.heartbeat, self._heartbeat),
+                    "heartbeat")  # fmt: skip
+        self._spawn(functools.partial(self._every, STORE_RETRY_S, self._retry_store),
+                    "store retry")  # fmt: skip
         self._apply(self._core.start(self.clock.now_ms()))
         self._check_clock()
 
@@ -160,20 +167,17 @@ class PanelProcess:
         """Stop everything this process started; the store keeps the state."""
         if self.link is not None:
             # A clean stop takes no more input, then delivers what it can (bounded).
-            inputs = [t for t in self._tasks if t.get_name() != "panel-link"]
-            for task in inputs:
-                task.cancel()
-            await asyncio.gather(*inputs, return_exceptions=True)
+            await self._supervisor.stop(keep={"link"})
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FLUSH_S):
                     await self.link.flush()
             await self.link.close()
-        for task in [*self._tasks, *self._jobs]:
+        await self._supervisor.stop()
+        for task in list(self._jobs):
             task.cancel()
-        for task in [*self._tasks, *self._jobs]:
+        for task in list(self._jobs):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._tasks.clear()
         self._jobs.clear()
         for handle in self._timers.values():
             handle.cancel()
@@ -225,11 +229,11 @@ class PanelProcess:
             broker = dataclasses.replace(broker, host=host, port=port, tls=tls)
         return LinkSettings(config.site, config.panel_id, broker, key, config.link.previous_key)
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=f"panel-{name}"))
+    def _spawn(self, factory: Callable[[], Any], name: str) -> None:
+        self._supervisor.spawn(name, factory)
 
-    async def _pump(self, driver: Any) -> None:
-        async for inp in driver:
+    async def _pump(self, device: Device) -> None:
+        async for inp in device:
             await self._queue.put(inp)
 
     async def _consume(self) -> None:

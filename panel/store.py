@@ -31,7 +31,6 @@ KEEP_EVENTS: Final = 10_000
 MAX_PAGES: Final = 0xFFFFFFFE
 """SQLite's largest ``max_page_count``: no quota."""
 
-SNAPSHOT_VERSION: Final = durable.JSON_VERSION
 SCHEMA_VERSION: Final = 1
 
 _SCHEMA: Final = """

@@ -101,6 +101,7 @@ ERROR_CODES: Final = Codes(
         ErrorCode.INVALID_STATE,
         ErrorCode.PANEL_OFFLINE,
         ErrorCode.TIMEOUT,
+        ErrorCode.BUSY,
     ]
 )
 ALL_CODES: Final = (
@@ -137,11 +138,12 @@ COMMAND_SCHEMA: Final = Struct(
     "action" / Int8ub,
     "via" / Int8ub,
     "user" / _STR8,
-    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 8 code
+    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 8 code, 10 deadline_ms (protocol 1.1)
     "mode" / If(this.present & 0x01, Int8ub),
     "camera" / If(this.present & 0x02, _STR8),
     "tag" / If(this.present & 0x04, _STR8),
     "code" / If(this.present & 0x08, _STR8),
+    "deadline_ms" / If(this.present & 0x10, Int64ub),
 )
 RESULT_SCHEMA: Final = Struct(
     "id" / _STR8,
@@ -234,16 +236,18 @@ def _command_out(m: Command) -> Wire:
         "present": (m.mode is not None)
         | (m.camera is not None) << 1
         | (m.tag is not None) << 2
-        | (m.code is not None) << 3,
+        | (m.code is not None) << 3
+        | (m.deadline_ms is not None) << 4,
         "mode": MODE_CODES.opt_to_wire(m.mode),
         "camera": m.camera,
         "tag": m.tag,
         "code": m.code,
+        "deadline_ms": m.deadline_ms,
     }
 
 
 def _command_in(c: Parsed) -> Command:
-    _check_present(c["present"], 0x0F)
+    _check_present(c["present"], 0x1F)
     return Command(
         id=c["id"],
         action=ACTION_CODES.from_wire(c["action"]),
@@ -253,6 +257,7 @@ def _command_in(c: Parsed) -> Command:
         camera=c["camera"],
         tag=c["tag"],
         code=c["code"],
+        deadline_ms=c["deadline_ms"],
     )
 
 

@@ -64,7 +64,7 @@ CODES = {
     "state": "disarmed arming armed_total armed_partial armed_night pending triggered",
     "action": "arm disarm status photo sos unlock revoke_tag",
     "via": "app web",
-    "error": "bad_request unknown_user forbidden invalid_state panel_offline timeout",
+    "error": "bad_request unknown_user forbidden invalid_state panel_offline timeout busy",
 }
 TYPES = {
     1: "Event",
@@ -136,6 +136,10 @@ def decode_payload(kind: str, payload: bytes) -> dict[str, Any]:
         out["mode"] = optional(p, 0x01, lambda: code("mode", r.take("B")))
         out["camera"] = optional(p, 0x02, r.str8)
         out["tag"] = optional(p, 0x04, r.str8)
+        if p & 0x08:  # absent from the vectors
+            out["code"] = r.str8()
+        if p & 0x10:  # protocol 1.1: absent from the vectors of 1.0 commands
+            out["deadline_ms"] = r.take("Q")
     elif kind == "Result":
         out = {"id": r.str8(), "ok": bool(r.take("B"))}
         p = r.take("B")
