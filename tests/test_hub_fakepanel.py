@@ -142,11 +142,14 @@ class RawPanel:
         await self._client.__aenter__()
         await self._client.subscribe(self.down, qos=1)
         self._task = asyncio.create_task(self._read(self._client))
+        if self.answer is not None:  # a panel that answers commands makes itself known
+            await self.join()
         return self
 
     async def join(self) -> None:
         """Learn the hub's epoch: a first frame the hub answers with its own (docs/link.md)."""
-        self.joined = False
+        if self.joined:
+            return
         async with asyncio.timeout(WAIT):
             while not self.joined:
                 await self.client.publish(self.up, self.seal(Heartbeat(T0, 0)), qos=1)
