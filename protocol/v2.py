@@ -32,5 +32,3 @@ TABLE: Final[dict[int, MessageSpec]] = {
         True,
     ),
 }
-EPOCH_BITS: Final = 56
-"""Epochs are 56-bit: the nonce has room for 7 bytes of it."""
