@@ -23,11 +23,21 @@ class TimerHandle(Protocol):
 
 
 class Clock(Protocol):
-    """Epoch milliseconds and timers on the same time line."""
+    """Two time lines: the wall clock (epoch ms), which can jump when it is corrected,
+    and elapsed time (monotonic ms, from an arbitrary origin), which never jumps.
+
+    ``call_at`` takes a wall-clock deadline, turned into a delay when it is set;
+    ``call_at_mono`` takes a deadline on the elapsed line, which a wall-clock jump
+    (NTP on a Pi without RTC, a hand-set date) does not move.
+    """
 
     def now_ms(self) -> int: ...
 
+    def mono_ms(self) -> int: ...
+
     def call_at(self, when_ms: int, callback: Callable[[], None]) -> TimerHandle: ...
+
+    def call_at_mono(self, when_ms: int, callback: Callable[[], None]) -> TimerHandle: ...
 
     async def sleep(self, seconds: float) -> None: ...
 
@@ -53,9 +63,16 @@ class RealClock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
+    def mono_ms(self) -> int:
+        # the event loop's own clock (time.monotonic), so call_at_mono is loop.call_at
+        return time.monotonic_ns() // 1_000_000
+
     def call_at(self, when_ms: int, callback: Callable[[], None]) -> TimerHandle:
         delay = max(0.0, (when_ms - self.now_ms()) / 1000)
         return asyncio.get_running_loop().call_later(delay, callback)
+
+    def call_at_mono(self, when_ms: int, callback: Callable[[], None]) -> TimerHandle:
+        return asyncio.get_running_loop().call_at(when_ms / 1000, callback)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -79,17 +96,31 @@ class VirtualClock:
     Timers fire in deadline order (ties in the order they were set); after each
     one the optional ``settle`` coroutine runs so that whatever the timer set
     off (frames, MQTT hops) is finished before time moves on.
+
+    Elapsed time starts equal to the wall clock; ``jump_wall`` moves the wall clock
+    alone (a clock corrected while running), as a test of wrong clocks needs.
     """
 
     def __init__(self, start_ms: int) -> None:
-        self._now = start_ms
+        self._now = start_ms  # the elapsed (monotonic) line; timers live on it
+        self._wall_offset = 0  # wall clock minus elapsed time
         self._heap: list[tuple[int, int, _VirtualTimer]] = []
         self._order = itertools.count()
 
     def now_ms(self) -> int:
+        return self._now + self._wall_offset
+
+    def mono_ms(self) -> int:
         return self._now
 
+    def jump_wall(self, delta_ms: int) -> None:
+        """Move the wall clock by ``delta_ms`` (either way); elapsed time does not move."""
+        self._wall_offset += delta_ms
+
     def call_at(self, when_ms: int, callback: Callable[[], None]) -> TimerHandle:
+        return self.call_at_mono(when_ms - self._wall_offset, callback)
+
+    def call_at_mono(self, when_ms: int, callback: Callable[[], None]) -> TimerHandle:
         timer = _VirtualTimer(max(when_ms, self._now), callback)
         heapq.heappush(self._heap, (timer.when_ms, next(self._order), timer))
         return timer

@@ -54,7 +54,8 @@ class Beep:
 
 @dataclass(frozen=True, slots=True)
 class StartTimer:
-    """Feed ``TimerFired(name)`` at ``at_ms`` (epoch ms); replaces a timer of the same name."""
+    """Feed ``TimerFired(name)`` at ``at_ms`` (monotonic ms, the ``mono_ms`` line given to
+    the core); replaces a timer of the same name."""
 
     name: str
     at_ms: int

@@ -95,7 +95,12 @@ RESTORED_TIMERS: Final[Mapping[State, Timer]] = {
 
 
 class Panel:
-    """The alarm panel: ``start(now_ms)`` once, then ``handle(input, now_ms) -> actions``."""
+    """The alarm panel: ``start(now_ms)`` once, then ``handle(input, now_ms) -> actions``.
+
+    Each call takes the wall clock (``now_ms``, epoch ms: event times) and, optionally,
+    elapsed time (``mono_ms``, a monotonic clock: timers). Without ``mono_ms`` the wall
+    clock stands in for both, as in tests that move one clock.
+    """
 
     def __init__(self, config: SiteConfig, saved: PanelSnapshot | None = None) -> None:
         self._cfg = config
@@ -116,7 +121,7 @@ class Panel:
 
     # -------------------------------------------------------------- the public side
 
-    def start(self, now_ms: int) -> list[Action]:
+    def start(self, now_ms: int, mono_ms: int | None = None) -> list[Action]:
         """First call: records ``restart`` when restored, restarts timers, shows the state.
 
         A restored panel resolves fail-secure (docs/events.md, "Restart"): each durable
@@ -125,7 +130,7 @@ class Panel:
         restart ends in the alarm at once, and an alarm in progress sounds again.
         """
         out = self.recorder
-        out.begin(now_ms)
+        out.begin(now_ms, now_ms if mono_ms is None else mono_ms)
         if self._restored:
             out.event(EventType.RESTART, Method.SYSTEM, detail=f"state {self._record.state}")
             self._restore_timers()
@@ -141,9 +146,13 @@ class Panel:
         out.actions.append(StateChanged(self.view()))
         return out.finish()
 
-    def handle(self, inp: Input, now_ms: int) -> list[Action]:
-        """Take one input at ``now_ms`` (epoch ms); timers already due fire first."""
-        self.recorder.begin(now_ms)
+    def handle(self, inp: Input, now_ms: int, mono_ms: int | None = None) -> list[Action]:
+        """Take one input at ``now_ms`` (epoch ms) and ``mono_ms`` (elapsed time, ms).
+
+        Timers already due on the elapsed line fire first; a wall clock moved forward or
+        back does not make any fall due.
+        """
+        self.recorder.begin(now_ms, now_ms if mono_ms is None else mono_ms)
         self.machine.reply = None
         before = self.view()
         self._fire_due()
@@ -163,7 +172,7 @@ class Panel:
         Timers are given as the time they still have to run after the last call.
         """
         out = self.recorder
-        timers = {k: max(0, at - out.now) for k, at in out.timers.items() if k in DURABLE_TIMERS}
+        timers = {k: max(0, at - out.mono) for k, at in out.timers.items() if k in DURABLE_TIMERS}
         return dataclasses.replace(self._record, timers=timers)
 
     def view(self) -> StateSnapshot:
@@ -176,7 +185,7 @@ class Panel:
 
     @property
     def timers(self) -> Mapping[str, int]:
-        """Timers pending now (durable and keypad ones), name -> deadline in epoch ms."""
+        """Timers pending now (durable and keypad ones), name -> deadline in monotonic ms."""
         return dict(self.recorder.timers)
 
     @property
@@ -226,18 +235,21 @@ class Panel:
     def _fire_due(self, *, at_deadline: bool = True) -> None:
         out = self.recorder
         for _ in range(100):  # bounded: alarms and lockouts last at least a second
-            due = [(at_ms, name) for name, at_ms in out.timers.items() if at_ms <= out.now]
+            due = [(at_ms, name) for name, at_ms in out.timers.items() if at_ms <= out.mono]
             if not due:
                 return
             at_ms, name = min(due)
             del out.timers[name]
             out.actions.append(CancelTimer(name))  # the process's own timer is now stale
-            # A timer fires at its deadline: its events carry that time, not the input's.
-            now, out.now = out.now, (at_ms if at_deadline else out.now)
+            # A timer fires at its deadline: its events carry that time, not the input's
+            # (the wall clock then, as far as elapsed time tells).
+            now, mono = out.now, out.mono
+            if at_deadline:
+                out.now, out.mono = now - (mono - at_ms), at_ms
             try:
                 self._on_timer(Timer(name))
             finally:
-                out.now = now
+                out.now, out.mono = now, mono
         _LOGGER.error("timers keep falling due at %d; the rest wait for the next input", out.now)
 
     def _restore_timers(self) -> None:
@@ -254,10 +266,10 @@ class Panel:
             remaining.pop(Timer.LOCKOUT, None)
         elif Timer.LOCKOUT not in remaining:
             remaining[Timer.LOCKOUT] = full[Timer.LOCKOUT]
-        now = self.recorder.now
-        self.recorder.timers = {name: now + ms for name, ms in remaining.items()}
-        if rec.locked_until_ms is not None:
-            rec.locked_until_ms = self.recorder.timers[Timer.LOCKOUT]
+        mono = self.recorder.mono
+        self.recorder.timers = {name: mono + ms for name, ms in remaining.items()}
+        if rec.locked_until_ms is not None:  # shown as a wall-clock time
+            rec.locked_until_ms = self.recorder.now + remaining[Timer.LOCKOUT]
 
     def _full_ms(self, name: Timer) -> int:
         if name is Timer.LOCKOUT:
@@ -385,6 +397,8 @@ class Panel:
         user = self.credentials.tag_user(uid)
         if isinstance(user, str):
             self._failed_attempt(EventType.TAG_REJECTED, Method.TAG, uid, user)
+            if uid in self._record.revoked_tags:
+                self._photograph_tag(uid)
             return
         self._clear_digits()  # a tap alone clears nothing: only the action it leads to
         if self._record.state is State.DISARMED:
@@ -394,6 +408,15 @@ class Panel:
         else:
             self._forget_tag()
             self._act(Request(Kind.DISARM, Method.TAG, user=user, tag=uid))
+
+    def _photograph_tag(self, uid: str) -> None:
+        """A revoked (reported stolen) tag at the reader: a photo from every camera, now.
+
+        Each ``photo_requested`` (and later ``photo_ready``) carries method ``tag`` and the
+        tag's UID, right after the ``tag_rejected`` of the attempt they belong to.
+        """
+        for camera in self._cfg.cameras:
+            self.machine.dispatch(Request(Kind.PHOTO, Method.TAG, camera=camera.name, tag=uid))
 
     # -------------------------------------------------------------- zones, photos
 

@@ -158,11 +158,17 @@ def end_alarm(m: Machine, req: Request, prev: State) -> None:
 
 
 def photo(m: Machine, req: Request, prev: State) -> None:
-    """A remote photo request: ``photo_requested`` and a capture on that camera."""
+    """A photo request (remote, or a revoked tag presented): ``photo_requested`` and a
+    capture on that camera."""
     assert req.camera is not None
     photo_id = f"{m.cfg.panel_id}-{m.record.next_seq}"
     m.out.event(
-        EventType.PHOTO_REQUESTED, req.method, user=_user(req), zone=req.camera, photo=photo_id
+        EventType.PHOTO_REQUESTED,
+        req.method,
+        user=_user(req),
+        zone=req.camera,
+        tag=req.tag,
+        photo=photo_id,
     )
     m.photos[photo_id] = dataclasses.replace(req, photo_id=photo_id)
     m.out.actions.append(CapturePhoto(req.camera, photo_id))
@@ -176,6 +182,7 @@ def photo_ready(m: Machine, req: Request, prev: State) -> None:
         asked.method if asked is not None else Method.SYSTEM,
         user=_user(asked),
         zone=req.camera,
+        tag=asked.tag if asked is not None else None,
         photo=req.photo_id,
     )
 

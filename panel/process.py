@@ -160,7 +160,7 @@ class PanelProcess:
                     "heartbeat")  # fmt: skip
         self._spawn(functools.partial(self._every, STORE_RETRY_S, self._retry_store),
                     "store retry")  # fmt: skip
-        self._apply(self._core.start(self.clock.now_ms()))
+        self._apply(self._core.start(self.clock.now_ms(), self.clock.mono_ms()))
         self._check_clock()
 
     async def stop(self) -> None:
@@ -245,7 +245,7 @@ class PanelProcess:
                 self.handled[type(inp).__name__] += 1
                 if isinstance(inp, ClimateReading):
                     self.climate_reading = inp
-                self._apply(self._core.handle(inp, self.clock.now_ms()))
+                self._apply(self._core.handle(inp, self.clock.now_ms(), self.clock.mono_ms()))
             except Exception:
                 _LOGGER.exception("the core failed on %s", type(inp).__name__)
             finally:
@@ -324,7 +324,8 @@ class PanelProcess:
             self._timers.pop(name, None)
             self._queue.put_nowait(TimerFired(name))
 
-        self._timers[name] = self.clock.call_at(at_ms, fire)
+        # on the elapsed line: a wall clock corrected meanwhile neither hastens nor delays it
+        self._timers[name] = self.clock.call_at_mono(at_ms, fire)
 
     def _job(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -2,7 +2,8 @@
 
 The machine, the credentials and the keypad front end share one ``Recorder``: it holds
 the time of the call, numbers every event with the next ``seq`` of the durable record,
-keeps the pending timers (name -> deadline in epoch ms) and collects the actions that
+keeps the pending timers (name -> deadline on the elapsed, monotonic time line, which a
+wall-clock correction does not move) and collects the actions that
 the call returns to the process.
 """
 
@@ -37,14 +38,16 @@ class Recorder:
     def __init__(self, record: PanelSnapshot) -> None:
         self.record = record
         self.now = 0  # the time of the call, or of the timer firing within it (epoch ms)
-        self.timers: dict[str, int] = {}  # pending timers: name -> deadline (epoch ms)
+        self.mono = 0  # the same instant on the elapsed (monotonic) line, in ms
+        self.timers: dict[str, int] = {}  # pending timers: name -> deadline (monotonic ms)
         self.actions: list[Action] = []
         self.stamped_ms = 0  # the latest time stamped on an event in this boot
         self.synchronised = True  # what the system says of its clock (``ClockSync``)
 
-    def begin(self, now_ms: int) -> None:
-        """Start a call at ``now_ms``."""
+    def begin(self, now_ms: int, mono_ms: int) -> None:
+        """Start a call at ``now_ms`` (wall clock) and ``mono_ms`` (elapsed time)."""
         self.now = now_ms
+        self.mono = mono_ms
         self.actions = []
 
     def finish(self) -> list[Action]:
@@ -99,8 +102,9 @@ class Recorder:
         return event
 
     def start_timer(self, name: Timer, delay_ms: int) -> None:
-        """Ask for ``TimerFired(name)`` in ``delay_ms`` (replacing a timer of that name)."""
-        at_ms = self.now + max(0, delay_ms)
+        """Ask for ``TimerFired(name)`` in ``delay_ms`` of elapsed time (replacing one of that
+        name): a wall clock set forward or back meanwhile does not end it sooner or later."""
+        at_ms = self.mono + max(0, delay_ms)
         self.timers[name] = at_ms
         self.actions.append(StartTimer(name, at_ms))
 

@@ -76,7 +76,7 @@ class SimTarget:
         """Let time pass; stop early once ``until()`` holds (checked after every timer)."""
         clock = self.clock
         if isinstance(clock, VirtualClock):
-            deadline = clock.now_ms() + round(seconds * 1000)
+            deadline = clock.mono_ms() + round(seconds * 1000)
             while until is None or not until():
                 nxt = clock.next_deadline()
                 if nxt is None or nxt > deadline:
