@@ -47,6 +47,9 @@ class CloudLink:
         self._prefix = secrets.token_hex(3)
         self._ids = 0
         self._reasons: dict[tuple[str, str], list[str]] = {}
+        # (site, panel, tag) -> seq of its latest rejected attempt: the panel photographs a
+        # revoked tag presented right after rejecting it, and the photos link to the attempt
+        self._attempts: dict[tuple[str, str, str], int] = {}
 
     async def start(self) -> None:
         """Start connecting (in the background: the pages work while the broker is away)."""
@@ -189,6 +192,9 @@ class CloudLink:
             self._count("duplicate_event")
             return
         photo = event.get("photo")
+        tag = event.get("tag")
+        if event.get("type") == "tag_rejected" and isinstance(tag, str):
+            self._attempts[(site, panel, tag.upper())] = int(event["seq"])
         if event.get("type") == "photo_requested" and isinstance(photo, str):
             self.store.photo_requested(
                 site,
@@ -198,7 +204,8 @@ class CloudLink:
                 user=event.get("user"),
                 method=event.get("method"),
                 requested=event.get("time"),
-                reason=self._take_reason(site, str(event.get("zone"))),
+                reason=self._attempt_of(site, panel, event)
+                or self._take_reason(site, str(event.get("zone"))),
             )
         elif event.get("type") == "photo_ready" and isinstance(photo, str):
             self.store.photo_ready(site, panel, photo, str(event.get("time") or now_iso()))
@@ -208,6 +215,14 @@ class CloudLink:
                 hook(site, event)
             except Exception:
                 _LOGGER.exception("event hook failed")
+
+    def _attempt_of(self, site: str, panel: str, event: Mapping[str, Any]) -> str | None:
+        """``panel:seq`` of the rejected attempt a photo the panel took with a tag belongs to."""
+        tag = event.get("tag")
+        if event.get("method") != "tag" or not isinstance(tag, str):
+            return None
+        seq = self._attempts.get((site, panel, tag.upper()))
+        return None if seq is None else f"{panel}:{seq}"
 
     def _take_reason(self, site: str, camera: str) -> str | None:
         waiting = self._reasons.get((site, camera))

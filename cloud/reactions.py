@@ -1,10 +1,12 @@
-"""What the service does by itself: a stolen tag's photos, from the report and at every attempt."""
+"""What the service does by itself: a stolen tag's photos when it is reported.
+
+Later attempts with the tag are photographed by the panel itself, in the same step as it
+rejects them (docs/events.md); the link files those photos under the attempt."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cloud.config import Installation
 from cloud.store import Membership
@@ -12,8 +14,6 @@ from cloud.words import answer
 
 if TYPE_CHECKING:
     from cloud.web import Context
-
-_LOGGER = logging.getLogger(__name__)
 
 
 async def photos_from_every_camera(
@@ -46,31 +46,3 @@ async def report_stolen(
     context.store.mark_stolen(inst.number, uid, account_id)
     await photos_from_every_camera(context, inst, member.panel_user, f"stolen:{uid}")
     return answer(result, "revoke_tag", _), True
-
-
-def stolen_tag_hook(context: Context) -> Callable[[str, dict[str, Any]], None]:
-    """An event hook: a stolen tag presented at the panel gets a photo from every camera."""
-
-    def hook(site: str, event: dict[str, Any]) -> None:
-        inst = context.config.by_site(site)
-        if inst is None or event.get("type") != "tag_rejected" or not event.get("tag"):
-            return
-        stolen = context.store.stolen_tags(inst.number)
-        uid = str(event["tag"]).upper()
-        if uid not in stolen:
-            return
-        reporters = [
-            m.panel_user
-            for acc, _settings in context.store.accounts_of(inst.number)
-            for m in context.store.memberships(acc.id)
-            if m.number == inst.number
-        ]
-        masters = [u for u in reporters if (h := inst.holder(u)) and h.role == "master"]
-        if not (masters or reporters):
-            return
-        user = (masters or reporters)[0]
-        reason = f"{event.get('panel')}:{event.get('seq')}"
-        _LOGGER.info("stolen tag %s presented: photos from every camera", uid)
-        context.spawn(photos_from_every_camera(context, inst, user, reason))
-
-    return hook

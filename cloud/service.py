@@ -16,7 +16,6 @@ from cloud.config import CloudConfig
 from cloud.link import CloudLink
 from cloud.live import Live
 from cloud.mail import Mailer
-from cloud.reactions import stolen_tag_hook
 from cloud.store import Store, open_store
 from cloud.web import Context, create_app
 
@@ -42,7 +41,7 @@ class CloudService:
         self.accounts = Accounts(config, self.store)
         self.mailer = Mailer(config, self.store)
         self.context = Context(config, self.store, self.link, self.live, self.accounts, self.mailer)
-        self.link.event_hooks += [self.mailer.on_event, stolen_tag_hook(self.context)]
+        self.link.event_hooks += [self.mailer.on_event]
         self.app = create_app(self.context)
         self.port = config.listen_port
         self._server: _Server | None = None

@@ -435,16 +435,22 @@ def test_stolen_tag_revoked_and_photographed(browser: Any, area: Area) -> None:
             == 2
         )
     )
-    # The thief tries the tag: rejected, and a photo is taken at that moment.
+    # The thief tries the tag: rejected, and the panel takes a photo at that moment,
+    # filed under the rejected attempt.
     area.tap(BOB_TAG)
     area.wait_for(
         lambda: any(
             e["type"] == "tag_rejected" and e.get("tag") == BOB_TAG for e in area.cloud_events()
         )
     )
+    attempt = next(
+        e for e in area.cloud_events() if e["type"] == "tag_rejected" and e.get("tag") == BOB_TAG
+    )
     area.wait_for(
         lambda: any(
-            p["reason"] and not p["reason"].startswith("stolen:") and p["ready"]
+            p["reason"] == f"{attempt['panel']}:{attempt['seq']}"
+            and p["method"] == "tag"
+            and p["ready"]
             for p in area.service.store.photos("webdemo")
         )
     )

@@ -44,9 +44,7 @@ def test_a_revoked_tag_presented_gets_a_photo_from_every_camera_at_once() -> Non
     assert has(ready, type=EventType.PHOTO_READY, method=Method.TAG, tag=BOB_TAG, photo=photo)
 
 
-def test_every_attempt_with_a_revoked_tag_is_photographed_and_counts_towards_the_lockout() -> (
-    None
-):
+def test_every_attempt_with_a_revoked_tag_is_photographed_and_counts_towards_the_lockout() -> None:
     rig = revoked_rig()
     for attempt in range(3):  # the test site locks after 3 wrong attempts
         rig.tap(BOB_TAG)
