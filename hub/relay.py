@@ -30,8 +30,8 @@ from protocol.messages import (
     PhotoChunk,
     Result,
     Resume,
-    TagCounters,
     StateSnapshot,
+    TagCounters,
     Telemetry,
 )
 from protocol.topics import LINK_PREFIX

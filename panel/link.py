@@ -37,8 +37,8 @@ from protocol.messages import (
     PhotoChunk,
     Result,
     Resume,
-    TagCounters,
     StateSnapshot,
+    TagCounters,
 )
 from protocol.session import Receiver, Sender
 from protocol.topics import link_topics

@@ -128,10 +128,11 @@ class PanelProcess:
         self._core = Panel(config, saved)
         self._committed = saved
         loop = asyncio.get_running_loop()
-        self.tag_counters = StoreCounters(
-            self._store,
-            lambda uid, n: loop.call_soon_threadsafe(self._send, TagCounters(((uid, n),))),
-        )
+
+        def counter_accepted(uid: str, counter: int) -> None:  # from the reader's thread
+            loop.call_soon_threadsafe(self._send, TagCounters(((uid, counter),)))
+
+        self.tag_counters = StoreCounters(self._store, counter_accepted)
         if saved is None and self._link_settings() is not None:
             # A new store (first or lost): the hub holds the SUN read counters accepted so far.
             self.tag_counters.await_hub()

@@ -26,9 +26,7 @@ class StoreCounters:
     of every counter accepted, so the hub learns them.
     """
 
-    def __init__(
-        self, store: PanelStore, notify: Callable[[str, int], None] | None = None
-    ) -> None:
+    def __init__(self, store: PanelStore, notify: Callable[[str, int], None] | None = None) -> None:
         self._store = store
         self._notify = notify
 

@@ -22,7 +22,8 @@ from protocol.schema import CompiledStruct, LengthPrefixed, MessageSpec
 VERSION: Final = 2
 RESUME_SCHEMA: Final = Struct("last_seq" / Int32ub)
 TAG_COUNTERS_SCHEMA: Final = Struct(
-    "counters" / PrefixedArray(Int16ub, Struct("tag" / LengthPrefixed(1, text=True), "counter" / Int32ub)),
+    "counters"
+    / PrefixedArray(Int16ub, Struct("tag" / LengthPrefixed(1, text=True), "counter" / Int32ub)),
 )
 TABLE: Final[dict[int, MessageSpec]] = {
     **v1.TABLE,

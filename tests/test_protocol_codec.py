@@ -35,9 +35,9 @@ from protocol.messages import (
     PhotoChunk,
     Result,
     Resume,
-    TagCounters,
     State,
     StateSnapshot,
+    TagCounters,
     Telemetry,
     Via,
 )
@@ -139,7 +139,10 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 def test_every_message_type_has_a_strategy_and_a_table_entry() -> None:
     classes = {spec.cls for spec in TABLES[PROTOCOL_VERSION].values()}
     assert classes == set(STRATEGIES)
-    assert {spec.cls for spec in TABLES[1].values()} == classes - {Resume, TagCounters}  # v2 added them
+    assert {spec.cls for spec in TABLES[1].values()} == classes - {
+        Resume,
+        TagCounters,
+    }  # v2 added them
     assert classes == set(typing.get_args(Message))
 
 

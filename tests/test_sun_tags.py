@@ -17,14 +17,14 @@ import pytest
 
 from drivers.ntag424 import SunKeys
 from drivers.sim_ntag424 import Ntag424Chip
-from panel.config import SiteConfig, load_site_mapping
 from hub.process import HubProcess
+from panel.config import SiteConfig, load_site_mapping
 from panel.process import PanelProcess
 from protocol.keys import generate_key
+from protocol.messages import Event, EventType
 from sim.broker import BrokerSpec, Mosquitto
 from tests.panel_site import make_configs
 from tests.test_store_loss import forget, until
-from protocol.messages import Event, EventType
 
 ALICE = "04A1B2C3D4E5F6"
 STRANGER = "04112233445566"
@@ -35,7 +35,7 @@ OTHER = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 
 
 def site(tmp_path: Path, *, link: dict[str, Any] | None = None, **security: Any) -> SiteConfig:
-    """A ``sun`` site; with ``link`` (its ``mqtt``, ``link`` and ``store`` sections), one with a hub."""
+    """A ``sun`` site; with ``link`` (its ``mqtt``, ``link``, ``store`` sections) one with a hub."""
     data: dict[str, Any] = {
         "panel": {"id": "p1", "site": "demo"},
         "security": {"max_attempts": 5, "lockout": 60, **security},
