@@ -36,7 +36,7 @@ class CloudService:
 
     def __init__(self, config: CloudConfig, store: Store | None = None) -> None:
         self.config = config
-        self.store = store or open_store(config.store_url)
+        self.store = store or open_store(config.store_url, config.store_password)
         self.live = Live()
         self.link = CloudLink(config, self.store, self.live)
         self.accounts = Accounts(config, self.store)
