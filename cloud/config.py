@@ -67,6 +67,8 @@ class CloudConfig:
     secure_cookies: bool = False
     client_id: str = "centinela-cloud"
     store_password: str | None = field(default=None, repr=False)  # PostgreSQL's, from a file
+    share_group: str | None = None  # MQTT 5 shared subscriptions: workers share the ingest
+    session_expiry: int = 3600  # seconds the broker keeps a worker's session and its messages
 
     def installation(self, number: str) -> Installation | None:
         """The installation with this number."""
@@ -116,6 +118,10 @@ def load_cloud_mapping(data: dict[str, object], file: str, base: Path | None = N
         pattern=re.compile(r"[A-Za-z0-9_-]{1,64}"),
         what="1 to 64 of A-Z a-z 0-9 _ -",
     )
+    share_group = broker_sec.get_opt_str(
+        "share_group", pattern=re.compile(r"[A-Za-z0-9_-]{1,64}"), what="1 to 64 of A-Z a-z 0-9 _ -"
+    )
+    session_expiry = broker_sec.get_int("session_expiry", 3600, minimum=0, maximum=7 * 86400)
     broker_sec.finish()
     broker = BrokerConfig(host, port, tls, username, password, ca)
 
@@ -231,4 +237,6 @@ def load_cloud_mapping(data: dict[str, object], file: str, base: Path | None = N
         secure,
         client_id,
         store_password,
+        share_group,
+        session_expiry,
     )

@@ -8,10 +8,11 @@ SQLite file for one worker, or a PostgreSQL database that many workers share.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,10 @@ class EventFilter:
     since: str | None = None  # ISO date or time
     until: str | None = None
     before: tuple[str, int] | None = None  # (time, seq) of the last row of the previous page
+
+
+Deliver = Callable[[str, str, Any], None]
+"""Hands ``(site, kind, value)`` to the live pages of this worker."""
 
 
 class Store(Protocol):
@@ -108,6 +113,13 @@ class Store(Protocol):
     def set_tag_name(self, number: str, uid: str, name: str) -> None: ...
     def stolen_tags(self, number: str) -> dict[str, str]: ...
     def mark_stolen(self, number: str, uid: str, account_id: int) -> None: ...
+    def rate_hit(self, key: str, now_ms: int, per_minute: int) -> bool: ...
+    def expect_photo(self, site: str, camera: str, reason: str) -> None: ...
+    def forget_photo(self, site: str, camera: str, reason: str) -> None: ...
+    def take_photo_reason(self, site: str, camera: str) -> str | None: ...
+    def first_panel(self, site: str) -> str | None: ...
+    def announce(self, site: str, kind: str, value: Any) -> bool: ...
+    def listen(self, deliver: Deliver) -> Callable[[], None] | None: ...
 
 
 class _Db(Protocol):
@@ -516,6 +528,59 @@ class SqlStore:
             (number, uid, now_iso(), account_id),
         )
 
+    # -- what every worker shares ------------------------------------------------------
+
+    def rate_hit(self, key: str, now_ms: int, per_minute: int) -> bool:
+        """Count one attempt for ``key`` in the minute before ``now_ms``; False when over."""
+        with self._tx() as db:
+            db.run("DELETE FROM rate_hits WHERE key = ? AND at_ms <= ?", (key, now_ms - 60_000))
+            rows = db.all("SELECT count(*) AS n FROM rate_hits WHERE key = ?", (key,))
+            if int(rows[0]["n"]) >= per_minute:
+                return False
+            db.run("INSERT INTO rate_hits VALUES (?, ?)", (key, now_ms))
+        return True
+
+    def expect_photo(self, site: str, camera: str, reason: str) -> None:
+        self._run(
+            "INSERT INTO photo_reasons VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (site, camera, reason, now_iso()),
+        )
+
+    def forget_photo(self, site: str, camera: str, reason: str) -> None:
+        self._run(
+            "DELETE FROM photo_reasons WHERE site = ? AND camera = ? AND reason = ?",
+            (site, camera, reason),
+        )
+
+    def take_photo_reason(self, site: str, camera: str) -> str | None:
+        """The oldest reason waiting for a photo of ``camera``, taken (once, by one worker)."""
+        rows = self._all(
+            "DELETE FROM photo_reasons WHERE site = ? AND camera = ? AND reason = ("
+            " SELECT reason FROM photo_reasons WHERE site = ? AND camera = ?"
+            " ORDER BY added, reason LIMIT 1) RETURNING reason",
+            (site, camera, site, camera),
+        )
+        return str(rows[0]["reason"]) if rows else None
+
+    def announce(self, site: str, kind: str, value: Any) -> bool:
+        """Tell every worker's live pages; False when this engine has no other worker
+        (the caller hands it to its own pages)."""
+        return False
+
+    def listen(self, deliver: Deliver) -> Callable[[], None] | None:
+        """Call ``deliver`` for what any worker announces; returns how to stop (None: no
+        other worker can announce anything)."""
+        return None
+
+    def first_panel(self, site: str) -> str | None:
+        """A panel heard of at ``site`` (commands go to it when the config names none)."""
+        row = self._one(
+            "SELECT panel FROM panel_state WHERE site = ? ORDER BY panel LIMIT 1", (site,)
+        )
+        if row is None:
+            row = self._one("SELECT panel FROM events WHERE site = ? LIMIT 1", (site,))
+        return str(row["panel"]) if row else None
+
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
@@ -580,6 +645,9 @@ class SqliteStore(SqlStore):
         self.db.close()
 
 
+LIVE_CHANNEL = "centinela_live"
+NOTIFY_MAX = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes
+_LOGGER = logging.getLogger(__name__)
 _MARK = re.compile(r"\?")
 MIGRATION_LOCK = 0x63656E74  # pg_advisory_xact_lock key: one worker migrates at a time
 
@@ -621,6 +689,7 @@ class PostgresStore(SqlStore):
         from psycopg_pool import ConnectionPool
 
         self.url = url
+        self._password = password
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
@@ -665,6 +734,50 @@ class PostgresStore(SqlStore):
     def _tx(self) -> Iterator[_Db]:
         with self.pool.connection() as conn, conn.transaction():
             yield _PgDb(conn)
+
+    def announce(self, site: str, kind: str, value: Any) -> bool:
+        """NOTIFY every worker (PostgreSQL's LISTEN/NOTIFY: delivered on commit, to each
+        listening connection once, in order)."""
+        payload = json.dumps([site, kind, value], separators=(",", ":"))
+        if len(payload.encode()) > NOTIFY_MAX:
+            payload = json.dumps([site, kind, None])  # too big to carry: the page reloads it
+        self._run("SELECT pg_notify(?, ?)", (LIVE_CHANNEL, payload))
+        return True
+
+    def listen(self, deliver: Deliver) -> Callable[[], None] | None:
+        stop = threading.Event()
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=self._listen, args=(deliver, stop, ready), name="cloud-live", daemon=True
+        )
+        thread.start()
+        ready.wait(30)
+
+        def close() -> None:
+            stop.set()
+            thread.join()
+
+        return close
+
+    def _listen(self, deliver: Deliver, stop: threading.Event, ready: threading.Event) -> None:
+        import psycopg
+
+        extra: dict[str, Any] = {"password": self._password} if self._password else {}
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, **extra) as conn:
+                    conn.execute(f"LISTEN {LIVE_CHANNEL}")
+                    ready.set()
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            try:
+                                site, kind, value = json.loads(note.payload)
+                                deliver(str(site), str(kind), value)
+                            except (ValueError, TypeError):
+                                _LOGGER.warning("ignored a malformed live notification")
+            except psycopg.OperationalError as exc:
+                _LOGGER.info("live notifications down, retrying: %s", exc)
+                stop.wait(1.0)
 
     def close(self) -> None:
         self.pool.close()
