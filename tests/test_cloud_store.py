@@ -269,3 +269,63 @@ def test_postgresql_workers_starting_together_migrate_once(postgres_url: str) ->
     finally:
         for s in stores:
             s.close()
+
+
+def test_rate_limits_and_photo_reasons_are_shared_through_the_store(store_url: str) -> None:
+    one, two = _open(store_url), _open(store_url)  # two workers on one store
+    try:
+        t = 1_700_000_000_000
+        assert [one.rate_hit("login addr 1", t + i, 3) for i in range(3)] == [True] * 3
+        assert not two.rate_hit("login addr 1", t + 10, 3)  # the other worker sees the count
+        assert two.rate_hit("login addr 2", t + 10, 3)
+        assert one.rate_hit("login addr 1", t + 60_001, 3)  # a minute later the window moved
+        one.expect_photo("casa", "door", "stolen:04A1")
+        one.expect_photo("casa", "door", "stolen:04B2")
+        one.forget_photo("casa", "door", "stolen:04B2")
+        one.expect_photo("casa", "door", "stolen:04C3")
+        assert two.take_photo_reason("casa", "door") == "stolen:04A1"
+        assert one.take_photo_reason("casa", "door") == "stolen:04C3"
+        assert two.take_photo_reason("casa", "door") is None
+        assert one.first_panel("casa") is None
+        two.set_state("casa", "p1", {"mode": "home"})
+        assert one.first_panel("casa") == "p1"
+    finally:
+        one.close()
+        two.close()
+
+
+def test_postgresql_live_announcements_reach_every_worker(postgres_url: str) -> None:
+    sender, listener = PostgresStore(postgres_url, max_size=2), PostgresStore(postgres_url)
+    got: list[tuple[str, str, Any]] = []
+    done = threading.Event()
+
+    def deliver(site: str, kind: str, value: Any) -> None:
+        got.append((site, kind, value))
+        if len(got) == 3:
+            done.set()
+
+    stop = listener.listen(deliver)
+    assert stop is not None
+    try:
+        assert sender.announce("casa", "event", {"seq": 1, "type": "armed"})
+        assert sender.announce("casa", "telemetry", {"temperature": 20.5})
+        assert sender.announce("casa", "event", {"seq": 2, "detail": "x" * 9000})  # too big
+        assert done.wait(60)
+        assert got == [
+            ("casa", "event", {"seq": 1, "type": "armed"}),
+            ("casa", "telemetry", {"temperature": 20.5}),
+            ("casa", "event", None),
+        ]
+    finally:
+        stop()
+        sender.close()
+        listener.close()
+
+
+def test_sqlite_has_no_other_worker_to_tell(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "c.db")
+    try:
+        assert not s.announce("casa", "event", {})
+        assert s.listen(lambda *_: None) is None
+    finally:
+        s.close()
