@@ -6,11 +6,14 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sim.broker import BrokerSpec, Mosquitto, find_mosquitto, make_ca
-from tests.pgserver import PgServer, find_bin
+
+if TYPE_CHECKING:
+    from tests.pgserver import PgServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -102,6 +105,8 @@ def mosquitto() -> Iterator[Mosquitto]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PgServer]:
     """A private PostgreSQL on a free 127.0.0.1 port for the whole session."""
+    from tests.pgserver import PgServer, find_bin
+
     if find_bin("initdb") is None or find_bin("postgres") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("PostgreSQL is not installed: CI must install it (make setup)")
