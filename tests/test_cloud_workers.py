@@ -3,8 +3,10 @@ ingest through MQTT 5 shared subscriptions; one is killed with SIGKILL mid-strea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
+import httpx
 import psycopg
 import pytest
 
 from sim.broker import Mosquitto
+from tests.cloud_app import sign_up
 
 EVENTS = 300
 DEADLINE = 180.0  # seconds; generous for a loaded 2-core machine
@@ -168,3 +172,47 @@ async def test_a_worker_killed_mid_stream_loses_nothing(
     assert seqs == list(range(1, EVENTS + 1))  # each stored once, none lost
     log_a = (a.tmp / "a.1.log").read_text()
     assert "Traceback" not in log_a
+
+
+def _web_url(worker: Worker) -> str:
+    found = re.search(r"customer area at (http://127\.0\.0\.1:\d+)", worker.log.read_text())
+    assert found, worker.log.read_text()
+    return found.group(1)
+
+
+async def test_any_worker_serves_the_customer_and_its_live_page(
+    workers: tuple[Worker, Worker], mosquitto: Mosquitto
+) -> None:
+    a, b = workers
+    # Signed up on one worker, the session works on the other (it is in the store).
+    async with httpx.AsyncClient(base_url=_web_url(a), timeout=60) as on_a:
+        got = await sign_up(on_a, "ana@example.org")
+        assert got.status_code in (200, 303), got.text
+        cookies = on_a.cookies
+    async with httpx.AsyncClient(base_url=_web_url(b), cookies=cookies, timeout=60) as on_b:
+        assert (await on_b.get("/i/1234567")).status_code == 200
+        seen: list[str] = []
+        # The live page, read off the socket (Server-Sent Events, one line at a time).
+        url = httpx.URL(_web_url(b))
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        writer.write(
+            f"GET /i/1234567/live HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+            f"Cookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
+        try:
+            async with asyncio.timeout(DEADLINE):
+                while not (await reader.readline()).startswith(b"event: state"):
+                    pass  # the page is following once its first state is out
+                async with aiomqtt.Client(mosquitto.host, mosquitto.port) as hub:
+                    for seq in range(1, 7):  # shared: some stored by a, some by b
+                        await hub.publish("centinela/casa/event", _event(seq), qos=1)
+                while len(seen) < 6:
+                    line = await reader.readline()
+                    assert line, "the live page closed"
+                    if line.startswith(b"event: event"):
+                        seen.append(line.decode())
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    assert len(seen) == 6  # every event, whichever worker stored it
