@@ -12,7 +12,7 @@ SYSTEM_PACKAGES := \
 	chromium:chromium \
 	initdb:postgresql
 
-.PHONY: setup system-packages test lint bench chaos demo arc clean
+.PHONY: setup system-packages test lint bench chaos fleet demo arc clean
 
 setup: $(STAMP) system-packages
 
@@ -64,6 +64,11 @@ lint: setup
 
 bench: setup
 	$(PY) -m tests.bench
+
+# The cloud side under many installations: ingest with 1, 2 and 4 workers on PostgreSQL
+# against a bare subscriber (build/fleet.json).
+fleet: setup
+	$(PY) -m tests.fleet
 
 chaos: setup
 	$(PY) -m tests.chaos --events 20000

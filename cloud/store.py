@@ -20,6 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
+NAMES_CACHED = 100_000
+"""At most this many filter-list names remembered as stored, per process."""
+
 SESSION_DAYS = 30
 """Sessions and app tokens end after this many days; the customer logs in again."""
 
@@ -157,6 +160,9 @@ class SqlStore:
     Engines supply ``_db()`` (one statement, committed) and ``_tx()`` (several
     statements in one transaction).
     """
+
+    _names: set[tuple[str, str, str]]
+    """(site, kind, value) known to be in event_names (a cache: losing it costs a query)."""
 
     def _db(self) -> AbstractContextManager[_Db]:
         raise NotImplementedError
@@ -299,10 +305,13 @@ class SqlStore:
             return False
         for kind in ("user", "tag"):
             if event.get(kind):
-                db.run(
-                    "INSERT INTO event_names VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                    (event["site"], kind, str(event[kind])),
-                )
+                name = (str(event["site"]), kind, str(event[kind]))
+                if name in self._names:
+                    continue  # already listed: skip a round trip that would change nothing
+                db.run("INSERT INTO event_names VALUES (?, ?, ?) ON CONFLICT DO NOTHING", name)
+                if len(self._names) > NAMES_CACHED:
+                    self._names.clear()
+                self._names.add(name)
         return True
 
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> int:
@@ -601,6 +610,7 @@ class SqliteStore(SqlStore):
     """The embedded engine: one SQLite file in WAL mode, for one worker."""
 
     def __init__(self, path: str | Path, *, version: int | None = None) -> None:
+        self._names = set()
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = _dict_row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -689,6 +699,7 @@ class PostgresStore(SqlStore):
         from psycopg_pool import ConnectionPool
 
         self.url = url
+        self._names = set()
         self._password = password
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url,

@@ -140,3 +140,17 @@ async def test_any_worker_serves_the_customer_and_its_live_page(
             writer.close()
             await writer.wait_closed()
     assert len(seen) == 6  # every event, whichever worker stored it
+
+
+def test_a_short_fleet_run_stores_every_event(
+    tmp_path: Path, mosquitto: Mosquitto, postgres_server: object
+) -> None:
+    from tests.fleet import (
+        run,  # (the fixtures above skip it where mosquitto or PostgreSQL is missing)
+    )
+
+    got = run(events=200, sites=4, workers=[2], tmp=tmp_path)
+    assert got["events"] == 200
+    assert isinstance(got["baseline_events_per_s"], float) and got["baseline_events_per_s"] > 0
+    rates = got["fleet_ingest_events_per_s"]
+    assert isinstance(rates, dict) and rates["2"] > 0  # every event stored (run waits for all)
