@@ -56,14 +56,20 @@ class Topics:
 
 EVENT_FIELDS: Final = frozenset(
     {"site", "panel", "seq", "time", "type", "mode", "user", "method", "zone", "cid", "sia"}
-    | {"tag", "photo", "detail"}
+    | {"tag", "photo", "detail", "received", "clock_unsynced"}
 )
 """Every key a cloud event object may have (what scenario files may check)."""
 
 
-def event_json(site: str, panel: str, event: Event) -> dict[str, Any]:
+def event_json(
+    site: str, panel: str, event: Event, received_ms: int | None = None
+) -> dict[str, Any]:
     """The cloud event object (CONTRACT §5); ``tag``, ``photo``, ``detail`` and
-    ``clock_unsynced`` only when set."""
+    ``clock_unsynced`` only when set.
+
+    ``received`` is the hub's own clock when it stored the event: the panel's ``time``
+    may be wrong (a Pi has no real-time clock), the hub's is a second opinion.
+    """
     out: dict[str, Any] = {
         "site": site,
         "panel": panel,
@@ -83,6 +89,8 @@ def event_json(site: str, panel: str, event: Event) -> dict[str, Any]:
             out[name] = value
     if event.clock_unsynced:
         out["clock_unsynced"] = True
+    if received_ms is not None:
+        out["received"] = iso_ms(received_ms)
     return out
 
 

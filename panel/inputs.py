@@ -30,6 +30,7 @@ __all__ = [
     "PhotoCaptured",
     "RemoteCommand",
     "Report",
+    "StoreNotice",
     "TagPresented",
     "TagRefused",
     "TagRemoved",
@@ -70,4 +71,16 @@ class ClockSync:
     synchronised: bool
 
 
-Input = Report | TimerFired | RemoteCommand | PhotoCaptured | ClockSync
+@dataclass(frozen=True, slots=True)
+class StoreNotice:
+    """What the process learnt about storage: a fault began or ended, or a store was reset.
+
+    ``kind`` is ``storage_fault``, ``storage_ok`` or ``store_reset``; ``detail`` says why
+    (or which side lost its store).
+    """
+
+    kind: str
+    detail: str | None = None
+
+
+Input = Report | TimerFired | RemoteCommand | PhotoCaptured | ClockSync | StoreNotice

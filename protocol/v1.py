@@ -75,6 +75,9 @@ EVENT_TYPE_CODES: Final = Codes(
         EventType.ALARM_END,
         EventType.DEVICE_LOST,
         EventType.DEVICE_BACK,
+        EventType.STORAGE_FAULT,
+        EventType.STORAGE_OK,
+        EventType.STORE_RESET,
     ]
 )
 METHOD_CODES: Final = Codes([Method.KEYPAD, Method.TAG, Method.APP, Method.WEB, Method.SYSTEM])

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from protocol import v1
 from protocol.codec import (
     PHOTO_CHUNK_SIZE,
+    PROTOCOL_VERSION,
     TABLES,
     decode_message,
     encode_message,
@@ -33,6 +34,7 @@ from protocol.messages import (
     Mode,
     PhotoChunk,
     Result,
+    Resume,
     State,
     StateSnapshot,
     Telemetry,
@@ -122,13 +124,15 @@ STRATEGIES: dict[type, st.SearchStrategy[Message]] = {
     Ack: ACKS,
     PhotoChunk: photo_chunks(),
     Heartbeat: HEARTBEATS,
+    Resume: st.builds(Resume, last_seq=U32),
 }
 MESSAGES: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 
 
 def test_every_message_type_has_a_strategy_and_a_table_entry() -> None:
-    classes = {spec.cls for spec in TABLES[1].values()}
+    classes = {spec.cls for spec in TABLES[PROTOCOL_VERSION].values()}
     assert classes == set(STRATEGIES)
+    assert {spec.cls for spec in TABLES[1].values()} == classes - {Resume}  # v2 added it
     assert classes == set(typing.get_args(Message))
 
 
@@ -137,7 +141,7 @@ def test_every_message_type_has_a_strategy_and_a_table_entry() -> None:
 def test_round_trip(cls: type, data: st.DataObject) -> None:
     msg = data.draw(STRATEGIES[cls])
     msg_type, payload = encode_message(msg)
-    assert TABLES[1][msg_type].cls is cls
+    assert TABLES[PROTOCOL_VERSION][msg_type].cls is cls
     assert decode_message(msg_type, payload) == msg
 
 
@@ -200,6 +204,7 @@ def test_published_codes_do_not_move() -> None:
         PhotoChunk: 7,
         Heartbeat: 8,
     }
+    assert {s.cls: t for t, s in TABLES[2].items() if t not in TABLES[1]} == {Resume: 9}
 
 
 @pytest.mark.parametrize(
