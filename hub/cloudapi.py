@@ -56,7 +56,7 @@ class Topics:
 
 EVENT_FIELDS: Final = frozenset(
     {"site", "panel", "seq", "time", "type", "mode", "user", "method", "zone", "cid", "sia"}
-    | {"tag", "photo", "detail", "received"}
+    | {"tag", "photo", "detail", "received", "clock_unsynced"}
 )
 """Every key a cloud event object may have (what scenario files may check)."""
 

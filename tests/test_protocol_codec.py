@@ -37,6 +37,7 @@ from protocol.messages import (
     Resume,
     State,
     StateSnapshot,
+    TagCounters,
     Telemetry,
     Via,
 )
@@ -125,6 +126,12 @@ STRATEGIES: dict[type, st.SearchStrategy[Message]] = {
     PhotoChunk: photo_chunks(),
     Heartbeat: HEARTBEATS,
     Resume: st.builds(Resume, last_seq=U32),
+    TagCounters: st.builds(
+        TagCounters,
+        st.lists(st.tuples(st.from_regex(r"[0-9A-F]{14}", fullmatch=True), U32), max_size=20).map(
+            tuple
+        ),
+    ),
 }
 MESSAGES: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 
@@ -132,7 +139,10 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 def test_every_message_type_has_a_strategy_and_a_table_entry() -> None:
     classes = {spec.cls for spec in TABLES[PROTOCOL_VERSION].values()}
     assert classes == set(STRATEGIES)
-    assert {spec.cls for spec in TABLES[1].values()} == classes - {Resume}  # v2 added it
+    assert {spec.cls for spec in TABLES[1].values()} == classes - {
+        Resume,
+        TagCounters,
+    }  # v2 added them
     assert classes == set(typing.get_args(Message))
 
 
@@ -204,7 +214,10 @@ def test_published_codes_do_not_move() -> None:
         PhotoChunk: 7,
         Heartbeat: 8,
     }
-    assert {s.cls: t for t, s in TABLES[2].items() if t not in TABLES[1]} == {Resume: 9}
+    assert {s.cls: t for t, s in TABLES[2].items() if t not in TABLES[1]} == {
+        Resume: 9,
+        TagCounters: 10,
+    }
 
 
 @pytest.mark.parametrize(
