@@ -44,10 +44,11 @@ class Recorder:
         self.stamped_ms = 0  # the latest time stamped on an event in this boot
         self.synchronised = True  # what the system says of its clock (``ClockSync``)
 
-    def begin(self, now_ms: int, mono_ms: int) -> None:
-        """Start a call at ``now_ms`` (wall clock) and ``mono_ms`` (elapsed time)."""
+    def begin(self, now_ms: int, mono_ms: int | None = None) -> None:
+        """Start a call at ``now_ms`` (wall clock) and ``mono_ms`` (elapsed time; the wall
+        clock when not given)."""
         self.now = now_ms
-        self.mono = mono_ms
+        self.mono = now_ms if mono_ms is None else mono_ms
         self.actions = []
 
     def finish(self) -> list[Action]:
