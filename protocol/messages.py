@@ -63,6 +63,10 @@ class EventType(enum.StrEnum):
     ALARM_END = "alarm_end"  # siren time over (the panel re-arms, or stays disarmed)
     DEVICE_LOST = "device_lost"  # a keypad, reader or sensor stopped answering
     DEVICE_BACK = "device_back"
+    LISTEN_STARTED = "listen_started"  # a silent call began (CONTRACT §9)
+    LISTEN_ENDED = "listen_ended"  # it ended; ``detail`` gives its duration
+    CLIP_REQUESTED = "clip_requested"
+    CLIP_READY = "clip_ready"  # the clip is on its way to the cloud, under ``photo`` (its id)
 
 
 class Method(enum.StrEnum):
@@ -85,6 +89,16 @@ class Action(enum.StrEnum):
     SOS = "sos"
     UNLOCK = "unlock"
     REVOKE_TAG = "revoke_tag"
+    LISTEN = "listen"  # silent call (CONTRACT §9), with ``seconds``
+    LISTEN_STOP = "listen_stop"  # end the silent call in progress early
+    CLIP = "clip"  # a video clip of a camera's recent recording, with ``seconds``
+
+
+class MediaKind(enum.StrEnum):
+    """What a media stream carries."""
+
+    AUDIO = "audio"  # a silent call: WebM with Opus
+    CLIP = "clip"  # a video clip: WebM with VP8
 
 
 class Via(enum.StrEnum):
@@ -119,7 +133,7 @@ class Event:
     user: str | None = None
     zone: str | None = None  # zone or device name
     tag: str | None = None  # tag UID (hex) for tag events
-    photo: str | None = None  # photo id for photo events
+    photo: str | None = None  # photo, clip or listen-in id for media events
     detail: str | None = None  # free text, e.g. the open zones of an arm_refused
     clock_unsynced: bool = False  # the panel's clock was known to be wrong: time_ms is unsure
 
@@ -135,6 +149,7 @@ class Command:
     mode: Mode | None = None
     camera: str | None = None
     tag: str | None = None
+    seconds: int | None = None  # listen, clip: how long (CONTRACT §9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +203,21 @@ class PhotoChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaChunk:
+    """One piece of a media stream (a listen-in or a clip), outside the event log's seq.
+
+    The pieces of one ``media_id``, concatenated by ``index`` from 0, form one WebM file;
+    the piece with ``last`` set ends it (its data may be empty).
+    """
+
+    kind: MediaKind
+    media_id: str
+    index: int
+    last: bool
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """Periodic liveness; ``last_seq`` is the newest event seq the panel has recorded."""
 
@@ -195,4 +225,4 @@ class Heartbeat:
     last_seq: int
 
 
-Message = Event | Command | Result | StateSnapshot | Telemetry | Ack | PhotoChunk | Heartbeat
+Message = Event | Command | Result | StateSnapshot | Telemetry | Ack | PhotoChunk | Heartbeat | MediaChunk

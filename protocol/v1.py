@@ -24,6 +24,8 @@ from protocol.messages import (
     Event,
     EventType,
     Heartbeat,
+    MediaChunk,
+    MediaKind,
     Message,
     Method,
     Mode,
@@ -38,6 +40,8 @@ from protocol.schema import Codes, CompiledStruct, LengthPrefixed, MessageSpec, 
 
 VERSION: Final = 1
 PHOTO_CHUNK_SIZE: Final = 4096
+MEDIA_CHUNK_SIZE: Final = 4096
+"""Most media bytes in one MediaChunk, as for photos."""
 """Most JPEG bytes in one PhotoChunk; a full chunk fits the frame cap with room to spare."""
 
 MODE_CODES: Final = Codes([Mode.TOTAL, Mode.PARTIAL, Mode.NIGHT])
@@ -75,6 +79,10 @@ EVENT_TYPE_CODES: Final = Codes(
         EventType.ALARM_END,
         EventType.DEVICE_LOST,
         EventType.DEVICE_BACK,
+        EventType.LISTEN_STARTED,
+        EventType.LISTEN_ENDED,
+        EventType.CLIP_REQUESTED,
+        EventType.CLIP_READY,
     ]
 )
 METHOD_CODES: Final = Codes([Method.KEYPAD, Method.TAG, Method.APP, Method.WEB, Method.SYSTEM])
@@ -87,9 +95,13 @@ ACTION_CODES: Final = Codes(
         Action.SOS,
         Action.UNLOCK,
         Action.REVOKE_TAG,
+        Action.LISTEN,
+        Action.LISTEN_STOP,
+        Action.CLIP,
     ]
 )
 VIA_CODES: Final = Codes([Via.APP, Via.WEB])
+MEDIA_KIND_CODES: Final = Codes([MediaKind.AUDIO, MediaKind.CLIP])
 ERROR_CODES: Final = Codes(
     [
         ErrorCode.BAD_REQUEST,
@@ -108,6 +120,7 @@ ALL_CODES: Final = (
     ACTION_CODES,
     VIA_CODES,
     ERROR_CODES,
+    MEDIA_KIND_CODES,
 )
 
 
@@ -134,10 +147,11 @@ COMMAND_SCHEMA: Final = Struct(
     "action" / Int8ub,
     "via" / Int8ub,
     "user" / _STR8,
-    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag
+    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 16 seconds
     "mode" / If(this.present & 0x01, Int8ub),
     "camera" / If(this.present & 0x02, _STR8),
     "tag" / If(this.present & 0x04, _STR8),
+    "seconds" / If(this.present & 0x10, Int16ub),  # listen, clip (protocol 1.1)
 )
 RESULT_SCHEMA: Final = Struct(
     "id" / _STR8,
@@ -167,6 +181,13 @@ PHOTO_CHUNK_SCHEMA: Final = Struct(
     "photo_id" / _STR8,
     "index" / Int16ub,
     "count" / Int16ub,
+    "data" / LengthPrefixed(2, text=False),
+)
+MEDIA_CHUNK_SCHEMA: Final = Struct(
+    "kind" / Int8ub,  # MEDIA_KIND_CODES
+    "flags" / Int8ub,  # 1 last
+    "media_id" / _STR8,
+    "index" / Int32ub,
     "data" / LengthPrefixed(2, text=False),
 )
 HEARTBEAT_SCHEMA: Final = Struct("time_ms" / Int64ub, "last_seq" / Int32ub)
@@ -227,15 +248,19 @@ def _command_out(m: Command) -> Wire:
         "action": ACTION_CODES.to_wire(m.action),
         "via": VIA_CODES.to_wire(m.via),
         "user": m.user,
-        "present": (m.mode is not None) | (m.camera is not None) << 1 | (m.tag is not None) << 2,
+        "present": (m.mode is not None)
+        | (m.camera is not None) << 1
+        | (m.tag is not None) << 2
+        | (m.seconds is not None) << 4,
         "mode": MODE_CODES.opt_to_wire(m.mode),
         "camera": m.camera,
         "tag": m.tag,
+        "seconds": m.seconds,
     }
 
 
 def _command_in(c: Parsed) -> Command:
-    _check_present(c["present"], 0x07)
+    _check_present(c["present"], 0x17)
     return Command(
         id=c["id"],
         action=ACTION_CODES.from_wire(c["action"]),
@@ -244,6 +269,7 @@ def _command_in(c: Parsed) -> Command:
         mode=MODE_CODES.opt_from_wire(c["mode"]),
         camera=c["camera"],
         tag=c["tag"],
+        seconds=c["seconds"],
     )
 
 
@@ -340,6 +366,32 @@ def _photo_in(c: Parsed) -> PhotoChunk:
     return PhotoChunk(photo_id=c["photo_id"], index=c["index"], count=c["count"], data=c["data"])
 
 
+def _media_out(m: MediaChunk) -> Wire:
+    if len(m.data) > MEDIA_CHUNK_SIZE:
+        raise EncodeError(f"media chunk of {len(m.data)} bytes is over {MEDIA_CHUNK_SIZE}")
+    return {
+        "kind": MEDIA_KIND_CODES.to_wire(m.kind),
+        "flags": int(m.last),
+        "media_id": m.media_id,
+        "index": m.index,
+        "data": bytes(m.data),
+    }
+
+
+def _media_in(c: Parsed) -> MediaChunk:
+    if c["flags"] & ~0x01:
+        raise MalformedPayload(f"unknown media flag bits {c['flags'] & ~0x01:#04x}")
+    if len(c["data"]) > MEDIA_CHUNK_SIZE:
+        raise MalformedPayload(f"media chunk of {len(c['data'])} bytes is over {MEDIA_CHUNK_SIZE}")
+    return MediaChunk(
+        kind=MEDIA_KIND_CODES.from_wire(c["kind"]),
+        media_id=c["media_id"],
+        index=c["index"],
+        last=bool(c["flags"] & 0x01),
+        data=c["data"],
+    )
+
+
 def _spec(
     type_id: int,
     cls: type[Any],
@@ -380,5 +432,6 @@ TABLE: Final[dict[int, MessageSpec]] = {
             panel=True,
             hub=True,
         ),
+        _spec(9, MediaChunk, MEDIA_CHUNK_SCHEMA, _media_out, _media_in, panel=True, hub=False),
     )
 }

@@ -28,6 +28,8 @@ from protocol.messages import (
     Event,
     EventType,
     Heartbeat,
+    MediaChunk,
+    MediaKind,
     Message,
     Method,
     Mode,
@@ -76,6 +78,7 @@ COMMANDS = st.builds(
     mode=opt(st.sampled_from(Mode)),
     camera=opt(NAME),
     tag=opt(NAME),
+    seconds=opt(st.integers(0, 0xFFFF)),
 )
 RESULTS = st.builds(
     Result,
@@ -111,6 +114,14 @@ def photo_chunks(draw: st.DrawFn) -> PhotoChunk:
 
 
 HEARTBEATS = st.builds(Heartbeat, time_ms=U64, last_seq=U32)
+MEDIA = st.builds(
+    MediaChunk,
+    kind=st.sampled_from(MediaKind),
+    media_id=NAME,
+    index=U32,
+    last=st.booleans(),
+    data=st.binary(max_size=4096),
+)
 
 STRATEGIES: dict[type, st.SearchStrategy[Message]] = {
     Event: EVENTS,
@@ -121,6 +132,7 @@ STRATEGIES: dict[type, st.SearchStrategy[Message]] = {
     Ack: ACKS,
     PhotoChunk: photo_chunks(),
     Heartbeat: HEARTBEATS,
+    MediaChunk: MEDIA,
 }
 MESSAGES: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 
@@ -198,7 +210,11 @@ def test_published_codes_do_not_move() -> None:
         Ack: 6,
         PhotoChunk: 7,
         Heartbeat: 8,
+        MediaChunk: 9,
     }
+    assert v1.EVENT_TYPE_CODES.encode[EventType.CLIP_READY] == 25
+    assert v1.ACTION_CODES.encode[Action.CLIP] == 10
+    assert v1.MEDIA_KIND_CODES.encode[MediaKind.CLIP] == 2
 
 
 @pytest.mark.parametrize(
