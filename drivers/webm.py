@@ -73,7 +73,11 @@ class OpusWebmWriter:
             self._sink,
             mode="w",
             format="webm",
-            options={"live": "1", "cluster_time_limit": str(cluster_ms), "cluster_size_limit": "4000"},
+            options={
+                "live": "1",
+                "cluster_time_limit": str(cluster_ms),
+                "cluster_size_limit": "4000",
+            },
         )
         stream = self._out.add_stream("libopus", rate=SAMPLE_RATE)
         stream.bit_rate = bitrate
@@ -111,9 +115,7 @@ class OpusWebmWriter:
         return self._pts / SAMPLE_RATE
 
 
-def encode_clip(
-    frames: Sequence[tuple[float, bytes]], *, bitrate: int = CLIP_BITRATE
-) -> bytes:
+def encode_clip(frames: Sequence[tuple[float, bytes]], *, bitrate: int = CLIP_BITRATE) -> bytes:
     """JPEG frames with their times (seconds) in, one WebM/VP8 file out.
 
     Each frame keeps its own time, so a ring buffer that lost a frame (a slow capture)

@@ -19,12 +19,14 @@ from hub.cloudapi import Topics, dumps, event_json, state_json, telemetry_json
 from hub.config import HubConfig
 from hub.counters import Counters
 from hub.linkkeys import PanelSecurity
+from hub.media import MediaRejected, MediaRelay
 from hub.store import HubStore, OutboxItem
 from protocol.errors import ProtocolError, Replay
 from protocol.frame import MAX_FRAME, peek_header
 from protocol.messages import (
     Event,
     Heartbeat,
+    MediaChunk,
     Message,
     PhotoChunk,
     Result,
@@ -89,6 +91,7 @@ class Relay:
             p.id: store.last_event_seq(p.id) for p in config.panels
         }
         self._last_prune_ms = 0
+        self.media = MediaRelay()
 
     def seal(self, panel: str, message: Message, now_ms: int) -> bytes:
         """A sealed frame for ``panel`` (an Ack or a Command)."""
@@ -188,6 +191,8 @@ class Relay:
             self._queue(out, self.topics.telemetry(panel), dumps(telemetry_json(message)))
         elif isinstance(message, PhotoChunk):
             self._photo(panel, message, now_ms, out)
+        elif isinstance(message, MediaChunk):
+            self._media(panel, message, now_ms, out)
         elif isinstance(message, Result):
             items = self._on_result(panel, message)
             if not items:
@@ -259,6 +264,19 @@ class Relay:
         if jpeg is not None:
             self.counters.add("photos")
             self._queue(out, self.topics.photo(panel, chunk.photo_id), jpeg)
+
+    def _media(self, panel: str, chunk: MediaChunk, now_ms: int, out: BatchOutcome) -> None:
+        try:
+            publishes = self.media.take(panel, chunk, now_ms)
+        except MediaRejected as exc:
+            self.counters.drop("bad_media", f"{panel}: {exc}")
+            return
+        if not publishes:
+            self.counters.add("media_chunk_repeated")
+        for item in publishes:
+            if not item.data:
+                self.counters.add(f"media_{item.kind}")
+            self._queue(out, self.topics.media(panel, item.kind, item.media_id), item.data)
 
     def _queue(
         self, out: BatchOutcome, topic: str, payload: bytes, *, retain: bool = False

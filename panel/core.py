@@ -85,7 +85,10 @@ ACTION_KINDS: Final[Mapping[CommandAction, Kind]] = {
     CommandAction.LISTEN_STOP: Kind.LISTEN_STOP,
     CommandAction.CLIP: Kind.CLIP,
 }
-MAX_SECONDS: Final[Mapping[CommandAction, int]] = {CommandAction.LISTEN: 120, CommandAction.CLIP: 30}
+MAX_SECONDS: Final[Mapping[CommandAction, int]] = {
+    CommandAction.LISTEN: 120,
+    CommandAction.CLIP: 30,
+}
 """Longest silent call and clip (CONTRACT §9)."""
 TIMER_KINDS: Final[Mapping[Timer, Kind]] = {
     Timer.EXIT: Kind.EXIT_END,

@@ -198,7 +198,8 @@ def listen(m: Machine, req: Request, prev: State) -> None:
 
 def listen_stop(m: Machine, req: Request, prev: State) -> None:
     """The customer ends the silent call early; ``listen_ended`` follows when the stream ends."""
-    assert m.listening is not None and m.listening.photo_id is not None
+    assert m.listening is not None
+    assert m.listening.photo_id is not None
     m.out.actions.append(StopListen(m.listening.photo_id))
 
 
@@ -217,7 +218,8 @@ def listen_ended(m: Machine, req: Request, prev: State) -> None:
 
 def clip(m: Machine, req: Request, prev: State) -> None:
     """A remote clip request: ``clip_requested`` and the encoding of the camera's last seconds."""
-    assert req.camera is not None and req.seconds is not None
+    assert req.camera is not None
+    assert req.seconds is not None
     clip_id = f"{m.cfg.panel_id}-{m.record.next_seq}"
     m.out.event(
         EventType.CLIP_REQUESTED,

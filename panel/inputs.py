@@ -91,12 +91,4 @@ class ClockSync:
     synchronised: bool
 
 
-Input = (
-    Report
-    | TimerFired
-    | RemoteCommand
-    | PhotoCaptured
-    | ListenEnded
-    | ClipCaptured
-    | ClockSync
-)
+Input = Report | TimerFired | RemoteCommand | PhotoCaptured | ListenEnded | ClipCaptured | ClockSync

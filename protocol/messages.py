@@ -225,4 +225,6 @@ class Heartbeat:
     last_seq: int
 
 
-Message = Event | Command | Result | StateSnapshot | Telemetry | Ack | PhotoChunk | Heartbeat | MediaChunk
+Message = (
+    Event | Command | Result | StateSnapshot | Telemetry | Ack | PhotoChunk | Heartbeat | MediaChunk
+)
