@@ -4,9 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint bench chaos demo clean broker
+.PHONY: setup test lint bench chaos demo arc clean broker browser
 
-setup: $(STAMP) broker
+setup: $(STAMP) broker browser
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,13 +34,30 @@ broker:
 		if [ "$$CI" = true ]; then exit 1; fi; \
 	fi
 
+# Chromium from the distribution's packages, for the customer area's browser tests
+# (Playwright drives it; its own browser download is not used).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium from the distribution's packages"; \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "installing chromium from the distribution's packages (sudo)"; \
+		(sudo apt-get install -y -q chromium >/dev/null 2>&1 || \
+		 (sudo apt-get update -q >/dev/null && sudo apt-get install -y -q chromium >/dev/null)); \
+	else \
+		echo "chromium is not installed: run 'sudo apt-get install chromium' once (the browser tests are skipped without it)"; \
+		if [ "$$CI" = true ]; then exit 1; fi; \
+	fi
+
 test: setup
 	$(PY) -m pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy centinela common panel protocol hub drivers sim
+	$(VENV)/bin/mypy centinela common panel protocol hub drivers sim cloud
 	$(VENV)/bin/lint-imports --no-cache
 
 bench: setup
@@ -51,6 +68,11 @@ chaos: setup
 
 demo: setup
 	$(VENV)/bin/centinela sim sim/sites/demo.toml
+
+# The demo site reporting in SIA DC-09 to a pysiaalarm receiver that prints what it receives
+# (ARC_KEY=16/24/32 characters for AES, ARC_FORMAT=ADM-CID for Contact ID).
+arc: setup
+	$(PY) -m tests.arc_demo
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

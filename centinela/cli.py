@@ -21,6 +21,7 @@ HANDLERS = {
     "doctor": "centinela.doctor:run_doctor",
     "events": "hub.events_cli:run_events",
     "keygen": "centinela.keygen:run_keygen",
+    "cloud": "cloud.main:run_cloud",
     "tag": "centinela.tag:run_tag",
 }
 
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="re-enrol a tag already personalised by this site"
     )
     e.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a tag")
+
+    p = sub.add_parser("cloud", help="serve the customer area and the app API")
+    p.add_argument("--config", required=True, help="cloud configuration file (TOML)")
+
     _finish(parser)
     return parser
 

@@ -18,6 +18,7 @@ import sys
 import tomllib
 import urllib.parse
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiomqtt
@@ -28,6 +29,7 @@ from drivers import probe
 from drivers.probe import ERROR, MISSING, OK, Check
 from drivers.urls import PARSERS, Plan, parse
 from protocol.keys import fingerprint
+from sim.site import HUB_SECTIONS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -148,15 +150,15 @@ def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
     mqtt = raw.get("mqtt")
     if isinstance(mqtt, dict) and "broker" in mqtt:
         checks.append(_site_broker_check(path, str(mqtt["broker"])))
+    if isinstance(raw.get("arc"), dict):
+        checks += _site_arc_checks(path, raw)
     return checks
 
 
 def _site_broker_check(path: str, url: str) -> Check:
     """Log in as the panel would (user, password, TLS) when the file loads; else the URL only."""
     try:
-        from panel.config import load_site_file
-
-        broker = load_site_file(path).mqtt
+        broker = _panel_site(path).mqtt
     except (ImportError, ConfigError):
         return _broker_check(url)
     return Check("broker", *broker_login(broker), True)
@@ -180,6 +182,29 @@ def _hub_checks(path: str, raw: dict[str, Any]) -> list[Check]:
         if name == "cloud" and broker == hub.local:
             continue
         checks.append(Check(f"broker ({name})", *broker_login(broker), True))
+    if hub.arc is not None:
+        checks += arc_checks(hub.arc, hub.store)
+    return checks
+
+
+def arc_checks(arc: Any, store: Any = None) -> list[Check]:
+    """The centre (SIA DC-09): its settings, each receiver's reachability, the last link state."""
+    from hub.arc.outbox import read_status
+
+    checks = [Check("arc", OK, arc.describe(), True)]
+    for i, receiver in enumerate(arc.receivers):
+        role = "primary" if i == 0 else "backup"
+        verdict, detail = probe.tcp_reachable(receiver.host, receiver.port)
+        checks.append(Check(f"arc {role}", verdict, detail, True))
+    status = read_status(store) if store is not None and store.exists() else None
+    if status is not None:
+        link = str(status.get("link"))
+        detail = (
+            f"link {link} through {status.get('receiver')}"
+            f"{' (backup)' if status.get('backup') else ''}, "
+            f"{status.get('backlog')} event(s) waiting (as the hub last recorded)"
+        )
+        checks.append(Check("arc link", ERROR if link == "lost" else OK, detail, False))
     return checks
 
 
@@ -187,11 +212,13 @@ def _site_check(path: str, raw: dict[str, Any]) -> Check:
     if "panel" not in raw:
         return Check("config", OK, f"{path}: no [panel] table, site checks skipped", True)
     try:
-        from panel.config import load_site_file
+        from panel.config import load_site_mapping
     except ImportError as exc:
         return Check("config", ERROR, f"the site loader is not available: {exc}", True)
+    # [arc] and [homeassistant] are for the simulator's hub (CONTRACT §8), not the panel.
+    panel_part = {k: v for k, v in raw.items() if k not in HUB_SECTIONS}
     try:
-        site = load_site_file(path)
+        site = load_site_mapping(panel_part, path, base_dir=Path(path).resolve().parent)
     except ConfigError as exc:
         return Check("config", ERROR, str(exc), True)
     detail = f"{path}: panel {site.panel_id} of site {site.site}"
@@ -208,14 +235,38 @@ def _fingerprints(key: bytes, previous: bytes | None) -> str:
     return text
 
 
+def _panel_site(path: str) -> Any:
+    """The site file as the panel loads it (``[arc]`` and ``[homeassistant]`` are its hub's)."""
+    from common.configcheck import load_toml
+    from panel.config import load_site_mapping
+
+    raw = load_toml(path)
+    panel_part = {k: v for k, v in raw.items() if k not in HUB_SECTIONS}
+    return load_site_mapping(panel_part, path, base_dir=Path(path).resolve().parent)
+
+
+def _site_arc_checks(path: str, raw: dict[str, Any]) -> list[Check]:
+    """A site file's ``[arc]``, as ``centinela sim`` hands it to its hub."""
+    from common.configcheck import Section
+    from hub.arc.config import parse_arc
+
+    panel = raw.get("panel", {})
+    panel_id = str(panel.get("id", "")) if isinstance(panel, dict) else ""
+    try:
+        arc = parse_arc(
+            Section(raw["arc"], path, "arc"), Path(path).resolve().parent, frozenset({panel_id})
+        )
+    except ConfigError as exc:
+        return [Check("config", ERROR, str(exc), True)]
+    return arc_checks(arc)
+
+
 WARN = "warn"
 
 
 def _tags_check(path: str) -> Check:
     """How tags prove themselves: a warning in uid mode; the keys were checked by the loader."""
-    from panel.config import load_site_file
-
-    site = load_site_file(path)
+    site = _panel_site(path)
     if not site.nfc.sun:
         return Check(
             "nfc tags",

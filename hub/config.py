@@ -17,6 +17,8 @@ from common.configcheck import (
     read_secret_file,
 )
 from common.mqtt import BrokerConfig
+from hub.arc.config import ArcConfig, parse_arc
+from hub.homeassistant import HaConfig, parse_homeassistant
 from hub.linkkeys import derived_key_id
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
@@ -44,6 +46,8 @@ class HubConfig:
     offline_after: float = 90.0
     source: str = "<memory>"
     cloud_mqtt5: bool = True  # [cloud] protocol = "5" (default) or "3.1.1"
+    arc: ArcConfig | None = None  # [arc]: SIA DC-09 to an alarm receiving centre
+    homeassistant: HaConfig | None = None  # [homeassistant]: MQTT discovery
 
     def panel(self, panel_id: str) -> PanelKeys | None:
         """The panel called ``panel_id``, if configured."""
@@ -105,6 +109,10 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
             )
         sec.finish()
         panels.append(PanelKeys(panel_id, key, previous))
+    ids = frozenset(p.id for p in panels)
+    arc = parse_arc(root.get_section("arc"), base, ids) if root.has("arc") else None
+    ha = root.get_section("homeassistant")
+    homeassistant = parse_homeassistant(ha, ids) if root.has("homeassistant") else None
     root.finish()
     return HubConfig(
         site=site,
@@ -116,6 +124,8 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         offline_after=offline_after,
         source=source,
         cloud_mqtt5=cloud_mqtt5,
+        arc=arc,
+        homeassistant=homeassistant,
     )
 
 

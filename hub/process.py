@@ -35,11 +35,12 @@ from hub.commands import (
 from hub.config import HubConfig
 from hub.counters import Counters
 from hub.diagnostics import DiagnosticsPublisher
+from hub.integrations import Integrations
 from hub.mqttlink import LinkDown, MqttLink
 from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay
 from hub.store import HubStore, OutboxItem, StoreError
-from protocol.messages import Ack, ErrorCode, Result
+from protocol.messages import Ack, Command, ErrorCode, Result
 from protocol.topics import link_topics
 
 _LOGGER = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class HubProcess:
         self.listeners: list[Callable[[], None]] = []
         self._counters = Counters(self.clock.now_ms)
         self._backoff_cap = backoff_cap
+        self.integrations = Integrations(config, self.clock, self._counters, self._enqueue)
+        self.integrations.send_command = self.send_command
+        self.listeners.append(self.integrations.wake)
         self.store: HubStore | None = None
         self.relay: Relay | None = None
         self.availability = Availability(
@@ -96,7 +100,11 @@ class HubProcess:
             "cloud",
             self.config.cloud,
             identifier=f"centinela-hub-{site}-cloud",
-            subscriptions=[self.topics.command, self.topics.diagnostics_request],
+            subscriptions=[
+                self.topics.command,
+                self.topics.diagnostics_request,
+                *self.integrations.subscriptions(),
+            ],
             on_message=self._on_cloud,
             on_state=self._on_link_state,
             on_connect=self._cloud_connected,
@@ -144,6 +152,7 @@ class HubProcess:
         }
         for name, worker in workers.items():
             self._tasks.append(asyncio.create_task(self._supervise(name, worker)))
+        await self.integrations.start()
         _LOGGER.info(
             "hub %s: %d panel(s), store %s, %d publish(es) waiting",
             self.config.site, len(self.config.panels), self.config.store, self.outbox_size,
@@ -177,6 +186,7 @@ class HubProcess:
             await self.outbox.settle(5.0)  # a clean stop repeats nothing
         if self.cloud.state is LinkState.UP:
             await self.cloud.say(self.topics.hub_availability, b"offline", retain=True)
+        await self.integrations.stop()
         tasks = [*self._tasks, *self._jobs]
         for task in tasks:
             task.cancel()
@@ -283,6 +293,29 @@ class HubProcess:
             return
         if topic == self.topics.command:
             self._commands.put_nowait(message)
+            return
+        payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
+        self.integrations.on_cloud(topic, bytes(payload), bool(message.retain))
+
+    async def send_command(self, panel: str, command: Command) -> str | None:
+        """Send a command that does not come from the cloud API (Home Assistant's).
+
+        Its result goes to the result topic like any other; returns why it could
+        not be sent, or None.
+        """
+        if self.relay is None or self.availability.is_offline(panel):
+            return f"panel {panel} is offline"
+        if self.local.state is not LinkState.UP:
+            return "the hub is not connected to the panels' broker"
+        self.pending.add(Pending(panel, command, None, None))
+        down = link_topics(self.config.site, panel)[1]
+        try:
+            await self.local.publish(down, self.relay.seal(panel, command, self.clock.now_ms()))
+        except LinkDown as exc:
+            self.pending.discard(command.id)
+            return f"the command could not be sent: {exc}"
+        self._counters.add("commands")
+        return None
 
     async def _process_commands(self) -> None:
         while True:
@@ -399,4 +432,5 @@ class HubProcess:
                 for p in self.config.panels
             },
             "counters": dict(sorted(self.counters.items())),
+            **self.integrations.diagnostics(),
         }

@@ -466,6 +466,9 @@ class Panel:
         if problem is not None:
             self.machine.refuse(req, ErrorCode.BAD_REQUEST, problem)
             return
+        if cmd.code is not None:
+            self._command_code(req, cmd.code)
+            return
         user = self._cfg.user(cmd.user)
         if user is None:
             self.machine.refuse(req, ErrorCode.UNKNOWN_USER, f"no user {cmd.user!r} on this panel")
@@ -474,6 +477,21 @@ class Panel:
         self.machine.request(dataclasses.replace(req, user=user, tag=tag))
         if self._tag_uid is not None and self._tag_uid in self._record.revoked_tags:
             self._forget_tag()  # a pending tag arming by a tag revoked just now
+
+    def _command_code(self, req: Request, code: str) -> None:
+        """A code typed elsewhere (Home Assistant): checked exactly like a keypad code."""
+        if self.locked:  # ignored while locked out, and not counted
+            self.machine.refuse(req, ErrorCode.FORBIDDEN, "the keypad is locked out")
+            return
+        found = self.credentials.code_user(code)
+        if found is None:
+            self._failed_attempt(EventType.CODE_REJECTED, req.method, None, "wrong code")
+            self.machine.refuse(req, ErrorCode.FORBIDDEN, "wrong code")
+            return
+        user, duress = found
+        if duress:
+            self.recorder.event(EventType.DURESS, req.method, user=user.name)
+        self._act(dataclasses.replace(req, user=user))
 
     def _bad_request(self, cmd: Command) -> str | None:
         if cmd.action is CommandAction.ARM and cmd.mode is None:

@@ -149,6 +149,9 @@ class Command:
     mode: Mode | None = None
     camera: str | None = None
     tag: str | None = None
+    # A code typed elsewhere (Home Assistant's keypad): the panel checks it as a keypad code
+    # and acts as the user it belongs to. Only inside sealed frames; never in a repr or log.
+    code: str | None = field(default=None, repr=False)
     seconds: int | None = None  # listen, clip: how long (CONTRACT §9)
 
 

@@ -147,11 +147,12 @@ COMMAND_SCHEMA: Final = Struct(
     "action" / Int8ub,
     "via" / Int8ub,
     "user" / _STR8,
-    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 16 seconds
+    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 8 code, 32 seconds
     "mode" / If(this.present & 0x01, Int8ub),
     "camera" / If(this.present & 0x02, _STR8),
     "tag" / If(this.present & 0x04, _STR8),
-    "seconds" / If(this.present & 0x10, Int16ub),  # listen, clip (protocol 1.1)
+    "code" / If(this.present & 0x08, _STR8),
+    "seconds" / If(this.present & 0x20, Int16ub),  # listen, clip (protocol 1.1)
 )
 RESULT_SCHEMA: Final = Struct(
     "id" / _STR8,
@@ -251,16 +252,18 @@ def _command_out(m: Command) -> Wire:
         "present": (m.mode is not None)
         | (m.camera is not None) << 1
         | (m.tag is not None) << 2
-        | (m.seconds is not None) << 4,
+        | (m.code is not None) << 3
+        | (m.seconds is not None) << 5,
         "mode": MODE_CODES.opt_to_wire(m.mode),
         "camera": m.camera,
         "tag": m.tag,
+        "code": m.code,
         "seconds": m.seconds,
     }
 
 
 def _command_in(c: Parsed) -> Command:
-    _check_present(c["present"], 0x17)
+    _check_present(c["present"], 0x2F)
     return Command(
         id=c["id"],
         action=ACTION_CODES.from_wire(c["action"]),
@@ -269,6 +272,7 @@ def _command_in(c: Parsed) -> Command:
         mode=MODE_CODES.opt_from_wire(c["mode"]),
         camera=c["camera"],
         tag=c["tag"],
+        code=c["code"],
         seconds=c["seconds"],
     )
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from common.clock import RealClock
 from common.errors import ConfigError, UsageError
 from common.mqtt import parse_broker_url
 from sim.runner import event_line
-from sim.site import DEMO_SITE, SimSite, read_site_file
+from sim.site import DEMO_SITE, HUB_SECTIONS, SimSite, read_site_file
 
 _LOGGER = logging.getLogger(__name__)
 # A closed terminal (SIGHUP) stops the site as cleanly as Ctrl-C or SIGTERM.
@@ -35,7 +36,8 @@ def run_sim(args: argparse.Namespace) -> int:
             raise UsageError(f"--broker: {exc.reason}") from None
     path = Path(args.site) if args.site else DEMO_SITE
     data = read_site_file(path)
-    load_site_mapping(data, str(path))  # a bad site file: one line, exit 2, before anything starts
+    # A bad site file: one line, exit 2, before anything starts ([arc] and the like: its hub's).
+    load_site_mapping({k: v for k, v in data.items() if k not in HUB_SECTIONS}, str(path))
     interactive = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
         # Log lines would tear the full-screen view: keep only errors, in a file-less quiet.
@@ -69,8 +71,8 @@ async def serve(
                 # mosquitto when installed; CENTINELA_SIM_BROKER=amqtt forces the embedded one.
                 prefer_broker=os.environ.get("CENTINELA_SIM_BROKER", "auto"),
             )
-            async with site:
-                banner = describe(site)
+            async with site, _customer_area(site, Path(tmp)) as login:
+                banner = describe(site) + login
                 if interactive:
                     from sim.tui import SimView
 
@@ -85,6 +87,27 @@ async def serve(
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _customer_area(site: SimSite, workdir: Path) -> AsyncIterator[str]:
+    """The customer area on the site's broker; yields the banner lines that say how to log in."""
+    from sim.customer import start_customer_area
+
+    try:
+        import cloud.service  # noqa: F401 (its web stack is an extra: centinela[cloud])
+    except ImportError as exc:
+        yield f"\ncustomer area not installed ({exc.name} missing: pip install 'centinela[cloud]')"
+        return
+    area, login = await start_customer_area(site, workdir)
+    others = ", ".join(f"{u} {k!r}" for u, k in login.keywords.items())
+    try:
+        yield (
+            f"\ncustomer area {login.url} · log in as {login.email} / {login.password}"
+            f"\nsign up another user: installation number {login.number}, keyword of {others}"
+        )
+    finally:
+        await area.stop()
 
 
 def describe(site: SimSite) -> str:

@@ -19,7 +19,7 @@ from common.errors import ConfigError, UsageError
 from sim.report import exit_status, summary, write_junit
 from sim.runner import ScenarioOutcome, ScenarioRun
 from sim.scenario import Scenario, check_against_site, load_scenario
-from sim.site import DEMO_SITE, VIRTUAL_START_MS, SimSite, SiteFacts, read_site_file
+from sim.site import DEMO_SITE, HUB_SECTIONS, VIRTUAL_START_MS, SimSite, SiteFacts, read_site_file
 
 _LOGGER = logging.getLogger(__name__)
 SEED = 20261126
@@ -82,7 +82,7 @@ def validate(scenario: Scenario) -> tuple[Mapping[str, Any], str]:
     from panel.config import load_site_mapping
 
     data, source = site_mapping(scenario)
-    load_site_mapping(data, source)
+    load_site_mapping({k: v for k, v in data.items() if k not in HUB_SECTIONS}, source)
     facts = SiteFacts.from_mapping(data)
     check_against_site(scenario, facts.users, set(facts.zones))
     return data, source

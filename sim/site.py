@@ -54,6 +54,38 @@ class SiteFacts:
         )
 
 
+HUB_SECTIONS = ("arc", "homeassistant")
+
+
+def hub_sections(extra: Mapping[str, Any], facts: SiteFacts) -> dict[str, Any]:
+    """The site file's ``[arc]`` and ``[homeassistant]`` for its hub, completed from the site.
+
+    Users and zones are numbered for the centre in the order the site lists them
+    (1, 2, ...) unless ``[arc.users]`` / ``[arc.zones]`` number them; Home
+    Assistant learns the zones, their kinds and the cameras.
+    """
+    out: dict[str, Any] = {}
+    arc = extra.get("arc")
+    if isinstance(arc, Mapping):
+        arc = dict(arc)
+        arc.setdefault("users", {name: i for i, name in enumerate(facts.users, 1)})
+        arc.setdefault("zones", {name: i for i, name in enumerate(facts.zones, 1)})
+        out["arc"] = arc
+    elif arc is not None:
+        out["arc"] = arc  # the hub's loader names the mistake
+    ha = extra.get("homeassistant")
+    if isinstance(ha, Mapping):
+        ha = dict(ha)
+        if "panels" not in ha:
+            ha["panels"] = {
+                facts.panel: {"zones": dict(facts.zones), "cameras": list(facts.cameras)}
+            }
+        out["homeassistant"] = ha
+    elif ha is not None:
+        out["homeassistant"] = ha
+    return out
+
+
 def read_site_file(path: str | Path) -> dict[str, Any]:
     """The mapping of a site TOML file; errors name the file and the reason."""
     source = str(path)
@@ -115,6 +147,7 @@ class SimSite:
         self._chips: dict[str, Any] = {}  # simulated NTAG 424 DNA tags of a sun site, by UID
         self._panel_config: Any = None
         self._hub_config: Any = None
+        self._hub_extra: dict[str, Any] = {}
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -128,6 +161,8 @@ class SimSite:
             self.broker_url = self.broker.url
             await self.broker.start()
         data = dict(self._data)
+        # Hub-only sections (CONTRACT §8): the panel never sees them.
+        self._hub_extra = {k: data.pop(k) for k in HUB_SECTIONS if k in data}
         mqtt = dict(data.get("mqtt") or {})
         mqtt["broker"] = self.broker_url
         data["mqtt"] = mqtt
@@ -200,6 +235,7 @@ class SimSite:
             "local": dict(broker),
             "cloud": {**broker, "protocol": "3.1.1" if amqtt else "5"},
             "panels": [{"id": self.facts.panel, "key": self._key}],
+            **hub_sections(self._hub_extra, self.facts),
         }
         return load_hub_mapping(mapping, f"{self.source} (hub)")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -246,6 +246,55 @@ def test_keys_are_shown_by_fingerprint_on_both_sides(tmp_path: Path, closed_port
     assert any(line[9:].startswith("key p1") and expected in line for line in hub_lines)
     assert any(line[9:].startswith("config") and expected in line for line in site_lines)
     assert key not in "\n".join(hub_lines + site_lines)
+
+
+@pytest.fixture
+def tcp_listener() -> Iterator[int]:
+    """A port that accepts TCP connections (a receiver of the centre, as far as doctor looks)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield int(server.getsockname()[1])
+
+
+def test_a_hub_file_shows_the_arc_link(
+    tmp_path: Path, mosquitto: Mosquitto, tcp_listener: int, closed_port: int
+) -> None:
+    from protocol.keys import generate_key
+
+    path = tmp_path / "hub.toml"
+    arc = (
+        f'\n[arc]\nreceivers = ["tcp://127.0.0.1:{tcp_listener}", '
+        f'"tcp://127.0.0.1:{closed_port}"]\n'
+        'account = "AAA1"\nkey = "0123456789ABCDEF"\nformat = "ADM-CID"\n'
+    )
+    hub = HUB.format(local=mosquitto.port, cloud=mosquitto.port, key=generate_key())
+    path.write_text(hub + arc)
+    status, lines = run(str(path))
+    text = "\n".join(lines)
+    assert status == 1, lines  # the backup does not answer
+    assert verdict_of(lines, "arc ") == "ok"
+    assert "ADM-CID" in text and "AES-128" in text and "0123456789ABCDEF" not in text
+    assert verdict_of(lines, "arc primary") == "ok"
+    assert verdict_of(lines, "arc backup") == "error"
+    path.write_text(path.read_text().replace('key = "0123456789ABCDEF"', 'key = "short"'))
+    status, lines = run(str(path))
+    assert status == 2 and "arc.key" in "\n".join(lines) and "short" not in "\n".join(lines)
+
+
+def test_a_site_file_with_arc_is_checked_as_sim_hands_it_over(
+    tmp_path: Path, tcp_listener: int
+) -> None:
+    path = write_site(tmp_path)
+    with open(path, "a") as fh:
+        fh.write(f'\n[arc]\nreceivers = ["tcp://127.0.0.1:{tcp_listener}"]\naccount = "AAA1"\n')
+    status, lines = run(path)
+    assert verdict_of(lines, "config") == "ok", lines
+    assert verdict_of(lines, "arc primary") == "ok"
+    with open(path, "a") as fh:
+        fh.write('format = "SIA-XYZ"\n')
+    status, lines = run(path)
+    assert status == 2 and "arc.format" in "\n".join(lines)
 
 
 def test_microphones_are_listed_from_the_kernels_capture_devices(tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ COMMANDS = st.builds(
     mode=opt(st.sampled_from(Mode)),
     camera=opt(NAME),
     tag=opt(NAME),
+    code=opt(st.from_regex(r"[0-9]{4,8}", fullmatch=True)),
     seconds=opt(st.integers(0, 0xFFFF)),
 )
 RESULTS = st.builds(
@@ -322,3 +323,8 @@ def test_damaged_payloads_raise_only_protocol_errors(msg: Message, data: st.Data
         except ProtocolError:
             continue
         assert encode_message(decoded) == (msg_type, candidate)
+
+
+def test_a_command_code_never_shows_in_a_repr() -> None:
+    command = Command("c1", Action.DISARM, "", Via.APP, code="4711")
+    assert "4711" not in repr(command)

@@ -1,0 +1,1 @@
+"""The customer area and app API: ``centinela cloud`` (CONTRACT §7)."""

@@ -1,0 +1,221 @@
+"""The customer area's own client of the cloud API (CONTRACT §5).
+
+It consumes events, state, availability, telemetry and photos of every configured
+site with a persistent session (what arrives while the service is down waits in the
+broker), stores them, tells the live pages, and sends commands, waiting for their result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiomqtt
+
+from cloud.config import CloudConfig
+from cloud.live import Live
+from cloud.store import Store, now_iso
+from common.mqtt import Backoff, LinkState, client_options
+
+_LOGGER = logging.getLogger(__name__)
+_PHOTO_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+EventHook = Callable[[str, dict[str, Any]], None]
+
+
+class CloudLink:
+    """Subscribes to every installation's site and sends commands on its behalf."""
+
+    def __init__(self, config: CloudConfig, store: Store, live: Live) -> None:
+        self.config = config
+        self.store = store
+        self.live = live
+        self.state = LinkState.DOWN
+        self.connected = asyncio.Event()
+        self.counters: dict[str, int] = {}
+        self.event_hooks: list[EventHook] = []
+        self.panels: dict[str, str] = {}  # site -> first panel seen (when the config names none)
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._prefix = secrets.token_hex(3)
+        self._ids = 0
+        self._reasons: dict[tuple[str, str], list[str]] = {}
+
+    async def start(self) -> None:
+        """Start connecting (in the background: the pages work while the broker is away)."""
+        self._task = asyncio.create_task(self._run(), name="cloud-link")
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.cancel()
+
+    def panel_of(self, site: str) -> str | None:
+        """The panel commands go to: the configured one, else the first one heard of."""
+        inst = self.config.by_site(site)
+        if inst is not None and inst.panel:
+            return inst.panel
+        return self.panels.get(site)
+
+    def expect_photo(self, site: str, camera: str, reason: str) -> None:
+        """The next photo requested of ``camera`` is for ``reason`` (a stolen tag)."""
+        self._reasons.setdefault((site, camera), []).append(reason)
+
+    def forget_photo(self, site: str, camera: str, reason: str) -> None:
+        """The request was refused: no photo will come for ``reason``."""
+        with contextlib.suppress(ValueError, KeyError):
+            self._reasons[(site, camera)].remove(reason)
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    async def command(
+        self, site: str, action: str, user: str, via: str, **extra: str
+    ) -> dict[str, Any]:
+        """Send one command and wait for its result (a §5 result, always)."""
+        panel = self.panel_of(site)
+        client = self._client
+        if panel is None or client is None or not self.connected.is_set():
+            return {"ok": False, "error": "panel_offline", "detail": "the cloud link is down"}
+        self._ids += 1
+        cid = f"w{self._prefix}-{self._ids}"
+        body: dict[str, Any] = {"id": cid, "panel": panel, "action": action, "user": user}
+        body["via"] = via
+        body.update({k: v for k, v in extra.items() if v is not None})
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[cid] = fut
+        try:
+            await client.publish(
+                f"centinela/{site}/command", json.dumps(body, separators=(",", ":")), qos=1
+            )
+            return await asyncio.wait_for(fut, self.config.command_timeout)
+        except TimeoutError:
+            return {"id": cid, "ok": False, "error": "timeout", "detail": "no answer in time"}
+        except aiomqtt.MqttError:
+            return {"id": cid, "ok": False, "error": "panel_offline", "detail": "link down"}
+        finally:
+            self._pending.pop(cid, None)
+
+    async def _run(self) -> None:
+        backoff = Backoff(0.1, 2.0)
+        sites = sorted({i.site for i in self.config.installations})
+        while True:
+            self.state = LinkState.CONNECTING
+            client = aiomqtt.Client(
+                **client_options(self.config.broker),
+                identifier=self.config.client_id,
+                clean_session=False,
+            )
+            try:
+                async with client:
+                    for site in sites:
+                        await client.subscribe(f"centinela/{site}/#", qos=1)
+                    self._client = client
+                    self.state = LinkState.UP
+                    self.connected.set()
+                    backoff.reset()
+                    _LOGGER.info("cloud link up: %s", self.config.broker.url)
+                    async for message in client.messages:
+                        payload = message.payload
+                        raw = payload if isinstance(payload, bytes) else str(payload).encode()
+                        try:
+                            self.take(message.topic.value, raw)
+                        except Exception:
+                            self._count("bad_message")
+                            _LOGGER.exception("could not handle a message on %s", message.topic)
+            except aiomqtt.MqttError as exc:
+                _LOGGER.info("cloud link down: %s", exc)
+            finally:
+                self._client = None
+                self.state = LinkState.DOWN
+                self.connected.clear()
+            await asyncio.sleep(backoff.next())
+
+    def take(self, topic: str, raw: bytes) -> None:
+        """Handle one message of the cloud API."""
+        parts = topic.split("/")
+        if len(parts) < 3 or parts[0] != "centinela" or self.config.by_site(parts[1]) is None:
+            self._count("unknown_topic")
+            return
+        site, rest = parts[1], parts[2:]
+        if rest == ["event"]:
+            self._event(site, _json(raw))
+        elif rest == ["result"]:
+            result = _json(raw)
+            fut = self._pending.get(str(result.get("id")))
+            if fut is not None and not fut.done():
+                fut.set_result(result)
+        elif len(rest) == 2 and rest[0] != "hub" and rest[1] == "state":
+            self._seen(site, rest[0])
+            state = _json(raw) if raw else None
+            self.store.set_state(site, rest[0], state)
+            self.live.publish(site, "state", {"panel": rest[0], "state": state})
+        elif len(rest) == 2 and rest[0] != "hub" and rest[1] == "availability":
+            self._seen(site, rest[0])
+            text = raw.decode(errors="replace")
+            if text in ("online", "offline"):
+                self.store.set_availability(site, rest[0], text)
+                self.live.publish(site, "availability", {"panel": rest[0], "availability": text})
+        elif len(rest) == 2 and rest[1] == "telemetry":
+            reading = _json(raw)
+            self.store.add_telemetry(site, rest[0], reading)
+            self.live.publish(site, "telemetry", reading)
+        elif len(rest) == 3 and rest[1] == "photo" and _PHOTO_ID.fullmatch(rest[2]):
+            self.store.photo_bytes(site, rest[0], rest[2], raw)
+
+    def _seen(self, site: str, panel: str) -> None:
+        self.panels.setdefault(site, panel)
+
+    def _event(self, site: str, event: dict[str, Any]) -> None:
+        if event.get("site") != site or not isinstance(event.get("seq"), int):
+            self._count("bad_event")
+            return
+        panel = str(event.get("panel"))
+        self._seen(site, panel)
+        if not self.store.add_event(event):
+            self._count("duplicate_event")
+            return
+        photo = event.get("photo")
+        if event.get("type") == "photo_requested" and isinstance(photo, str):
+            self.store.photo_requested(
+                site,
+                panel,
+                photo,
+                camera=event.get("zone"),
+                user=event.get("user"),
+                method=event.get("method"),
+                requested=event.get("time"),
+                reason=self._take_reason(site, str(event.get("zone"))),
+            )
+        elif event.get("type") == "photo_ready" and isinstance(photo, str):
+            self.store.photo_ready(site, panel, photo, str(event.get("time") or now_iso()))
+        self.live.publish(site, "event", event)
+        for hook in list(self.event_hooks):
+            try:
+                hook(site, event)
+            except Exception:
+                _LOGGER.exception("event hook failed")
+
+    def _take_reason(self, site: str, camera: str) -> str | None:
+        waiting = self._reasons.get((site, camera))
+        return waiting.pop(0) if waiting else None
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    value = json.loads(raw)
+    if not isinstance(value, Mapping):
+        raise ValueError("not a JSON object")
+    return dict(value)

@@ -1,0 +1,119 @@
+"""The running service: store, cloud link, web server; started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from cloud.accounts import Accounts
+from cloud.config import CloudConfig
+from cloud.link import CloudLink
+from cloud.live import Live
+from cloud.mail import Mailer
+from cloud.reactions import stolen_tag_hook
+from cloud.store import Store, open_store
+from cloud.web import Context, create_app
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service's owner handles signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class CloudService:
+    """``async with CloudService(config) as svc:`` serves the customer area at ``svc.url``."""
+
+    def __init__(self, config: CloudConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store or open_store(config.store_url)
+        self.live = Live()
+        self.link = CloudLink(config, self.store, self.live)
+        self.accounts = Accounts(config, self.store)
+        self.mailer = Mailer(config, self.store)
+        self.context = Context(config, self.store, self.link, self.live, self.accounts, self.mailer)
+        self.link.event_hooks += [self.mailer.on_event, stolen_tag_hook(self.context)]
+        self.app = create_app(self.context)
+        self.port = config.listen_port
+        self._server: _Server | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the pages are."""
+        return f"http://{self.config.listen_host}:{self.port}"
+
+    async def start(self) -> None:
+        """Open the store, connect to the broker, listen."""
+        await self.link.start()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.config.listen_host, self.config.listen_port))
+        except OSError as exc:
+            sock.close()
+            await self.link.stop()
+            from common.errors import UsageError
+
+            raise UsageError(
+                f"cannot listen on {self.config.listen_host}:{self.config.listen_port}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            lifespan="off",
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="cloud-web")
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+                raise RuntimeError("the web server stopped at start")
+            await asyncio.sleep(0.01)
+        _LOGGER.info("customer area at %s", self.url)
+
+    async def stop(self) -> None:
+        """Close pages that follow live, stop the server, the link and the store."""
+        self.context.stopping.set()
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._server = self._task = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        if self.context.tasks:
+            for task in list(self.context.tasks):
+                task.cancel()
+            await asyncio.gather(*list(self.context.tasks), return_exceptions=True)
+        await self.mailer.drain()
+        await self.link.stop()
+        self.store.close()
+
+    async def __aenter__(self) -> CloudService:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

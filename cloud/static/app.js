@@ -1,0 +1,103 @@
+// The customer area's only script: buttons answered in place, confirmations, and live updates.
+(function () {
+  "use strict";
+  var body = document.body;
+
+  function answerBox() { return document.getElementById("answer"); }
+
+  function say(text, ok) {
+    var box = answerBox();
+    if (!box) { return; }
+    box.textContent = text;
+    box.className = "answer " + (ok ? "ok" : "refused");
+  }
+
+  document.querySelectorAll("form.command").forEach(function (form) {
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var confirmed = form.querySelector("[name=confirmed]");
+      if (form.dataset.confirm) {
+        if (!window.confirm(form.dataset.confirm)) { return; }
+        if (confirmed) { confirmed.value = "1"; }
+      }
+      var buttons = form.querySelectorAll("button");
+      buttons.forEach(function (b) { b.disabled = true; });
+      var box = answerBox();
+      if (box) { box.textContent = form.dataset.wait || "…"; box.className = "answer"; }
+      fetch(form.getAttribute("action"), {  // form.action would be the input named "action"
+        method: "POST",
+        body: new URLSearchParams(new FormData(form)),
+        headers: { "Accept": "application/json" },
+        credentials: "same-origin"
+      }).then(function (r) { return r.json(); }).then(function (data) {
+        say(data.message, data.ok);
+        if (data.ok && form.dataset.reload) { window.setTimeout(function () { window.location.reload(); }, 1500); }
+      }).catch(function () {
+        say(form.dataset.failed || "Error", false);
+      }).finally(function () {
+        buttons.forEach(function (b) { b.disabled = false; });
+        if (confirmed) { confirmed.value = ""; }
+      });
+    });
+  });
+
+  var url = body.dataset.live;
+  if (!url || !window.EventSource) { return; }
+  var source = new EventSource(url);
+
+  // Fetch the photos page again and swap its list in: the notice above it stays.
+  function refreshPhotos() {
+    fetch(body.dataset.home + "/photos", { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("ul.photos");
+      var list = document.querySelector("ul.photos");
+      if (fresh && list) { list.replaceWith(fresh); }
+    });
+  }
+
+  source.addEventListener("state", function (ev) {
+    var d = JSON.parse(ev.data);
+    var state = document.getElementById("state");
+    if (!state) { return; }
+    state.className = "state state-" + d.key;
+    document.getElementById("state-word").textContent = d.word;
+    var avail = document.getElementById("availability");
+    avail.textContent = d.availability;
+    avail.className = d.online ? "online" : "offline";
+    document.getElementById("since").textContent = d.since;
+    document.getElementById("open-zones").textContent = d.open_text;
+    document.title = d.word + " · centinela";
+  });
+  source.addEventListener("photo", function (ev) {
+    var d = JSON.parse(ev.data);
+    var notice = document.getElementById("notice");
+    if (notice) {
+      notice.hidden = false;
+      notice.textContent = "";
+      var link = document.createElement("a");
+      link.href = body.dataset.home + "/photos#p-" + d.photo;
+      link.textContent = d.notice;
+      notice.appendChild(link);
+    }
+    if (body.dataset.page === "photos") { refreshPhotos(); }
+  });
+  source.addEventListener("event", function (ev) {
+    var d = JSON.parse(ev.data);
+    var page = body.dataset.page;
+    if (page === "photos" && (d.type === "photo_requested" || d.type === "photo_ready")) {
+      refreshPhotos();
+    }
+    if (page === "activity" && window.location.search === "") {
+      var rows = document.getElementById("rows");
+      if (!rows) { return; }
+      var tr = document.createElement("tr");
+      tr.className = (d.alarm ? "alarm " : "") + d.type;
+      [d.when, d.what, d.who, d.how].forEach(function (text) {
+        var td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      });
+      rows.insertBefore(tr, rows.firstChild);
+    }
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
+})();

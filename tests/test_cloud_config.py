@@ -1,0 +1,88 @@
+"""``centinela cloud --config``: a bad file is one line naming file, key and reason; exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from centinela.cli import main
+from cloud.config import load_cloud_file
+
+GOOD = """
+[broker]
+url = "mqtt://127.0.0.1:1883"
+[store]
+url = "sqlite:///{tmp}/cloud.db"
+[web]
+listen = "127.0.0.1:8080"
+[mail]
+smtp = "smtp://127.0.0.1:2525"
+sender = "alarm@example.org"
+[[installations]]
+number = "1234567"
+site = "demo"
+cameras = ["hall"]
+[[installations.holders]]
+user = "alice"
+keyword = "girasol"
+role = "master"
+"""
+
+
+def write(tmp: Path, text: str) -> Path:
+    path = tmp / "cloud.toml"
+    path.write_text(text.replace("{tmp}", str(tmp)))
+    return path
+
+
+def test_a_good_file_loads(tmp_path: Path) -> None:
+    cfg = load_cloud_file(write(tmp_path, GOOD))
+    assert cfg.listen_port == 8080 and cfg.mail is not None and cfg.mail.port == 2525
+    inst = cfg.installation("1234567")
+    assert inst is not None and inst.holder("alice") is not None
+    assert "girasol" not in repr(cfg)  # the keyword never shows in a repr
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "reason"),
+    [
+        (('url = "mqtt://127.0.0.1:1883"', 'url = "http://x"'), "broker.url", "mqtt://"),
+        (("sqlite:///{tmp}/cloud.db", "mysql://x"), "store.url", "sqlite:///PATH"),
+        (
+            ("sqlite:///{tmp}/cloud.db", "sqlite:///{tmp}/no/such/cloud.db"),
+            "store.url",
+            "no such directory",
+        ),
+        (("sqlite:///{tmp}/cloud.db", "postgresql://u@h/db"), "store.url", "PostgreSQL"),
+        (('listen = "127.0.0.1:8080"', 'listen = "everywhere"'), "web.listen", "HOST:PORT"),
+        (('smtp = "smtp://127.0.0.1:2525"', 'smtp = "mail.example"'), "mail.smtp", "smtp://"),
+        (('number = "1234567"', 'number = "12ab"'), "installations[0].number", "digits"),
+        (('site = "demo"', 'site = "Demo Site"'), "installations[0].site", "a-z"),
+        (('role = "master"', 'role = "boss"'), "installations[0].holders[0].role", "one of"),
+        (
+            ('keyword = "girasol"', 'keyword = "ab"'),
+            "installations[0].holders[0].keyword",
+            "at least 4",
+        ),
+        (("[web]", "[web]\ncolour = 1"), "web.colour", "unknown key"),
+    ],
+)
+def test_a_bad_file_is_one_line_and_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: tuple[str, str],
+    key: str,
+    reason: str,
+) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    assert main(["cloud", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(path) in err and key in err and reason in err
+    assert "Traceback" not in err
+
+
+def test_a_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["cloud", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "no such file" in capsys.readouterr().err
