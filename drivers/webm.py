@@ -14,7 +14,7 @@ from typing import Any
 
 SAMPLE_RATE = 48_000
 """Opus works at 48 kHz; microphones deliver signed 16-bit mono at this rate."""
-AUDIO_BITRATE = 24_000
+AUDIO_BITRATE = 20_000
 CLIP_BITRATE = 400_000
 
 
@@ -79,7 +79,8 @@ class OpusWebmWriter:
                 "cluster_size_limit": "4000",
             },
         )
-        stream = self._out.add_stream("libopus", rate=SAMPLE_RATE)
+        # Constrained VBR: unconstrained, libopus spends ~45 kbit/s on a pure tone.
+        stream = self._out.add_stream("libopus", rate=SAMPLE_RATE, options={"vbr": "constrained"})
         stream.bit_rate = bitrate
         stream.layout = "mono"
         self._stream = stream
