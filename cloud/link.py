@@ -20,6 +20,7 @@ import aiomqtt
 
 from cloud.config import CloudConfig
 from cloud.live import Live
+from cloud.media import AudioStreams
 from cloud.store import Store, now_iso
 from common.mqtt import Backoff, LinkState, client_options
 
@@ -47,6 +48,7 @@ class CloudLink:
         self._prefix = secrets.token_hex(3)
         self._ids = 0
         self._reasons: dict[tuple[str, str], list[str]] = {}
+        self.audio = AudioStreams()  # silent calls, for the pages that play them
 
     async def start(self) -> None:
         """Start connecting (in the background: the pages work while the broker is away)."""
@@ -83,7 +85,7 @@ class CloudLink:
         self.counters[name] = self.counters.get(name, 0) + 1
 
     async def command(
-        self, site: str, action: str, user: str, via: str, **extra: str
+        self, site: str, action: str, user: str, via: str, **extra: str | int | None
     ) -> dict[str, Any]:
         """Send one command and wait for its result (a §5 result, always)."""
         panel = self.panel_of(site)
@@ -175,6 +177,8 @@ class CloudLink:
             self.live.publish(site, "telemetry", reading)
         elif len(rest) == 3 and rest[1] == "photo" and _PHOTO_ID.fullmatch(rest[2]):
             self.store.photo_bytes(site, rest[0], rest[2], raw)
+        elif len(rest) == 3 and rest[1] == "audio" and _PHOTO_ID.fullmatch(rest[2]):
+            self.audio.take(site, rest[2], raw)
 
     def _seen(self, site: str, panel: str) -> None:
         self.panels.setdefault(site, panel)

@@ -243,9 +243,28 @@ def test_home_follows_the_keypad_and_commands_reach_the_panel(browser: Any, area
     expect(page.get_by_role("alert")).to_contain_text("Cannot arm: Kitchen window is open.")
     shot(page, "home-refused-en-desktop")
     area.call(area.site.set_zone("kitchen_window", False))
-    # Silent call is refused in words until the media work lands.
+    # Silent call: the simulated room (a 1 kHz tone) plays in the page while the call goes
+    # on; nothing shows at the panel.
+    displays = area.call(_keypad_displays(area))
     page.get_by_role("button", name="Silent call").click()
-    expect(page.get_by_role("alert")).to_contain_text("not available yet")
+    expect(page.get_by_role("alert")).to_contain_text("Silent call started.")
+    player = page.locator("#listen-audio")
+    expect(player).to_have_attribute("aria-label", "Silent call")
+    page.wait_for_function(
+        "() => { const a = document.getElementById('listen-audio');"
+        " return a !== null && !a.paused && a.currentTime > 0.2; }",
+        timeout=15_000,
+    )
+    area.wait_for(lambda: any(e["type"] == "listen_started" for e in area.cloud_events()))
+    assert area.call(_keypad_displays(area)) == displays
+    # Leaving the page ends the silent call at the panel.
+    page.goto("/")
+    area.wait_for(
+        lambda: any(
+            e["type"] == "listen_ended" and e["method"] == "web" for e in area.cloud_events()
+        ),
+        timeout=30,
+    )
     page.set_viewport_size({"width": 360, "height": 780})
     shot(page, "home-en-phone")
     page.context.close()
@@ -513,3 +532,8 @@ def test_spanish_pages(browser: Any, area: Area) -> None:
     page.get_by_role("link", name="English").click()
     expect(page.get_by_role("columnheader", name="When")).to_be_visible()
     page.context.close()
+
+
+async def _keypad_displays(area: Area) -> list[str]:
+    """What the simulated keypad has shown so far."""
+    return list(area.site.panel.keypad.twin.displays)

@@ -12,6 +12,26 @@
     box.className = "answer " + (ok ? "ok" : "refused");
   }
 
+  // A silent call plays in the page while it goes on; leaving the page ends it.
+  function playListen(url, label) {
+    var old = document.getElementById("listen-audio");
+    if (old) { old.removeAttribute("src"); old.load(); old.remove(); }
+    var audio = document.createElement("audio");
+    audio.id = "listen-audio";
+    audio.controls = true;
+    audio.autoplay = true;
+    audio.setAttribute("aria-label", label);
+    audio.src = url;
+    var box = answerBox();
+    (box && box.parentNode ? box.parentNode : body).insertBefore(audio, box ? box.nextSibling : null);
+    var started = audio.play();
+    if (started && started.catch) { started.catch(function () {}); }
+  }
+  window.addEventListener("pagehide", function () {
+    var audio = document.getElementById("listen-audio");
+    if (audio) { audio.removeAttribute("src"); audio.load(); }
+  });
+
   document.querySelectorAll("form.command").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
@@ -31,6 +51,7 @@
         credentials: "same-origin"
       }).then(function (r) { return r.json(); }).then(function (data) {
         say(data.message, data.ok);
+        if (data.ok && data.play) { playListen(data.play, form.dataset.listening || "Silent call"); }
         if (data.ok && form.dataset.reload) { window.setTimeout(function () { window.location.reload(); }, 1500); }
       }).catch(function () {
         say(form.dataset.failed || "Error", false);
