@@ -49,6 +49,7 @@ class CloudLink:
         self._ids = 0
         self._reasons: dict[tuple[str, str], list[str]] = {}
         self.audio = AudioStreams()  # silent calls, for the pages that play them
+        self._clips: dict[tuple[str, str, str], bytearray] = {}  # clips still arriving
 
     async def start(self) -> None:
         """Start connecting (in the background: the pages work while the broker is away)."""
@@ -179,6 +180,26 @@ class CloudLink:
             self.store.photo_bytes(site, rest[0], rest[2], raw)
         elif len(rest) == 3 and rest[1] == "audio" and _PHOTO_ID.fullmatch(rest[2]):
             self.audio.take(site, rest[2], raw)
+        elif len(rest) == 3 and rest[1] == "clip" and _PHOTO_ID.fullmatch(rest[2]):
+            self._clip(site, rest[0], rest[2], raw)
+
+    def _clip(self, site: str, panel: str, clip_id: str, raw: bytes) -> None:
+        """A clip's messages, concatenated, are one WebM file; the empty one ends it."""
+        key = (site, panel, clip_id)
+        if raw:
+            parts = self._clips.setdefault(key, bytearray())
+            if len(parts) + len(raw) > MAX_CLIP:
+                self._clips.pop(key, None)
+                self._count("oversized_clip")
+                return
+            parts.extend(raw)
+            while len(self._clips) > 16:  # clips never ended are forgotten, oldest first
+                self._clips.pop(next(iter(self._clips)))
+            return
+        webm = self._clips.pop(key, None)
+        if webm:
+            self.store.photo_bytes(site, panel, clip_id, bytes(webm))
+            self.live.publish(site, "clip", {"panel": panel, "clip": clip_id})
 
     def _seen(self, site: str, panel: str) -> None:
         self.panels.setdefault(site, panel)
@@ -206,6 +227,20 @@ class CloudLink:
             )
         elif event.get("type") == "photo_ready" and isinstance(photo, str):
             self.store.photo_ready(site, panel, photo, str(event.get("time") or now_iso()))
+        clip = event.get("clip")
+        if event.get("type") == "clip_requested" and isinstance(clip, str):
+            self.store.photo_requested(
+                site,
+                panel,
+                clip,
+                camera=event.get("zone"),
+                user=event.get("user"),
+                method=event.get("method"),
+                requested=event.get("time"),
+                kind="clip",
+            )
+        elif event.get("type") == "clip_ready" and isinstance(clip, str):
+            self.store.photo_ready(site, panel, clip, str(event.get("time") or now_iso()))
         self.live.publish(site, "event", event)
         for hook in list(self.event_hooks):
             try:
@@ -216,6 +251,10 @@ class CloudLink:
     def _take_reason(self, site: str, camera: str) -> str | None:
         waiting = self._reasons.get((site, camera))
         return waiting.pop(0) if waiting else None
+
+
+MAX_CLIP = 32 * 1024 * 1024
+"""Largest clip kept (30 s of VP8 is a few MiB)."""
 
 
 def _json(raw: bytes) -> dict[str, Any]:

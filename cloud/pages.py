@@ -43,6 +43,8 @@ PAGE_SIZE = 50
 KEEPALIVE_S = 15.0
 LISTEN_SECONDS = 60
 """How long a silent call from the page lasts at most; leaving the page ends it sooner."""
+CLIP_SECONDS = 10
+"""How long a clip asked for from the page is: the camera's last 10 seconds."""
 LISTEN_WAIT_S = 10.0
 """How long the player waits for the sound of a silent call to start arriving."""
 ARM_ACTIONS = {"arm_total": "total", "arm_partial": "partial", "arm_night": "night"}
@@ -66,6 +68,7 @@ def routes() -> list[Route]:
         Route("/i/{number}/activity", activity, methods=["GET"]),
         Route("/i/{number}/photos", photos, methods=["GET"]),
         Route("/i/{number}/photos/{photo_id}.jpg", photo_file, methods=["GET"]),
+        Route("/i/{number}/photos/{photo_id}.webm", clip_file, methods=["GET"]),
         Route("/i/{number}/climate", climate, methods=["GET"]),
         Route("/i/{number}/tags", tags, methods=["GET"]),
         Route("/i/{number}/tags/{uid}", tag_action, methods=["POST"]),
@@ -265,9 +268,9 @@ async def command(request: Request) -> Response:
             action=f"/i/{number}/command",
             fields={"action": "sos", "confirmed": "1"},
         )
-    if action == "photo" and camera is None and len(inst.cameras) > 1:
-        return render(request, "camera.html", inst=inst, cameras=inst.cameras)
-    if action == "photo" and camera is None and inst.cameras:
+    if action in ("photo", "clip") and camera is None and len(inst.cameras) > 1:
+        return render(request, "camera.html", inst=inst, cameras=inst.cameras, action=action)
+    if action in ("photo", "clip") and camera is None and inst.cameras:
         camera = inst.cameras[0]
     asked = now_iso()
     play = None
@@ -280,6 +283,12 @@ async def command(request: Request) -> Response:
         text = answer(result, "listen", _)
         if ok:
             play = f"/i/{number}/listen?after={began:.6f}"
+    elif action == "clip":
+        result = await ctx(request).link.command(
+            inst.site, "clip", member.panel_user, "web", camera=camera, seconds=CLIP_SECONDS
+        )
+        ok = bool(result.get("ok"))
+        text = answer(result, "clip", _, camera=camera or "")
     elif action in ARM_ACTIONS or action in ("disarm", "sos", "photo"):
         link = ctx(request).link
         base = "arm" if action in ARM_ACTIONS else action
@@ -294,7 +303,7 @@ async def command(request: Request) -> Response:
         if play is not None:
             reply["play"] = play  # where the page plays the silent call
         return JSONResponse(reply)
-    if action == "photo":
+    if action in ("photo", "clip"):
         return await _photos(request, number, text, ok, since=asked)
     return await _home(request, number, text, ok)
 
@@ -520,6 +529,20 @@ async def photo_file(request: Request) -> Response:
         return Response("Not found", 404, media_type="text/plain")
     return Response(
         jpeg, media_type="image/jpeg", headers={"cache-control": "private, max-age=3600"}
+    )
+
+
+async def clip_file(request: Request) -> Response:
+    """One clip (WebM/VP8)."""
+    inst, _member = installation_of(request, request.path_params["number"])
+    store = ctx(request).store
+    clip_id = request.path_params["photo_id"]
+    kinds = {p["photo_id"]: p.get("kind") for p in store.photos(inst.site, 200)}
+    webm = store.photo_jpeg(inst.site, clip_id) if kinds.get(clip_id) == "clip" else None
+    if webm is None:
+        return Response("Not found", 404, media_type="text/plain")
+    return Response(
+        webm, media_type="video/webm", headers={"cache-control": "private, max-age=3600"}
     )
 
 

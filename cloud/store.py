@@ -361,11 +361,12 @@ class SqliteStore:
 
     def photo_requested(self, site: str, panel: str, photo_id: str, **fields: Any) -> None:
         self.db.execute(
-            "INSERT INTO photos (site, panel, photo_id, camera, user, method, requested, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO photos"
+            " (site, panel, photo_id, camera, user, method, requested, reason, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, panel, photo_id) DO UPDATE SET camera = excluded.camera,"
             " user = excluded.user, method = excluded.method, requested = excluded.requested,"
-            " reason = coalesce(photos.reason, excluded.reason)",
+            " reason = coalesce(photos.reason, excluded.reason), kind = excluded.kind",
             (
                 site,
                 panel,
@@ -375,6 +376,7 @@ class SqliteStore:
                 fields.get("method"),
                 fields.get("requested"),
                 fields.get("reason"),
+                fields.get("kind") or "photo",
             ),
         )
 
@@ -394,7 +396,7 @@ class SqliteStore:
 
     def photos(self, site: str, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "SELECT panel, photo_id, camera, user, method, requested, ready, reason,"
+            "SELECT panel, photo_id, camera, user, method, requested, ready, reason, kind,"
             " jpeg IS NOT NULL AS has_jpeg FROM photos WHERE site = ?"
             " ORDER BY coalesce(requested, ready) DESC, photo_id DESC LIMIT ?",
             (site, limit),

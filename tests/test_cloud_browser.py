@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -346,6 +347,46 @@ def test_photo_request_turns_ready_with_a_notice(browser: Any, area: Area) -> No
     expect(ready.get_by_role("img", name="Photo from Garden")).to_be_visible()
     accessible(page)
     shot(page, "photos-en-desktop")
+    page.context.close()
+
+
+CLOCK_JS = """(video) => {
+  // The simulated camera draws its clock as 24 blocks along the bottom (drivers/sim_camera.py).
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const g = canvas.getContext("2d");
+  g.drawImage(video, 0, 0);
+  let value = 0;
+  for (let i = 0; i < 24; i++) {
+    const x = 8 + i * 24 + 10, y = canvas.height - 16 - 6 + 8;
+    const [r, gr, b] = g.getImageData(x, y, 1, 1).data;
+    if ((r + gr + b) / 3 > 128) { value += 2 ** i; }
+  }
+  return value / 10;
+}"""
+
+
+def test_a_clip_plays_under_the_image_requests(browser: Any, area: Area) -> None:
+    ring = area.site.panel.camera.rings["garden"]
+    area.wait_for(lambda: len(ring.frames) > 1 and ring.frames[-1][0] - ring.frames[0][0] > 11, 30)
+    page = new_page(browser, area)
+    log_in(page, area.login.email, area.login.password)
+    page.get_by_role("button", name="Request clip").click()
+    asked = time.time()
+    page.get_by_role("button", name="Garden").click()
+    expect(page.get_by_role("alert")).to_contain_text("Clip of the last seconds requested")
+    video = page.get_by_label("Clip from Garden").first
+    expect(video).to_be_visible(timeout=30_000)
+    page.wait_for_function(
+        "(v) => v.readyState >= 2 && isFinite(v.duration)", arg=video.element_handle()
+    )
+    duration = video.evaluate("(v) => v.duration")
+    assert abs(duration - 10) <= 1, duration
+    clock = video.evaluate(CLOCK_JS)
+    wrap = (1 << 24) / 10
+    assert (asked - 12) % wrap <= clock <= (asked + 1) % wrap, (asked % wrap, clock)
+    accessible(page)
+    shot(page, "clip-en-desktop")
     page.context.close()
 
 

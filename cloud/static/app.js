@@ -104,7 +104,7 @@
   source.addEventListener("event", function (ev) {
     var d = JSON.parse(ev.data);
     var page = body.dataset.page;
-    if (page === "photos" && (d.type === "photo_requested" || d.type === "photo_ready")) {
+    if (page === "photos" && /^(photo|clip)_(requested|ready)$/.test(d.type)) {
       refreshPhotos();
     }
     if (page === "activity" && window.location.search === "") {
