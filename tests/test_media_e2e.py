@@ -4,6 +4,7 @@ cloud broker, decoded at the cloud subscriber with PyAV (CONTRACT §9)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from drivers.sim_camera import read_clock
 from sim.broker import BrokerSpec, Mosquitto
-from tests.panel_site import Cloud, Site, site_on
+from tests.panel_site import Cloud, Site, cloud_subscriber, make_configs, running, site_on
 
 av = pytest.importorskip("av")
 np = pytest.importorskip("numpy")
@@ -178,3 +179,53 @@ async def test_a_clip_of_the_last_seconds_decodes_with_frames_from_that_window(
         low, high = (asked - seconds - 1) % wrap, (asked + 1) % wrap
         assert all(low <= c <= high for c in clocks), (low, clocks, high)
         assert clocks == sorted(clocks)
+
+
+async def test_a_clip_cut_by_a_link_drop_resumes_and_arrives_whole(
+    broker_factory: Callable[[BrokerSpec], Mosquitto], tmp_path: Path
+) -> None:
+    broker = broker_factory(BrokerSpec(persistence=True))
+    panel_cfg, hub_cfg = make_configs(tmp_path, broker.url)
+    async with cloud_subscriber(broker.host, broker.port, identifier="cloud-media") as (_, cloud):
+        pass  # registers the persistent session so the broker queues for it
+    async with running(panel_cfg, hub_cfg) as (panel, _hub):
+        assert panel.link is not None
+        # A slow media budget, so the link drops while the clip is on its way.
+        panel.link.settings = dataclasses.replace(
+            panel.link.settings, media_rate=4096, media_burst=4096
+        )
+        ring = panel.camera.rings["hall"]
+        async with asyncio.timeout(30):
+            while len(ring.frames) < 2 or ring.frames[-1][0] - ring.frames[0][0] < 4:
+                await asyncio.sleep(0.1)
+        async with cloud_subscriber(broker.host, broker.port, identifier="cloud-media") as (
+            client,
+            cloud,
+        ):
+            await cloud.wait_for(lambda c: any(t.endswith("/p1/state") for t, _ in c.other))
+            body = {"id": "V1", "panel": "p1", "action": "clip", "camera": "hall", "seconds": 3}
+            await client.publish("centinela/demo/command", json.dumps(body), qos=1)
+            await cloud.wait_for(lambda c: _event(c, "clip_requested") is not None)
+            async with asyncio.timeout(30):
+                while panel.link.counters["media_bytes"] < 8192:
+                    await asyncio.sleep(0.05)
+        broker.stop()
+        async with asyncio.timeout(10):
+            while panel.link.state.name == "UP":
+                await asyncio.sleep(0.05)
+        broker.start()
+        async with cloud_subscriber(broker.host, broker.port, identifier="cloud-media") as (
+            _,
+            cloud,
+        ):
+            await cloud.wait_for(lambda c: _event(c, "clip_ready") is not None, timeout=60)
+            ready = _event(cloud, "clip_ready")
+            assert ready is not None
+            clip_id = ready["clip"]
+            await cloud.wait_for(lambda c: _stream(c, "clip", clip_id)[1], timeout=30)
+            webm, _ = _stream(cloud, "clip", clip_id)
+    assert panel.link.counters["disconnects"] >= 1
+    with av.open(io.BytesIO(webm)) as container:
+        frames = list(container.decode(video=0))
+    length = float(frames[-1].pts * frames[-1].time_base) + 1 / 5
+    assert abs(length - 3) <= 1.0
