@@ -204,12 +204,14 @@ async def test_a_clip_cut_by_a_link_drop_resumes_and_arrives_whole(
         ):
             await cloud.wait_for(lambda c: any(t.endswith("/p1/state") for t, _ in c.other))
             body = {"id": "V1", "panel": "p1", "action": "clip", "camera": "hall", "seconds": 3}
+            body |= {"user": "alice", "via": "app"}
             await client.publish("centinela/demo/command", json.dumps(body), qos=1)
             await cloud.wait_for(lambda c: _event(c, "clip_requested") is not None)
             async with asyncio.timeout(30):
                 while panel.link.counters["media_bytes"] < 8192:
                     await asyncio.sleep(0.05)
         broker.stop()
+        sent_before_the_drop = panel.link.counters["media_bytes"]
         async with asyncio.timeout(10):
             while panel.link.state.name == "UP":
                 await asyncio.sleep(0.05)
@@ -225,6 +227,7 @@ async def test_a_clip_cut_by_a_link_drop_resumes_and_arrives_whole(
             await cloud.wait_for(lambda c: _stream(c, "clip", clip_id)[1], timeout=30)
             webm, _ = _stream(cloud, "clip", clip_id)
     assert panel.link.counters["disconnects"] >= 1
+    assert len(webm) > sent_before_the_drop  # the drop cut the clip: the rest came after
     with av.open(io.BytesIO(webm)) as container:
         frames = list(container.decode(video=0))
     length = float(frames[-1].pts * frames[-1].time_base) + 1 / 5
