@@ -4,9 +4,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint bench chaos demo arc clean broker browser
+# The distribution's packages the tests use, one "command:package[,package...]" a line;
+# each is installed (apt-get) when its command is missing.
+SYSTEM_PACKAGES := \
+	mosquitto:mosquitto,mosquitto-clients \
+	ffmpeg:ffmpeg \
+	chromium:chromium
 
-setup: $(STAMP) broker browser
+.PHONY: setup system-packages test lint bench chaos demo arc clean
+
+setup: $(STAMP) system-packages
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,39 +24,30 @@ $(STAMP): pyproject.toml
 		{ cat $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 
-# The mosquitto broker from the distribution's packages, installed when missing.
-broker:
-	@if command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		echo "installing mosquitto from the distribution's packages"; \
-		(apt-get install -y -q mosquitto mosquitto-clients >/dev/null 2>&1 || \
-		 (apt-get update -q >/dev/null && apt-get install -y -q mosquitto mosquitto-clients >/dev/null)); \
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-		echo "installing mosquitto from the distribution's packages (sudo)"; \
-		(sudo apt-get install -y -q mosquitto mosquitto-clients >/dev/null 2>&1 || \
-		 (sudo apt-get update -q >/dev/null && sudo apt-get install -y -q mosquitto mosquitto-clients >/dev/null)); \
+# As root, or with password-less sudo, missing packages are installed (with an
+# `apt-get update` first only if the install fails); otherwise the command to run
+# is printed, and under CI that is a failure. Without mosquitto the simulator falls
+# back to its embedded broker and the broker tests are skipped; without ffmpeg the
+# camera tests are, and without chromium the customer area's browser tests.
+system-packages:
+	@missing=""; \
+	for entry in $(SYSTEM_PACKAGES); do \
+		cmd=$${entry%%:*}; pkgs=$$(echo "$${entry#*:}" | tr , ' '); \
+		command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkgs"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; \
 	else \
-		echo "mosquitto is not installed and this user can neither install packages nor use sudo:" \
-		     "run 'sudo apt-get install mosquitto mosquitto-clients' once (the simulator falls back to an embedded broker)"; \
-		if [ "$$CI" = true ]; then exit 1; fi; \
-	fi
-
-# Chromium from the distribution's packages, for the customer area's browser tests
-# (Playwright drives it; its own browser download is not used).
-browser:
-	@if command -v chromium >/dev/null 2>&1; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		echo "installing chromium from the distribution's packages"; \
-		(apt-get install -y -q chromium >/dev/null 2>&1 || \
-		 (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-		echo "installing chromium from the distribution's packages (sudo)"; \
-		(sudo apt-get install -y -q chromium >/dev/null 2>&1 || \
-		 (sudo apt-get update -q >/dev/null && sudo apt-get install -y -q chromium >/dev/null)); \
-	else \
-		echo "chromium is not installed: run 'sudo apt-get install chromium' once (the browser tests are skipped without it)"; \
-		if [ "$$CI" = true ]; then exit 1; fi; \
-	fi
+		echo "not installed:$$missing, and this user can neither install packages nor use sudo:" \
+		     "run 'sudo apt-get install$$missing' once"; \
+		if [ "$$CI" = true ]; then exit 1; fi; exit 0; \
+	fi; \
+	echo "installing from the distribution's packages:$$missing"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
+		($$sudo apt-get update -q >/dev/null && \
+		 $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null) || \
+		{ echo "could not install$$missing from the distribution's packages"; exit 1; }
 
 test: setup
 	$(PY) -m pytest -q
@@ -59,6 +57,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy centinela common panel protocol hub drivers sim cloud
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/vulture
 
 bench: setup
 	$(PY) -m tests.bench

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from common.errors import UsageError
+from common.extras import MissingDependency, missing_from
 
 # subcommand -> "module:function"; each function takes the parsed args and returns an exit status.
 HANDLERS = {
@@ -146,13 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             module = importlib.import_module(module_name)
+            handler = cast(Callable[[argparse.Namespace], int], getattr(module, func_name))
+            return handler(args)
         except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(module_name.split(".")[0]):
-                print(f"centinela {args.command}: not yet available", file=sys.stderr)
-                return 2
-            raise
-        handler = cast(Callable[[argparse.Namespace], int], getattr(module, func_name))
-        return handler(args)
+            # An optional library this host did not install (the command's or a device's).
+            missing = missing_from(exc)
+            if missing is None:
+                raise
+            raise missing from None
+    except MissingDependency as exc:
+        print(f"centinela {args.command}: {exc}", file=sys.stderr)
+        return 2
     except UsageError as exc:
         print(f"centinela {args.command}: error: {exc}", file=sys.stderr)
         return 2

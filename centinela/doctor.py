@@ -24,9 +24,11 @@ from typing import Any, TextIO
 import aiomqtt
 
 from common.errors import ConfigError
+from common.extras import missing
 from common.mqtt import BrokerConfig, client_options
 from drivers import probe
 from drivers.probe import ERROR, MISSING, OK, Check
+from drivers.registry import modules_needed
 from drivers.urls import PARSERS, Plan, parse
 from protocol.keys import fingerprint
 from sim.site import HUB_SECTIONS
@@ -63,21 +65,16 @@ def report(config: str | None, *, out: TextIO, usb_backend: Any = None) -> int:
 # -- the machine ---------------------------------------------------------------------------
 def machine_checks(usb_backend: Any = None) -> Iterator[Check]:
     """What this machine has, needed or not."""
-    try:
-        ports = probe.serial_ports()
-    except OSError as exc:
-        yield Check("serial ports", ERROR, str(exc))
-    else:
-        if ports:
-            for port in ports:
-                yield Check("serial port", OK, port)
-        else:
-            yield Check("serial ports", MISSING, "none found")
+    yield from _serial_checks()
     yield from _usb_checks(usb_backend)
     buses = probe.i2c_buses()
     if not buses:
         yield Check("i2c", MISSING, "no /dev/i2c-* (enable I2C: sudo raspi-config nonint do_i2c 0)")
+    no_smbus = missing("smbus2")
     for bus in buses:
+        if no_smbus is not None:
+            yield Check("i2c", OK, f"/dev/i2c-{bus} (not probed: {no_smbus})")
+            continue
         found = False
         for address in (0x76, 0x77):
             verdict, detail = probe.probe_bme280(bus, address)
@@ -98,7 +95,27 @@ def machine_checks(usb_backend: Any = None) -> Iterator[Check]:
     yield Check("media encoder", *probe.media_encoder_state())
 
 
+def _serial_checks() -> Iterator[Check]:
+    absent = missing("serial")
+    if absent is not None:
+        yield Check("serial ports", MISSING, f"not listed: {absent}")
+        return
+    try:
+        ports = probe.serial_ports()
+    except OSError as exc:
+        yield Check("serial ports", ERROR, str(exc))
+        return
+    for port in ports:
+        yield Check("serial port", OK, port)
+    if not ports:
+        yield Check("serial ports", MISSING, "none found")
+
+
 def _usb_checks(backend: Any) -> Iterator[Check]:
+    absent = missing("usb", "nfc")
+    if absent is not None:
+        yield Check("usb", MISSING, f"not listed: {absent}")
+        return
     import usb.core
 
     try:
@@ -295,6 +312,9 @@ def _device_check(
         plan = parse(kind, url, file=path)
     except ConfigError as exc:
         return Check(topic, ERROR, exc.reason, True)
+    absent = missing(*modules_needed(plan))
+    if absent is not None:
+        return Check(topic, ERROR, f"{url}: {absent}", True)
     if plan.scheme == "sim":
         return Check(topic, OK, f"{url} (simulated)", True)
     verdict, detail = _presence(plan, zones, usb_backend)

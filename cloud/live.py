@@ -33,7 +33,3 @@ class Live:
             yield queue
         finally:
             self._subs[site].discard(queue)
-
-    def followers(self) -> int:
-        """How many pages follow any site now."""
-        return sum(len(s) for s in self._subs.values())

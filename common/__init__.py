@@ -1,2 +1,3 @@
 """The shared base every package stands on: errors, clock, broker settings, config checks,
-the service runner. It imports nothing of the project's own."""
+the service runner, the optional libraries and their extras. It imports nothing of the
+project's own."""

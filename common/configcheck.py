@@ -304,12 +304,14 @@ def parse_broker_url(section: Section, key: str, url: str) -> tuple[str, int, bo
 
 
 def broker_section(sec: Section, base: Path, default_url: str) -> mqtt.BrokerConfig:
-    """A broker table: ``broker`` URL, username/password(_file), TLS ca/cert/key (mqtts:// only).
+    """A broker table: ``broker`` URL, ``protocol``, username/password(_file), TLS ca/cert/key.
 
     The panel's ``[mqtt]`` and the hub's ``[local]`` / ``[cloud]`` share it; the caller
     reads its own extra keys first and finishes nothing: this finishes the section.
     """
     host, port, tls = parse_broker_url(sec, "broker", sec.get_str("broker", default_url))
+    # MQTT 5 lets the client announce its maximum packet size; 3.1.1 for brokers without it.
+    mqtt5 = sec.get_str("protocol", "5", choices=("5", "3.1.1")) == "5"
     username = sec.get_opt_str("username")
     if sec.has("password") and sec.has("password_file"):
         raise sec.error("password_file", "give password or password_file, not both")
@@ -327,7 +329,7 @@ def broker_section(sec: Section, base: Path, default_url: str) -> mqtt.BrokerCon
         raise sec.error(missing, "cert and key go together")
     sec.finish()
     return mqtt.BrokerConfig(
-        host, port, tls, username, password, files["ca"], files["cert"], files["key"]
+        host, port, tls, username, password, files["ca"], files["cert"], files["key"], mqtt5
     )
 
 

@@ -1,21 +1,25 @@
-"""The MQTT client behind one small interface: broker settings, client options, backoff.
+"""The MQTT client behind one small interface: broker settings and client options.
 
-Both the panel and the hub build their aiomqtt clients here, so TLS, TCP_NODELAY,
-the quiet in-flight logger and the reconnect policy are the same everywhere.
+Both the panel and the hub build their aiomqtt clients here, so TLS, TCP_NODELAY
+and the quiet in-flight logger are the same everywhere (reconnects: common.backoff).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-import random
 import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from common.backoff import Backoff as Backoff  # the one implementation, also importable here
 from common.errors import ConfigError
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ class BrokerConfig:
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
+    mqtt5: bool = True  # protocol = "5" (default) or "3.1.1"
 
     @property
     def url(self) -> str:
@@ -86,6 +91,29 @@ _QUIET = logging.getLogger("common.mqtt.client")
 _QUIET.setLevel(logging.CRITICAL)
 
 
+MAX_PACKET: Final = 65_536
+"""The largest MQTT packet a panel or hub link accepts (announced to MQTT 5 brokers).
+
+Link frames are at most 8 KiB and cloud commands at most 4 KiB: a broker that knows
+the limit drops anything bigger instead of handing it over to be buffered."""
+
+
+def link_options(cfg: BrokerConfig) -> dict[str, Any]:
+    """``client_options`` plus a clean session and, on MQTT 5, the announced ``MAX_PACKET``."""
+    options = client_options(cfg)
+    if not cfg.mqtt5:
+        return {**options, "clean_session": True}
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.MaximumPacketSize = MAX_PACKET
+    properties.SessionExpiryInterval = 0
+    return {
+        **options,
+        "protocol": aiomqtt.ProtocolVersion.V5,
+        "clean_start": True,
+        "properties": properties,
+    }
+
+
 def client_options(cfg: BrokerConfig) -> dict[str, Any]:
     """Keyword arguments for ``aiomqtt.Client`` (hostname and port included)."""
     return {
@@ -99,25 +127,3 @@ def client_options(cfg: BrokerConfig) -> dict[str, Any]:
         "timeout": 10,
         "keepalive": 30,
     }
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter: ``base * 2 ** attempt``, at most ``cap``."""
-
-    def __init__(
-        self, base: float = 0.1, cap: float = 10.0, rng: random.Random | None = None
-    ) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        """The delay before the next attempt."""
-        ceiling = min(self.cap, self.base * 2**self.attempt)
-        self.attempt += 1
-        return float(ceiling / 2 + self._rng.uniform(0, ceiling / 2))
-
-    def reset(self) -> None:
-        """Call after a successful connection."""
-        self.attempt = 0

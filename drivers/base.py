@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
+from common.backoff import Backoff as Backoff  # the drivers' retry policy
 from drivers.reports import DeviceBack, DeviceLost, Report
 
 _LOGGER = logging.getLogger(__name__)
@@ -21,28 +21,6 @@ def reason_of(exc: BaseException) -> str:
     """A short one-line reason for a DeviceLost."""
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:120]
-
-
-class Backoff:
-    """Capped exponential backoff with jitter: ``min(cap, base * 2 ** attempt)`` times U(0.5, 1)."""
-
-    def __init__(
-        self, base: float = 0.2, cap: float = 30.0, rng: random.Random | None = None
-    ) -> None:
-        if base <= 0 or cap < base:
-            raise ValueError("backoff needs 0 < base <= cap")
-        self.base = base
-        self.cap = cap
-        self._rng = rng or random.Random()
-
-    def ceiling(self, attempt: int) -> float:
-        """The delay before jitter for retry number ``attempt`` (0-based)."""
-        # Past 2**64 the cap has long been reached; bounding the exponent avoids OverflowError.
-        return min(self.cap, self.base * 2.0 ** min(max(attempt, 0), 64))
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        return self.ceiling(attempt) * self._rng.uniform(0.5, 1.0)
 
 
 class InputStream:

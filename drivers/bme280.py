@@ -14,7 +14,6 @@ import struct
 from dataclasses import dataclass
 
 CHIP_ID = 0xD0
-RESET = 0xE0
 CTRL_HUM = 0xF2
 STATUS = 0xF3
 CTRL_MEAS = 0xF4

@@ -39,10 +39,6 @@ class FrameRing:
         """The frames of the last ``seconds`` before ``now``, oldest first."""
         return [(t, j) for t, j in self.frames if now - seconds <= t <= now]
 
-    def nbytes(self) -> int:
-        """Memory the JPEGs take."""
-        return sum(len(j) for _, j in self.frames)
-
 
 class CameraDriver(Driver):
     """``capture(camera)`` returns a JPEG; the stream yields DeviceLost/DeviceBack per camera.

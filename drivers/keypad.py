@@ -41,7 +41,6 @@ class KeypadStats:
     reports: int = 0
     lines_out: int = 0
     dropped_out: int = 0
-    reconnects: int = 0
 
 
 class KeypadDriver(Driver):

@@ -52,7 +52,7 @@ class SerialKeypad(KeypadDriver):
         self.port = port
         self.baudrate = baudrate
         self._backoff = backoff or Backoff(base=0.2, cap=30.0)
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: serial_asyncio_fast.SerialTransport | None = None
         self._protocol: _Protocol | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closed_event = asyncio.Event()
@@ -113,7 +113,6 @@ class SerialKeypad(KeypadDriver):
             await asyncio.sleep(self._backoff.delay(attempt))
             attempt += 1
             if await self._open():
-                self.stats.reconnects += 1
                 return
 
     def _on_bytes(self, data: bytes) -> None:
@@ -148,8 +147,12 @@ class SerialKeypad(KeypadDriver):
         # Written straight to the descriptor, never blocking: pyserial's own write spins
         # while the line is full (a keypad that stopped reading, flow control held), and
         # that would stall the whole panel. A display line that does not fit is dropped.
+        port = transport.serial
+        if port is None:
+            self.stats.dropped_out += 1
+            return
         try:
-            fd = transport.serial.fileno()  # type: ignore[attr-defined]
+            fd = port.fileno()
             if os.get_blocking(fd):
                 os.set_blocking(fd, False)
             written = os.write(fd, line)

@@ -14,9 +14,8 @@ import math
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
-from typing import Any
 
 from drivers.webm import SAMPLE_RATE, load_av
 
@@ -36,7 +35,7 @@ class Microphone:
 
     url = "microphone"
 
-    def blocks(self) -> AsyncIterator[bytes]:
+    def blocks(self) -> AsyncGenerator[bytes, None]:
         """The microphone's sound from now on; stop iterating to close it."""
         raise NotImplementedError
 
@@ -90,7 +89,7 @@ class SimMicrophone(Microphone):
         values = (round(amp * math.sin(step * (start + k))) for k in range(BLOCK_SAMPLES))
         return struct.pack(f"<{BLOCK_SAMPLES}h", *values)
 
-    async def blocks(self) -> AsyncIterator[bytes]:
+    async def blocks(self) -> AsyncGenerator[bytes, None]:
         """Blocks paced by the clock, as a sound card delivers them."""
         self.opened += 1
         began = self.clock()
@@ -120,7 +119,7 @@ class AlsaMicrophone(Microphone):
     def describe(self) -> str:
         return f"ALSA capture device {self.device}"
 
-    async def blocks(self) -> AsyncIterator[bytes]:
+    async def blocks(self) -> AsyncGenerator[bytes, None]:
         av = load_av()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(maxsize=250)
@@ -198,8 +197,3 @@ def alsa_cards(root: str = "/proc/asound") -> list[tuple[str, str]]:
             name = rest.split(":")[0].strip()
             found.append((f"hw:{card},{device}", name))
     return found
-
-
-def describe_any(mic: Any) -> str:
-    """A one-line description of a microphone object."""
-    return mic.describe() if isinstance(mic, Microphone) else str(mic)

@@ -34,6 +34,7 @@ from drivers.reports import TagPresented, TagRefused, TagRemoved
 _LOGGER = logging.getLogger(__name__)
 
 
+# nfcpy has no types: its Device is Any to mypy, and subclassing Any needs the ignore.
 class LoopbackUdpDevice(nfc.clf.udp.Device):  # type: ignore[misc]
     """nfcpy's UDP reader, bound to 127.0.0.1 and connected to its peer.
 

@@ -26,7 +26,6 @@ UID_BYTES: Final = 7
 PICC_DATA_TAG: Final = 0xC7
 """PICCDataTag: UID mirrored, read counter mirrored, a 7-byte UID."""
 SV2_PREFIX: Final = bytes.fromhex("3CC300010080")
-SV1_PREFIX: Final = bytes.fromhex("C33C00010080")
 PICC_PARAM: Final = "picc_data"
 MAC_PARAM: Final = "cmac"
 COUNTER_LIMIT: Final = 0xFFFFFF

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from common.extras import missing
 from drivers import bme280
 
 OK, MISSING, ERROR = "ok", "missing", "error"
@@ -131,6 +132,9 @@ def gpio_state() -> tuple[str, str]:
     chips = sorted(glob.glob("/dev/gpiochip*"))
     if not chips:
         return MISSING, "no /dev/gpiochip* (not a Raspberry Pi?)"
+    absent = missing("gpiozero")
+    if absent is not None:
+        return ERROR, f"{chips[0]} present, but {absent}"
     if importlib.util.find_spec("lgpio") is None:
         return ERROR, f"{chips[0]} present, but the lgpio module is missing (pip install lgpio)"
     return OK, f"{', '.join(chips)} through gpiozero and lgpio"

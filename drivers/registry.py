@@ -1,7 +1,8 @@
 """Device URLs to drivers: the one place that knows which class serves which scheme.
 
-``sim:`` gives the real driver reading a simulated twin on the real wire; the
-twin is the driver's ``.twin``.
+``sim:`` gives the real driver reading a simulated twin on the real wire (the
+camera, whose wire is ffmpeg, gets a simulated driver instead); the twin is the
+driver's ``.twin``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from common.errors import ConfigError
+from common.extras import require
 from drivers.camera import CameraDriver
 from drivers.climate import ClimateDriver
 from drivers.keypad import KeypadDriver
@@ -22,7 +24,9 @@ if TYPE_CHECKING:
     from drivers.ntag424 import SunPolicy
 
 __all__ = [
+    "check_installed",
     "check_url",
+    "modules_needed",
     "open_camera",
     "open_climate",
     "open_keypad",
@@ -36,9 +40,37 @@ def check_url(kind: str, url: str, *, file: str = "config") -> None:
     parse(kind, url, file=file)
 
 
+def check_installed(kind: str, url: str, *, file: str = "config") -> None:
+    """Raise MissingDependency when the driver for ``url`` needs a library not installed here."""
+    _plan(kind, url, file)
+
+
+def modules_needed(plan: Plan) -> tuple[str, ...]:
+    """The optional modules the driver for ``plan`` imports (common.extras names their extra)."""
+    if plan.kind == "keypad":
+        usb = plan.scheme == "usbhid" or (plan.scheme == "sim" and plan.target == "usbhid")
+        return ("usb",) if usb else ("serial", "serial_asyncio_fast")
+    if plan.kind == "nfc":
+        return ("nfc",)
+    if plan.kind == "zones":
+        return ("gpiozero",)  # the simulated zones are gpiozero's mock pins
+    if plan.kind == "climate" and plan.scheme == "bme280":
+        return ("smbus2",)
+    if plan.kind == "camera" and plan.scheme == "sim":
+        return ("PIL",)  # the simulated camera draws its pictures
+    return ()
+
+
+def _plan(kind: str, url: str, file: str) -> Plan:
+    """Parse ``url``; a driver whose library is not installed is a one-line error here."""
+    plan = parse(kind, url, file=file)
+    require(*modules_needed(plan), where=f"{file}: devices.{kind}")
+    return plan
+
+
 def open_keypad(url: str, *, file: str = "config") -> KeypadDriver:
     """A keypad driver for ``url`` (enter it with ``async with``)."""
-    plan = parse("keypad", url, file=file)
+    plan = _plan("keypad", url, file)
     if plan.scheme == "sim":
         return _sim_keypad(plan.target)
     if plan.scheme in ("serial", "socket"):
@@ -78,9 +110,9 @@ def _sim_keypad(variant: str) -> KeypadDriver:
 
 def open_nfc(url: str, *, file: str = "config", sun: SunPolicy | None = None) -> NfcDriver:
     """An NFC reader driver for ``url``; with ``sun`` it accepts only genuine, fresh SUN reads."""
+    plan = _plan("nfc", url, file)
     from drivers.nfc import NfcReader
 
-    plan = parse("nfc", url, file=file)
     if plan.scheme == "sim":
         from drivers.sim_nfc import SimTagEmulator
 
@@ -97,7 +129,7 @@ def open_zones(url: str, zones: Sequence[ZoneSpec], *, file: str = "config") -> 
     """Zones (and siren/strobe) for ``url``; each gpio: zone needs a pin."""
     from drivers.zones import GpioZones
 
-    plan = parse("zones", url, file=file)
+    plan = _plan("zones", url, file)
     if plan.scheme == "sim":
         from drivers.sim_zones import SimZones
 
@@ -108,9 +140,21 @@ def open_zones(url: str, zones: Sequence[ZoneSpec], *, file: str = "config") -> 
         driver.twin = twin
         twin.attach(driver)
         return driver
-    options = GpioOptions(**plan.options)  # type: ignore[arg-type]
+    options = _gpio_options(plan)
     _check_pins(zones, options, file)
     return GpioZones(zones, options)
+
+
+def _gpio_options(plan: Plan) -> GpioOptions:
+    def pin(role: str) -> int | None:
+        value = plan.options.get(role)
+        assert value is None or isinstance(value, int)
+        return value
+
+    active_low, debounce = plan.options["active_low"], plan.options["debounce"]
+    assert isinstance(active_low, bool)
+    assert isinstance(debounce, float)
+    return GpioOptions(pin("siren"), pin("strobe"), pin("tamper"), active_low, debounce)
 
 
 def _check_pins(zones: Sequence[ZoneSpec], options: GpioOptions, file: str) -> None:
@@ -136,7 +180,7 @@ def open_climate(
     """A climate sensor driver; ``clock`` (epoch seconds) drives the simulated day."""
     from drivers.climate import Bme280Climate
 
-    plan = parse("climate", url, file=file)
+    plan = _plan("climate", url, file)
     interval = plan.options["interval"]
     assert isinstance(interval, float)
     if plan.scheme == "sim":
@@ -179,7 +223,7 @@ def open_camera(
     ``devices`` maps a camera name to its own V4L2 node (``[[cameras]] device``),
     overriding the node in a ``v4l2:`` URL; it is ignored for ``sim:``.
     """
-    plan = parse("camera", url, file=file)
+    plan = _plan("camera", url, file)
     if plan.scheme == "sim":
         from drivers.sim_camera import SimCamera, SimCameraDriver
 

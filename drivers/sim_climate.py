@@ -182,10 +182,6 @@ class SimClimate(Twin):
         """Hold the room at fixed conditions (None-free: this is what the sensor sees)."""
         self.fixed = Environment(temperature, humidity)
 
-    def follow_curve(self) -> None:
-        """Back to the daily curve."""
-        self.fixed = None
-
     def unplug(self) -> None:
         """The sensor stops answering (every transfer fails with EREMOTEIO)."""
         self.sensor.failing = True

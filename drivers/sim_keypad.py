@@ -36,7 +36,6 @@ class KeypadTwin(Twin):
         self.display = ""
         self.displays: list[str] = []
         self.beeps: list[str] = []
-        self.unknown_lines = 0
         self.plugged = True
         self._rx = bytearray()
 
@@ -83,11 +82,8 @@ class KeypadTwin(Twin):
                 self.displays.append(self.display)
             elif line.startswith("B:"):
                 self.beeps.append(line[2:])
-            else:
-                self.unknown_lines += 1
         if len(self._rx) > 4096:
             self._rx.clear()
-            self.unknown_lines += 1
 
     def unplug(self) -> None:
         """Pull the cable: the driver sees the line go away."""

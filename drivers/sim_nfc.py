@@ -171,7 +171,6 @@ class SimTagEmulator(Twin):
         self.reads = 0
         self._card: _Card | None = None
         self._state = _IDLE
-        self._level = 0
         self._held: dict[tuple[str, int], float] = {}
         self._quiet_until = 0.0
         self._lock = threading.RLock()
@@ -369,7 +368,6 @@ class SimTagEmulator(Twin):
         assert self._card is not None
         self._card.reset()
         self._state = _READY
-        self._level = 0
         self._reply(addr, self._card.atqa)
 
     def _handle(self, datagram: bytes, addr: tuple[str, int]) -> None:

@@ -34,6 +34,7 @@ def report(*codes: int, modifiers: int = 0) -> bytes:
     return bytes([modifiers, 0, *codes, *([0] * (6 - len(codes)))])
 
 
+# pyusb has no types: IBackend is Any to mypy, and subclassing Any needs the ignore.
 class SimHidBackend(usb.backend.IBackend):  # type: ignore[misc]
     """The USB side: descriptors, kernel-driver binding, claims, interrupt reports."""
 

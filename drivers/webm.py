@@ -18,18 +18,13 @@ AUDIO_BITRATE = 20_000
 CLIP_BITRATE = 400_000
 
 
-class MediaUnavailable(RuntimeError):
-    """PyAV is missing; the message names the extra that brings it."""
-
-
 def load_av() -> Any:
-    """The ``av`` module, or MediaUnavailable in one line naming the extra."""
-    try:
-        import av
-    except ImportError:
-        raise MediaUnavailable(
-            "media need PyAV: pip install 'centinela[panel]' (or centinela[dev])"
-        ) from None
+    """The ``av`` module, or MissingDependency in one line naming the extra that brings it."""
+    from common.extras import require
+
+    require("av", where="silent call and clips")
+    import av
+
     return av
 
 
@@ -125,14 +120,20 @@ def encode_clip(frames: Sequence[tuple[float, bytes]], *, bitrate: int = CLIP_BI
     if not frames:
         raise ValueError("no frames to encode")
     av = load_av()
-    from PIL import Image
+    jpeg_decoder = av.CodecContext.create("mjpeg", "r")
 
-    first = Image.open(io.BytesIO(frames[0][1]))
-    width, height = first.size
+    def picture(jpeg: bytes) -> Any:
+        decoded = jpeg_decoder.decode(av.Packet(jpeg))
+        if not decoded:
+            raise ValueError("a frame of the recording is not a JPEG")
+        return decoded[0]
+
+    first = picture(frames[0][1])
+    width, height = first.width - first.width % 2, first.height - first.height % 2
     out_file = io.BytesIO()
     with av.open(out_file, mode="w", format="webm") as out:
         stream = out.add_stream("libvpx", rate=1000)
-        stream.width, stream.height = width - width % 2, height - height % 2
+        stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = bitrate
         # Real-time speed: a Pi must encode a 30 s clip in seconds, not minutes.
@@ -142,10 +143,7 @@ def encode_clip(frames: Sequence[tuple[float, bytes]], *, bitrate: int = CLIP_BI
         start = frames[0][0]
         last_pts = -1
         for when, jpeg in frames:
-            image = Image.open(io.BytesIO(jpeg)).convert("RGB")
-            if image.size != (stream.width, stream.height):
-                image = image.resize((stream.width, stream.height))
-            frame = av.VideoFrame.from_image(image)
+            frame = picture(jpeg).reformat(width=width, height=height, format="yuv420p")
             pts = max(last_pts + 1, round((when - start) * 1000))
             frame.pts = last_pts = pts
             frame.time_base = Fraction(1, 1000)

@@ -1,4 +1,8 @@
-"""Whether each panel is online: its status topic (and last will), and silence on the link."""
+"""Whether each panel is online: authentic frames say online; silence or its last will, offline.
+
+The status topic is not authenticated (anyone who may publish there could write
+to it), so it can only ever take a panel offline, never bring it online.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class Availability:
-    """``online`` on a frame or an ``online`` status; ``offline`` on a will or after silence."""
+    """``online`` on an authentic frame only; ``offline`` on a will or after silence."""
 
     def __init__(
         self,
@@ -58,11 +62,12 @@ class Availability:
         self._arm(panel)
 
     def status(self, panel: str, online: bool) -> None:
-        """The panel's status topic said ``online`` or ``offline`` (its last will)."""
-        if panel not in self.online:
-            return
-        if online:
-            self.seen(panel)
+        """The panel's status topic said ``online`` or ``offline`` (its last will).
+
+        ``online`` there proves nothing and changes nothing: the panel's next authentic
+        frame (a state after every connect, a heartbeat) brings it online.
+        """
+        if panel not in self.online or online:
             return
         timer = self._timers.pop(panel, None)
         if timer is not None:

@@ -76,10 +76,12 @@ def parse_command(payload: bytes, panels: Collection[str]) -> Parsed:
         return Dropped("bad_command", "not a JSON object")
     command_id = data.get("id")
     if not isinstance(command_id, str) or not _valid_id(command_id):
-        return Dropped("bad_command", "no usable id (a string of 1 to 64 characters)")
+        return Dropped(
+            "bad_command", "no usable id (a string of 1 to 64 characters, valid Unicode)"
+        )
     panel = data.get("panel")
     known_panel = panel if isinstance(panel, str) and panel in panels else None
-    problem = _problem(data, panels)
+    problem = _unencodable(data) or _problem(data, panels)
     if problem is not None:
         return Rejected(command_id, known_panel, problem)
     assert known_panel is not None
@@ -100,7 +102,36 @@ def parse_command(payload: bytes, panels: Collection[str]) -> Parsed:
 
 
 def _valid_id(value: str) -> bool:
-    return 1 <= len(value) <= 64 and not _CONTROL_RE.search(value)
+    return 1 <= len(value) <= 64 and not _CONTROL_RE.search(value) and _encodable(value)
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is Unicode that UTF-8 can carry (JSON's ``\\ud800`` escapes are not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unencodable(value: Any, field: str | None = None) -> str | None:
+    """``"<field>: …"`` for the first key or string in ``value`` that UTF-8 cannot carry."""
+    if isinstance(value, str):
+        return None if _encodable(value) else f"{field}: not valid Unicode text (a lone surrogate)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = key if field is None else f"{field}.{key}"
+            if not _encodable(key):
+                return f"{name!a}: a field name that is not valid Unicode (a lone surrogate)"
+            problem = _unencodable(item, name)
+            if problem is not None:
+                return problem
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = _unencodable(item, f"{field}[{index}]")
+            if problem is not None:
+                return problem
+    return None
 
 
 def _choices(enum_values: Collection[str]) -> str:
@@ -150,8 +181,14 @@ def _problem(data: Mapping[str, Any], panels: Collection[str]) -> str | None:
     return None
 
 
-def reply_to(properties: object) -> tuple[str | None, bytes | None, str | None]:
-    """MQTT 5 ``(response topic, correlation data, problem)`` of a command message."""
+def reply_to(
+    properties: object, prefix: str, result_topic: str
+) -> tuple[str | None, bytes | None, str | None]:
+    """MQTT 5 ``(response topic, correlation data, problem)`` of a command message.
+
+    Only the site's result topic and topics under ``prefix`` are accepted: a client
+    that may publish commands must not make the hub publish where it may not.
+    """
     topic = getattr(properties, "ResponseTopic", None)
     correlation = getattr(properties, "CorrelationData", None)
     correlation = None if correlation is None else bytes(correlation)
@@ -164,6 +201,8 @@ def reply_to(properties: object) -> tuple[str | None, bytes | None, str | None]:
         or "#" in topic
     ):
         return None, correlation, f"response topic {str(topic)[:60]!r}"
+    if topic != result_topic and not (topic.startswith(prefix) and len(topic) > len(prefix)):
+        return None, correlation, f"response topic {topic[:60]!r} is not under {prefix!r}"
     return topic, correlation, None
 
 
@@ -214,12 +253,17 @@ class PendingCommands:
     def __contains__(self, command_id: object) -> bool:
         return command_id in self._pending
 
+    def deadline(self, received_ms: int) -> int:
+        """When a command received at ``received_ms`` is answered ``timeout`` at the latest."""
+        return received_ms + self._timeout_ms
+
     def add(self, pending: Pending) -> None:
-        """Start waiting for ``pending``'s result."""
+        """Start waiting for ``pending``'s result, until its command's deadline."""
         command_id = pending.command.id
-        pending.timer = self._clock.call_at(
-            self._clock.now_ms() + self._timeout_ms, lambda: self._expire(command_id)
-        )
+        deadline = pending.command.deadline_ms
+        if deadline is None:
+            deadline = self.deadline(self._clock.now_ms())
+        pending.timer = self._clock.call_at(deadline, lambda: self._expire(command_id))
         self._pending[command_id] = pending
 
     def discard(self, command_id: str) -> Pending | None:

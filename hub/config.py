@@ -45,9 +45,19 @@ class HubConfig:
     command_timeout: float = 10.0
     offline_after: float = 90.0
     source: str = "<memory>"
-    cloud_mqtt5: bool = True  # [cloud] protocol = "5" (default) or "3.1.1"
+    response_prefix: str = ""  # MQTT 5 response topics must be under it ("" = the default)
+    command_queue: int = 64  # commands waiting to be handled; beyond it: `busy`
     arc: ArcConfig | None = None  # [arc]: SIA DC-09 to an alarm receiving centre
     homeassistant: HaConfig | None = None  # [homeassistant]: MQTT discovery
+
+    def __post_init__(self) -> None:
+        if not self.response_prefix:
+            object.__setattr__(self, "response_prefix", default_response_prefix(self.site))
+
+    @property
+    def cloud_mqtt5(self) -> bool:
+        """Whether the cloud link speaks MQTT 5 (response topics, correlation data)."""
+        return self.cloud.mqtt5
 
     def panel(self, panel_id: str) -> PanelKeys | None:
         """The panel called ``panel_id``, if configured."""
@@ -57,6 +67,11 @@ class HubConfig:
     def panel_ids(self) -> frozenset[str]:
         """Ids of every configured panel."""
         return frozenset(p.id for p in self.panels)
+
+
+def default_response_prefix(site: str) -> str:
+    """Where MQTT 5 response topics may point unless configured: under the result topic."""
+    return f"centinela/{site}/result/"
 
 
 def load_hub_file(path: str | os.PathLike[str]) -> HubConfig:
@@ -77,18 +92,16 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
     assert store is not None  # a default is given
     command_timeout = hub.get_number("command_timeout", 10, minimum=0.1, maximum=3600)
     offline_after = hub.get_number("offline_after", 90, minimum=1, maximum=86400)
+    command_queue = hub.get_int("command_queue", 64, minimum=1, maximum=100_000)
+    response_prefix = hub.get_str("response_prefix", default_response_prefix(site))
+    problem = _prefix_problem(site, response_prefix)
+    if problem is not None:
+        raise hub.error("response_prefix", problem)
     hub.finish()
 
     local_sec = root.get_section("local")
     local = _broker(local_sec, base)
-    cloud_mqtt5 = True
-    if root.has("cloud"):
-        cloud_sec = root.get_section("cloud")
-        # MQTT 5 carries response topics and correlation data; 3.1.1 for brokers without it.
-        cloud_mqtt5 = cloud_sec.get_str("protocol", "5", choices=("5", "3.1.1")) == "5"
-        cloud = _broker(cloud_sec, base)
-    else:
-        cloud = local
+    cloud = _broker(root.get_section("cloud"), base) if root.has("cloud") else local
 
     panels: list[PanelKeys] = []
     sections = root.get_sections("panels")
@@ -123,10 +136,29 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         command_timeout=command_timeout,
         offline_after=offline_after,
         source=source,
-        cloud_mqtt5=cloud_mqtt5,
+        response_prefix=response_prefix,
+        command_queue=command_queue,
         arc=arc,
         homeassistant=homeassistant,
     )
+
+
+def _prefix_problem(site: str, prefix: str) -> str | None:
+    """Why ``prefix`` cannot hold response topics (None when it can)."""
+    if not prefix.endswith("/") or len(prefix) < 2:
+        return f"must end with '/', like {default_response_prefix(site)!r}"
+    if "+" in prefix or "#" in prefix or prefix.startswith("$"):
+        return "must not hold a wildcard (+, #) or start with $"
+    own = f"centinela/{site}/"
+    link = "centinela-link/"
+    # Everything the hub publishes besides results is under these: none may be reachable.
+    if own.startswith(prefix) or link.startswith(prefix):
+        return f"would let commands steer the hub's own topics ({own}…)"
+    if prefix.startswith(own) and not prefix.startswith(f"{own}result/"):
+        return f"under {own} only {own}result/… may hold response topics"
+    if prefix.startswith(link):
+        return "must not be under the panels' link topics"
+    return None
 
 
 def _key(sec: Section, key: str, base: Path, *, required: bool) -> bytes | None:

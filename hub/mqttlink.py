@@ -17,7 +17,9 @@ import aiomqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from common.mqtt import Backoff, BrokerConfig, LinkState, client_options
+from common.backoff import Backoff
+from common.linklog import LinkLog
+from common.mqtt import BrokerConfig, LinkState, link_options
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,6 +35,23 @@ def _consume(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+def _overflowing_queue(
+    on_overflow: Callable[[aiomqtt.Message], None] | None,
+) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A queue class for aiomqtt that hands each message it cannot hold to ``on_overflow``."""
+
+    class OverflowingQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            try:
+                super().put_nowait(item)
+            except asyncio.QueueFull:
+                if on_overflow is None:
+                    raise  # aiomqtt discards it
+                on_overflow(item)
+
+    return OverflowingQueue
+
+
 class MqttLink:
     """A client for one broker that reconnects by itself until cancelled."""
 
@@ -46,9 +65,11 @@ class MqttLink:
         on_message: Callable[[aiomqtt.Message], None],
         on_state: Callable[[LinkState], None] | None = None,
         on_connect: Callable[[], Awaitable[None]] | None = None,
-        v5: bool = False,
         will: aiomqtt.Will | None = None,
         backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_queued: int = 0,
+        on_overflow: Callable[[aiomqtt.Message], None] | None = None,
     ) -> None:
         self.name = name
         self.broker = broker
@@ -59,9 +80,13 @@ class MqttLink:
         self._on_message = on_message
         self._on_state = on_state
         self._on_connect = on_connect
-        self._v5 = v5
+        self._v5 = broker.mqtt5
         self._will = will
         self._backoff = backoff or Backoff(base=0.05, cap=5.0)
+        self._sleep = sleep  # between connection attempts (a clock's sleep in virtual time)
+        self.connect_waits = 0
+        self._max_queued = max_queued  # messages waiting to be handed on; 0: no limit
+        self._on_overflow = on_overflow
         self._client: aiomqtt.Client | None = None
         self._lost = asyncio.Event()
 
@@ -77,22 +102,23 @@ class MqttLink:
                 self._on_state(state)
 
     def _client_for(self) -> aiomqtt.Client:
-        options = client_options(self.broker)
-        if self._v5:
-            return aiomqtt.Client(
-                **options,
-                identifier=self._identifier,
-                protocol=aiomqtt.ProtocolVersion.V5,
-                will=self._will,
-            )
+        options = link_options(self.broker)
         return aiomqtt.Client(
-            **options, identifier=self._identifier, will=self._will, clean_session=True
+            **options,
+            identifier=self._identifier,
+            will=self._will,
+            max_queued_incoming_messages=self._max_queued,
+            queue_type=_overflowing_queue(self._on_overflow),
         )
 
     async def run(self) -> None:
         """Connect, subscribe, dispatch; reconnect with backoff; until cancelled."""
-        was_up = False
+        log = LinkLog(
+            _LOGGER, f"hub {self.name} link", self.broker.url, self.broker.username,
+            self._identifier,
+        )  # fmt: skip
         while True:
+            pause = 0.0
             self._set_state(LinkState.CONNECTING)
             try:
                 async with self._client_for() as client:
@@ -108,26 +134,24 @@ class MqttLink:
                     self._client = client
                     self._backoff.reset()
                     self.connects += 1
-                    was_up = True
-                    _LOGGER.info("%s broker %s: connected", self.name, self.broker.url)
+                    log.connected()
                     self._set_state(LinkState.UP)
                     if self._on_connect is not None:
                         await self._on_connect()
                     async for message in client.messages:
                         self._dispatch(message)
             except aiomqtt.MqttError as exc:
-                log = _LOGGER.warning if was_up else _LOGGER.debug
-                log("%s broker %s: %s", self.name, self.broker.url, exc)
-                was_up = False
+                # A second hub with this client id: a link dropped again and again right
+                # after connecting waits longer each time, so the other stays up.
+                pause = log.failed(exc)
             except OSError as exc:  # TLS files that cannot be loaded, and the like
-                if self._backoff.attempt <= 1:
-                    _LOGGER.error("%s broker %s: %s", self.name, self.broker.url, exc)
-                was_up = False
+                log.failed(exc)
             finally:
                 self._client = None
                 self._lost.set()
                 self._set_state(LinkState.DOWN)
-            await asyncio.sleep(self._backoff.next())
+            self.connect_waits += 1
+            await self._sleep(max(pause, self._backoff.next()))
 
     def _dispatch(self, message: aiomqtt.Message) -> None:
         try:

@@ -10,16 +10,20 @@ results come back up through the relay, or a timeout on the clock answers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import aiomqtt
 
+from common.backoff import Backoff
 from common.clock import Clock, RealClock
 from common.errors import ConfigError
-from common.mqtt import Backoff, LinkState
+from common.mqtt import LinkState
+from common.supervise import Supervisor
 from hub.availability import Availability
 from hub.cloudapi import Topics, iso_ms
 from hub.commands import (
@@ -40,14 +44,30 @@ from hub.mqttlink import LinkDown, MqttLink
 from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay
 from hub.store import HubStore, OutboxItem, StoreError
-from protocol.messages import Ack, Command, ErrorCode, Result
+from protocol.errors import ProtocolError
+from protocol.messages import Ack, Command, ErrorCode, Heartbeat, Result
 from protocol.topics import link_topics
 
 _LOGGER = logging.getLogger(__name__)
 
+INCOMING_LIMIT: Final = 1024
+"""Cloud messages received and not yet looked at; beyond it a command is answered ``busy`` at
+once and anything else is discarded (``flood``)."""
+BUSY_REPLIES: Final = 1024
+"""``busy`` results waiting to be written; beyond it the oldest go unanswered (``flood``)."""
+MAX_IN_FLIGHT: Final = 256
+"""Most commands sent to the panels and not answered yet; beyond it: ``busy``."""
 BATCH: Final = 256
 """Most frames committed in one transaction."""
-RESTART_S: Final = 1.0
+RESTART_S: Final = 0.5
+"""First delay before a failed worker starts again (it doubles while the worker keeps failing)."""
+
+
+def _payload(message: aiomqtt.Message) -> bytes:
+    payload = message.payload
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode("utf-8", "replace")
 
 
 class HubProcess:
@@ -74,10 +94,18 @@ class HubProcess:
         self.local = self._link("local")
         self.cloud = self._link("cloud")
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue()
-        self._commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        # Bounded: beyond it a command is answered `busy` at once (docs/cloud-api.md).
+        self._commands: asyncio.Queue[tuple[int, aiomqtt.Message]] = asyncio.Queue(
+            config.command_queue
+        )
         self.outbox: CloudOutbox | None = None
+        # `busy` results, written in batches: one transaction for many, not one each.
+        self._busy_replies: deque[OutboxItem] = deque()
+        self._busy_wake = asyncio.Event()
         self._active = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor(
+            "hub", base=RESTART_S, on_failure=lambda _name: self._counters.add("internal_error")
+        )
         self._jobs: set[asyncio.Task[Any]] = set()
         self.diagnostics_publisher = DiagnosticsPublisher(
             self.clock, self.cloud, self.topics.diagnostics, self.diagnostics
@@ -108,9 +136,11 @@ class HubProcess:
             on_message=self._on_cloud,
             on_state=self._on_link_state,
             on_connect=self._cloud_connected,
-            v5=self.config.cloud_mqtt5,
             will=aiomqtt.Will(self.topics.hub_availability, b"offline", qos=1, retain=True),
             backoff=Backoff(base=0.05, cap=self._backoff_cap),
+            # A flood is answered `busy` as it arrives, never held in the hub's memory.
+            max_queued=INCOMING_LIMIT,
+            on_overflow=self._overflow,
         )
 
     # -- public surface -----------------------------------------------------------------
@@ -123,6 +153,8 @@ class HubProcess:
     def idle(self) -> bool:
         """No frame or command being handled, and nothing to publish (or the cloud is down)."""
         if self._active or not self._inbound.empty() or not self._commands.empty():
+            return False
+        if self._busy_replies:
             return False
         if self.local.backlog() or self.cloud.backlog():
             return False
@@ -149,26 +181,15 @@ class HubProcess:
             "frames": self._process_frames,
             "commands": self._process_commands,
             "outbox": self.outbox.run,
+            "busy replies": self._write_busy_replies,
         }
         for name, worker in workers.items():
-            self._tasks.append(asyncio.create_task(self._supervise(name, worker)))
+            self._supervisor.spawn(name, worker)
         await self.integrations.start()
         _LOGGER.info(
             "hub %s: %d panel(s), store %s, %d publish(es) waiting",
             self.config.site, len(self.config.panels), self.config.store, self.outbox_size,
         )  # fmt: skip
-
-    async def _supervise(self, name: str, worker: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run a worker forever: a bug in one message must not stop the hub relaying."""
-        while True:
-            try:
-                await worker()
-            except Exception:
-                self._counters.add("internal_error")
-                _LOGGER.exception("hub worker %s failed; restarting it", name)
-            else:
-                _LOGGER.error("hub worker %s ended; restarting it", name)
-            await asyncio.sleep(RESTART_S)
 
     async def stop(self) -> None:
         """Stop cleanly: answer waiting commands, say offline, close the links and the store."""
@@ -187,11 +208,11 @@ class HubProcess:
         if self.cloud.state is LinkState.UP:
             await self.cloud.say(self.topics.hub_availability, b"offline", retain=True)
         await self.integrations.stop()
-        tasks = [*self._tasks, *self._jobs]
-        for task in tasks:
+        await self._supervisor.stop()
+        jobs = list(self._jobs)
+        for task in jobs:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+        await asyncio.gather(*jobs, return_exceptions=True)
         self._jobs.clear()
         if self.outbox is not None:
             self.outbox.release()
@@ -255,18 +276,28 @@ class HubProcess:
             self._counters.drop("store_error", str(exc))
             await asyncio.sleep(0.5)
             return
+        # A heartbeat back to each panel that sent one or has just come online: the panel
+        # learns the hub's clock from it and refuses commands past their deadline.
+        beat = set(outcome.heartbeats)
         for panel in outcome.seen:
+            if self.availability.label(panel) != "online":
+                beat.add(panel)
             self.availability.seen(panel)
         for panel, online in outcome.statuses.items():
             self.availability.status(panel, online)
         if self.outbox is not None:
             self.outbox.added(outcome.queued)
-        for panel, upto in outcome.acks.items():
+        down_frames: list[tuple[str, Ack | Heartbeat]] = [
+            (panel, Ack(upto)) for panel, upto in outcome.acks.items()
+        ]
+        down_frames += [(panel, Heartbeat(now, self.relay.last_seq.get(panel) or 0))
+                        for panel in sorted(beat)]  # fmt: skip
+        for panel, message in down_frames:
             down = link_topics(self.config.site, panel)[1]
             try:
-                await self.local.publish(down, self.relay.seal(panel, Ack(upto), now))
+                await self.local.publish(down, self.relay.seal(panel, message, now))
             except LinkDown as exc:
-                _LOGGER.debug("ack %d to %s not sent: %s", upto, panel, exc)
+                _LOGGER.debug("%s to %s not sent: %s", type(message).__name__, panel, exc)
 
     # -- the cloud side -----------------------------------------------------------------
 
@@ -291,11 +322,47 @@ class HubProcess:
             if not message.retain:
                 self.diagnostics_publisher.request()
             return
-        if topic == self.topics.command:
-            self._commands.put_nowait(message)
+        if topic != self.topics.command:
+            payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
+            self.integrations.on_cloud(topic, bytes(payload), bool(message.retain))
             return
-        payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
-        self.integrations.on_cloud(topic, bytes(payload), bool(message.retain))
+        try:
+            self._commands.put_nowait((self.clock.now_ms(), message))
+        except asyncio.QueueFull:
+            self._busy(message, f"{self._commands.maxsize} commands are waiting")
+
+    def _overflow(self, message: aiomqtt.Message) -> None:
+        """A cloud message the link cannot hold: a command is answered ``busy``, nothing else."""
+        if str(message.topic) == self.topics.command:
+            self._busy(message, f"{INCOMING_LIMIT} messages are waiting")
+        else:
+            self._counters.drop("flood", f"a message on {str(message.topic)[:80]} discarded")
+
+    def _busy(self, message: aiomqtt.Message, why: str) -> None:
+        """Answer ``busy`` without queueing (a command with no usable id is only counted)."""
+        parsed = parse_command(_payload(message), self.config.panel_ids)
+        self._counters.drop("busy", why)
+        if message.retain or isinstance(parsed, Dropped):
+            return
+        command_id = parsed.id if isinstance(parsed, Rejected) else parsed.command.id
+        response_topic, correlation = self._reply_to(message)
+        result = Result(command_id, False, error=ErrorCode.BUSY,
+                        detail=f"the hub is busy ({why}); try again")  # fmt: skip
+        items = self._result_items(result, parsed.panel, response_topic, correlation)
+        while len(self._busy_replies) + len(items) > BUSY_REPLIES:
+            self._busy_replies.popleft()
+            self._counters.drop("flood", "a busy result discarded unsent")
+        self._busy_replies.extend(items)
+        self._busy_wake.set()
+
+    async def _write_busy_replies(self) -> None:
+        while True:
+            await self._busy_wake.wait()
+            self._busy_wake.clear()
+            items = list(self._busy_replies)
+            self._busy_replies.clear()
+            self._enqueue(items)
+            await asyncio.sleep(0)  # let more gather while the next batch is written
 
     async def send_command(self, panel: str, command: Command) -> str | None:
         """Send a command that does not come from the cloud API (Home Assistant's).
@@ -307,6 +374,10 @@ class HubProcess:
             return f"panel {panel} is offline"
         if self.local.state is not LinkState.UP:
             return "the hub is not connected to the panels' broker"
+        if len(self.pending) >= MAX_IN_FLIGHT:
+            return f"the hub is busy ({MAX_IN_FLIGHT} commands in flight)"
+        deadline = self.pending.deadline(self.clock.now_ms())
+        command = dataclasses.replace(command, deadline_ms=deadline)
         self.pending.add(Pending(panel, command, None, None))
         down = link_topics(self.config.site, panel)[1]
         try:
@@ -319,24 +390,25 @@ class HubProcess:
 
     async def _process_commands(self) -> None:
         while True:
-            message = await self._commands.get()
+            received_ms, message = await self._commands.get()
             self._active += 1
             try:
-                await self._command(message)
+                await self._command(message, received_ms)
+            except Exception:
+                # One command that breaks the hub must not hold up the ones behind it.
+                self._counters.add("internal_error")
+                _LOGGER.exception("a command on %s could not be handled", message.topic)
             finally:
                 self._active -= 1
                 self._notify()
 
-    async def _command(self, message: aiomqtt.Message) -> None:
+    async def _command(self, message: aiomqtt.Message, received_ms: int) -> None:
         assert self.relay is not None
         if message.retain:
             self._counters.drop("retained_command", "a retained command is never executed")
             return
-        payload = message.payload
-        if not isinstance(payload, bytes | bytearray):
-            payload = b"" if payload is None else str(payload).encode()
         response_topic, correlation = self._reply_to(message)
-        parsed = parse_command(bytes(payload), self.config.panel_ids)
+        parsed = parse_command(_payload(message), self.config.panel_ids)
         if isinstance(parsed, Dropped):
             self._counters.drop(parsed.reason, parsed.detail)
             return
@@ -345,14 +417,12 @@ class HubProcess:
             self._respond(parsed.result(), parsed.panel, response_topic, correlation)
             return
         assert isinstance(parsed, Accepted)
-        command, panel = parsed.command, parsed.panel
-        if command.id in self.pending:
-            self._counters.drop("bad_command", f"{command.id}: id already in flight")
-            self._respond(
-                Result(command.id, False, error=ErrorCode.BAD_REQUEST,
-                       detail="id: a command with this id is still in flight"),
-                panel, response_topic, correlation,
-            )  # fmt: skip
+        panel = parsed.panel
+        deadline = self.pending.deadline(received_ms)
+        command = dataclasses.replace(parsed.command, deadline_ms=deadline)
+        refusal = self._refusal(command, deadline)
+        if refusal is not None:
+            self._respond(refusal, panel, response_topic, correlation)
             return
         offline = None
         if self.availability.is_offline(panel):
@@ -360,10 +430,20 @@ class HubProcess:
         elif self.local.state is not LinkState.UP:
             offline = "the hub is not connected to the panels' broker"
         if offline is None:
+            try:
+                frame = self.relay.seal(panel, command, self.clock.now_ms())
+            except ProtocolError as exc:
+                self._counters.drop("bad_command", f"{command.id}: {exc}")
+                self._respond(
+                    Result(command.id, False, error=ErrorCode.BAD_REQUEST,
+                           detail=f"the command cannot be sent: {exc}"),
+                    panel, response_topic, correlation,
+                )  # fmt: skip
+                return
             self.pending.add(Pending(panel, command, response_topic, correlation))
             down = link_topics(self.config.site, panel)[1]
             try:
-                await self.local.publish(down, self.relay.seal(panel, command, self.clock.now_ms()))
+                await self.local.publish(down, frame)
                 self._counters.add("commands")
                 return
             except LinkDown as exc:
@@ -376,8 +456,27 @@ class HubProcess:
             panel, response_topic, correlation,
         )  # fmt: skip
 
+    def _refusal(self, command: Command, deadline: int) -> Result | None:
+        """Why ``command`` is answered at once without going to the panel (None: send it)."""
+        if command.id in self.pending:
+            self._counters.drop("bad_command", f"{command.id}: id already in flight")
+            return Result(command.id, False, error=ErrorCode.BAD_REQUEST,
+                          detail="id: a command with this id is still in flight")  # fmt: skip
+        if self.clock.now_ms() >= deadline:
+            self._counters.drop("command_expired", f"{command.id}: waited past its deadline")
+            return Result(command.id, False, error=ErrorCode.TIMEOUT,
+                          detail="the command waited in the hub past its deadline")  # fmt: skip
+        if len(self.pending) >= MAX_IN_FLIGHT:
+            self._counters.drop("busy", f"{MAX_IN_FLIGHT} commands in flight")
+            return Result(command.id, False, error=ErrorCode.BUSY,
+                          detail=f"the hub is busy ({MAX_IN_FLIGHT} commands in flight); "
+                                 "try again")  # fmt: skip
+        return None
+
     def _reply_to(self, message: aiomqtt.Message) -> tuple[str | None, bytes | None]:
-        topic, correlation, problem = reply_to(message.properties)
+        topic, correlation, problem = reply_to(
+            message.properties, self.config.response_prefix, self.topics.result
+        )
         if problem is not None:
             self._counters.drop("bad_response_topic", problem)
         return topic, correlation

@@ -57,6 +57,7 @@ class BatchOutcome:
     acks: dict[str, int] = field(default_factory=dict)  # panel -> newest stored seq
     seen: set[str] = field(default_factory=set)  # panels that sent an authentic frame
     statuses: dict[str, bool] = field(default_factory=dict)  # panel -> online (status topic)
+    heartbeats: set[str] = field(default_factory=set)  # panels that sent a heartbeat
     queued: int = 0  # cloud outbox rows added
     events: int = 0  # events stored
 
@@ -202,6 +203,7 @@ class Relay:
                 out.queued += 1
         elif isinstance(message, Heartbeat):
             self.counters.add("heartbeats")
+            out.heartbeats.add(panel)
         else:  # Ack or Command: the codec refuses them in this direction already.
             self.counters.drop("unexpected_message", f"{panel}: {type(message).__name__}")
 

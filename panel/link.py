@@ -13,25 +13,30 @@ import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final
 
 import aiomqtt
 
+from common.backoff import Backoff
 from common.clock import Clock
-from common.mqtt import Backoff, BrokerConfig, LinkState, client_options
+from common.linklog import LinkLog
+from common.mqtt import BrokerConfig, LinkState, link_options
 from panel.store import PanelStore
 from protocol.errors import ProtocolError
 from protocol.frame import Direction
-from protocol.keys import key_id
+from protocol.keys import fingerprint, key_id
 from protocol.messages import (
     Ack,
     Command,
+    ErrorCode,
     Heartbeat,
     MediaChunk,
     MediaKind,
     Message,
     PhotoChunk,
+    Result,
     StateSnapshot,
 )
 from protocol.session import Receiver, Sender
@@ -40,6 +45,9 @@ from protocol.topics import link_topics
 _LOGGER = logging.getLogger(__name__)
 
 SEQ_BLOCK = 1000
+ANSWER_WATCH = "panel-link-answer-watch"
+ANSWER_WITHIN_S = 10.0
+"""The hub answers a panel coming online (a heartbeat); silence this long is reported."""
 _TX_META = "link.tx_reserved"
 _RX_META = "link.rx_highest"
 
@@ -74,8 +82,11 @@ class PanelLink:
         clock: Clock,
         on_command: Callable[[Command], None],
         on_connect: Callable[[], None] | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
+        self._sleep = sleep  # between connection attempts (a clock's sleep in virtual time)
         self.store = store
         self.clock = clock
         self.on_command = on_command
@@ -110,7 +121,9 @@ class PanelLink:
             keys,
             highest_seq={int(k): int(v) for k, v in saved.items() if int(k) in keys},
         )
+        self.hub_clock = HubClock()
         self._wake = asyncio.Event()
+        self._answered = asyncio.Event()  # an authentic frame from the hub since link up
         self._side: deque[Message] = deque()
         self._media: deque[MediaChunk] = deque()
         self._media_bytes = 0
@@ -169,14 +182,18 @@ class PanelLink:
         backoff = Backoff(base=0.05, cap=2.0)
         settings = self.settings
         will = aiomqtt.Will(self._status, b"offline", qos=1, retain=True)
+        client_id = f"centinela-panel-{settings.site}-{settings.panel_id}"
+        log = LinkLog(
+            _LOGGER, "panel link", settings.broker.url, settings.broker.username, client_id
+        )
         while True:
+            pause = 0.0
             self.state = LinkState.CONNECTING
             try:
                 async with aiomqtt.Client(
-                    **client_options(settings.broker),
-                    identifier=f"centinela-panel-{settings.site}-{settings.panel_id}",
+                    **link_options(settings.broker),
+                    identifier=client_id,
                     will=will,
-                    clean_session=True,
                 ) as client:
                     self._client = client
                     await client.subscribe(self._down, qos=1)
@@ -185,19 +202,25 @@ class PanelLink:
                     backoff.reset()
                     self._sent_upto = self.acked
                     self._last_progress = time.monotonic()
-                    _LOGGER.info("link up to %s", settings.broker.url)
+                    log.connected()
                     if self.on_connect:
                         self.on_connect()
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._receive(client))
                         group.create_task(self._pump(client))
+                        group.create_task(self._expect_an_answer(), name=ANSWER_WATCH)
             except* aiomqtt.MqttError as errors:
                 self.counters["disconnects"] += 1
-                _LOGGER.info("link down: %s", errors.exceptions[0])
+                # Two copies of this panel would kick each other off for ever: a link
+                # dropped again and again right after connecting waits longer each time.
+                pause = log.failed(errors.exceptions[0])
+                if pause:
+                    self.counters["flapping"] += 1
             finally:
                 self._client = None
                 self.state = LinkState.DOWN
-            await asyncio.sleep(backoff.next())
+            self.counters["connect_waits"] += 1
+            await self._sleep(max(pause, backoff.next()))
 
     async def close(self) -> None:
         """Say offline (retained) before a clean shutdown, when connected."""
@@ -301,7 +324,41 @@ class PanelLink:
                 self.counters[f"bad_frame_{type(exc).__name__}"] += 1
                 _LOGGER.debug("dropped a frame from the hub: %s", exc)
                 continue
+            self._answered.set()
+            self.hub_clock.sample(received.header.timestamp_ms)
             self._on_message(received.message)
+
+    async def _expect_an_answer(self) -> None:
+        """Say so when the hub answers nothing: it is down, or it has another key."""
+        self._answered.clear()
+        before = self._bad_frames()
+        try:
+            await asyncio.wait_for(self._answered.wait(), ANSWER_WITHIN_S)
+        except TimeoutError:
+            pass
+        else:
+            return
+        bad = self._bad_frames() - before
+        fp = fingerprint(self.settings.key)
+        if bad:
+            _LOGGER.warning(
+                "panel link: the hub does not accept this panel's key: %d frame(s) from it "
+                "failed to open; this panel's key has fingerprint %s (`centinela doctor "
+                "--config` on the hub lists the fingerprints it has)",
+                bad,
+                fp,
+            )
+        else:
+            _LOGGER.warning(
+                "panel link: no answer from the hub %.0f s after connecting: the hub is not "
+                "running, or it does not accept this panel's key (fingerprint %s; "
+                "`centinela doctor --config` on each side shows the fingerprints)",
+                ANSWER_WITHIN_S,
+                fp,
+            )
+
+    def _bad_frames(self) -> int:
+        return sum(n for name, n in self.counters.items() if name.startswith("bad_frame_"))
 
     def _on_message(self, message: Message) -> None:
         if isinstance(message, Ack):
@@ -314,7 +371,18 @@ class PanelLink:
                 self.counters["stale_ack"] += 1
         elif isinstance(message, Command):
             self.store.set_meta(_RX_META, json.dumps(self._receiver.highest_seqs))
+            late = self.hub_clock.late_by(message.deadline_ms)
+            if late > 0:
+                # The hub has answered `timeout` already: executing it now would surprise.
+                self.counters["late_command"] += 1
+                _LOGGER.warning("command %s arrived %d ms after its deadline: refused",
+                                message.id, late)  # fmt: skip
+                detail = f"arrived {late} ms after its deadline; not executed"
+                self.send(Result(message.id, False, error=ErrorCode.TIMEOUT, detail=detail))
+                return
             self.on_command(message)
+        elif isinstance(message, Heartbeat):
+            self.counters["hub_heartbeats"] += 1  # its time was sampled on arrival
         else:
             self.counters["unexpected_message"] += 1
 
@@ -330,6 +398,49 @@ def media_chunks(
         MediaChunk(kind, media_id, first + i, last and i == len(parts) - 1, part)
         for i, part in enumerate(parts)
     ]
+
+
+class HubClock:
+    """What time the hub's clock shows now, learnt from the timestamps of its authentic frames.
+
+    A frame's timestamp is the hub's clock when it was sealed, so ``timestamp - local``
+    is the hub's lead over this panel's monotonic clock minus the frame's transit time:
+    the largest recent sample is the best estimate. The panel's own wall clock (which
+    may be unset, or jump when it is set) plays no part.
+    """
+
+    WINDOW_S: Final = 600.0
+    """Samples older than this are forgotten, so a hub clock set back is followed."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._samples: deque[tuple[float, int]] = deque()  # (local s, lead ms), leads falling
+
+    def sample(self, hub_ms: int) -> None:
+        """An authentic frame sealed at ``hub_ms`` on the hub's clock arrived now."""
+        local = self._monotonic()
+        lead = hub_ms - round(local * 1000)
+        while self._samples and self._samples[-1][1] <= lead:
+            self._samples.pop()
+        self._samples.append((local, lead))
+        while self._samples[0][0] < local - self.WINDOW_S:
+            self._samples.popleft()
+
+    def now_ms(self) -> int | None:
+        """The hub's clock now, at the earliest (None before any frame)."""
+        local = self._monotonic()
+        while self._samples and self._samples[0][0] < local - self.WINDOW_S:
+            self._samples.popleft()
+        if not self._samples:
+            return None
+        return round(local * 1000) + self._samples[0][1]
+
+    def late_by(self, deadline_ms: int | None) -> int:
+        """Milliseconds by which ``deadline_ms`` (hub clock) has passed; 0 if not (or unknown)."""
+        now = self.now_ms()
+        if deadline_ms is None or now is None:
+            return 0
+        return max(0, now - deadline_ms)
 
 
 def photo_chunks(photo_id: str, jpeg: bytes, size: int = 4096) -> list[PhotoChunk]:

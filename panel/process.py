@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
@@ -19,7 +20,10 @@ from typing import Any
 
 from common.clock import Clock, RealClock, TimerHandle
 from common.mqtt import parse_broker_url
+from common.supervise import Supervisor
 from drivers import registry
+from drivers.devices import Cameras, ClimateSensor, Device, Keypad, TagReader, Zones
+from drivers.microphone import Microphone
 from panel.actions import (
     Beep,
     CancelTimer,
@@ -77,12 +81,13 @@ class PanelProcess:
         self.recent_events: deque[Event] = deque(maxlen=50)
         self.handled: Counter[str] = Counter()  # inputs taken in, by kind
         self.climate_reading: ClimateReading | None = None
-        self.keypad: Any = None
-        self.nfc: Any = None
-        self.zones: Any = None
-        self.climate: Any = None
-        self.camera: Any = None
-        self.microphone: Any = None
+        # The devices, opened by start(); a process that was never started has none.
+        self.keypad: Keypad
+        self.nfc: TagReader
+        self.zones: Zones
+        self.climate: ClimateSensor
+        self.camera: Cameras
+        self.microphone: Microphone
         self._listens: dict[str, asyncio.Event] = {}  # listen id -> its stop signal
         self.link: PanelLink | None = None
         self._store: PanelStore | None = None
@@ -92,7 +97,7 @@ class PanelProcess:
         self._queue: asyncio.Queue[Input] = asyncio.Queue()
         self._busy = False
         self._timers: dict[str, TimerHandle] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor("panel")  # no task may end silently
         self._jobs: set[asyncio.Task[None]] = set()
         self._stack = AsyncExitStack()
 
@@ -143,13 +148,15 @@ class PanelProcess:
             self.link = PanelLink(
                 settings, self._store, self.clock, self._on_command, self._on_connect
             )
-            self._spawn(self.link.run(), "link")
+            self._spawn(self.link.run, "link")
         # Every device stream, for its inputs and its lost/back reports.
         for name in ("keypad", "nfc", "zones", "climate", "camera"):
-            self._spawn(self._pump(getattr(self, name)), name)
-        self._spawn(self._consume(), "core")
-        self._spawn(self._every(config.telemetry.interval, self._telemetry), "telemetry")
-        self._spawn(self._every(config.link.heartbeat, self._heartbeat), "heartbeat")
+            self._spawn(functools.partial(self._pump, getattr(self, name)), name)
+        self._spawn(self._consume, "core")
+        self._spawn(functools.partial(self._every, config.telemetry.interval, self._telemetry),
+                    "telemetry")  # fmt: skip
+        self._spawn(functools.partial(self._every, config.link.heartbeat, self._heartbeat),
+                    "heartbeat")  # fmt: skip
         self._apply(self._core.start(self.clock.now_ms()))
         self._check_clock()
 
@@ -157,12 +164,12 @@ class PanelProcess:
         """Stop everything this process started; the store keeps the state."""
         if self.link is not None:
             await self.link.close()
-        for task in [*self._tasks, *self._jobs]:
+        await self._supervisor.stop()
+        for task in list(self._jobs):
             task.cancel()
-        for task in [*self._tasks, *self._jobs]:
+        for task in list(self._jobs):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._tasks.clear()
         self._jobs.clear()
         for handle in self._timers.values():
             handle.cancel()
@@ -212,11 +219,11 @@ class PanelProcess:
             broker = dataclasses.replace(broker, host=host, port=port, tls=tls)
         return LinkSettings(config.site, config.panel_id, broker, key, config.link.previous_key)
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=f"panel-{name}"))
+    def _spawn(self, factory: Callable[[], Any], name: str) -> None:
+        self._supervisor.spawn(name, factory)
 
-    async def _pump(self, driver: Any) -> None:
-        async for inp in driver:
+    async def _pump(self, device: Device) -> None:
+        async for inp in device:
             await self._queue.put(inp)
 
     async def _consume(self) -> None:

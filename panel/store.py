@@ -26,7 +26,6 @@ _LOGGER = logging.getLogger(__name__)
 KEEP_EVENTS: Final = 10_000
 """Acknowledged events beyond the newest this many are pruned."""
 
-SNAPSHOT_VERSION: Final = durable.JSON_VERSION
 SCHEMA_VERSION: Final = 1
 
 _SCHEMA: Final = """

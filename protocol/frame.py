@@ -105,9 +105,8 @@ HEADER_TAIL: Final = Struct(
     "timestamp_ms" / Int64ub,
     "length" / Int16ub,  # ciphertext + tag
 )
-HEADER_SCHEMA: Final = Struct(*HEADER_PREFIX.subcons, *HEADER_TAIL.subcons)
-"""The whole header; it is built and parsed in two parts so that the part that stays
-the same from frame to frame (everything up to the panel id) is built and checked once."""
+# The header is built and parsed in two parts so that the part that stays the same
+# from frame to frame (everything up to the panel id) is built and checked once.
 _PREFIX = CompiledStruct(HEADER_PREFIX)
 _TAIL = CompiledStruct(HEADER_TAIL)
 _NONCE = struct.Struct(">B7xI")

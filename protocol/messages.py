@@ -117,6 +117,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_STATE = "invalid_state"
     PANEL_OFFLINE = "panel_offline"
     TIMEOUT = "timeout"
+    BUSY = "busy"  # the hub's command queue is full (never sent by a panel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,9 @@ class Command:
     # A code typed elsewhere (Home Assistant's keypad): the panel checks it as a keypad code
     # and acts as the user it belongs to. Only inside sealed frames; never in a repr or log.
     code: str | None = field(default=None, repr=False)
+    # The hub's clock (epoch ms) after which the command must not be executed; None only
+    # from hubs older than protocol 1.1 (docs/protocol.md).
+    deadline_ms: int | None = None
     seconds: int | None = None  # listen, clip: how long (CONTRACT §9)
 
 

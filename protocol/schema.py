@@ -58,6 +58,7 @@ def prefixed(obj: Any, width: int, text: bool) -> bytes:
     return len(data).to_bytes(width, "big") + data
 
 
+# construct has no types: Construct is Any to mypy, and subclassing Any needs the ignore.
 class LengthPrefixed(Construct):  # type: ignore[misc]
     """Bytes (or UTF-8 text) after a big-endian length of ``width`` bytes; compiles both ways.
 

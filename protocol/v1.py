@@ -110,6 +110,7 @@ ERROR_CODES: Final = Codes(
         ErrorCode.INVALID_STATE,
         ErrorCode.PANEL_OFFLINE,
         ErrorCode.TIMEOUT,
+        ErrorCode.BUSY,
     ]
 )
 ALL_CODES: Final = (
@@ -147,11 +148,12 @@ COMMAND_SCHEMA: Final = Struct(
     "action" / Int8ub,
     "via" / Int8ub,
     "user" / _STR8,
-    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 8 code, 32 seconds
+    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 8 code, 10 deadline_ms, 20 seconds
     "mode" / If(this.present & 0x01, Int8ub),
     "camera" / If(this.present & 0x02, _STR8),
     "tag" / If(this.present & 0x04, _STR8),
     "code" / If(this.present & 0x08, _STR8),
+    "deadline_ms" / If(this.present & 0x10, Int64ub),
     "seconds" / If(this.present & 0x20, Int16ub),  # listen, clip (protocol 1.1)
 )
 RESULT_SCHEMA: Final = Struct(
@@ -253,17 +255,19 @@ def _command_out(m: Command) -> Wire:
         | (m.camera is not None) << 1
         | (m.tag is not None) << 2
         | (m.code is not None) << 3
+        | (m.deadline_ms is not None) << 4
         | (m.seconds is not None) << 5,
         "mode": MODE_CODES.opt_to_wire(m.mode),
         "camera": m.camera,
         "tag": m.tag,
         "code": m.code,
+        "deadline_ms": m.deadline_ms,
         "seconds": m.seconds,
     }
 
 
 def _command_in(c: Parsed) -> Command:
-    _check_present(c["present"], 0x2F)
+    _check_present(c["present"], 0x3F)
     return Command(
         id=c["id"],
         action=ACTION_CODES.from_wire(c["action"]),
@@ -273,6 +277,7 @@ def _command_in(c: Parsed) -> Command:
         camera=c["camera"],
         tag=c["tag"],
         code=c["code"],
+        deadline_ms=c["deadline_ms"],
         seconds=c["seconds"],
     )
 

@@ -117,7 +117,7 @@ class CloudStandIn:
                     backoff = 0.05
                     _LOGGER.debug("cloud stand-in connected as %s", self.identifier)
                     async for message in client.messages:
-                        self._take(message.topic.value, message.payload, message.retain)
+                        self._take(message.topic.value, message.payload)
             except aiomqtt.MqttError as exc:
                 _LOGGER.debug("cloud stand-in link down: %s", exc)
             finally:
@@ -126,7 +126,7 @@ class CloudStandIn:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
 
-    def _take(self, topic: str, payload: Any, retained: bool) -> None:
+    def _take(self, topic: str, payload: Any) -> None:
         raw = payload if isinstance(payload, bytes) else str(payload).encode()
         if topic == self._ping_topic:
             fut = self._pings.get(raw.decode(errors="replace"))

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
+from common.extras import require
 from sim.broker import BrokerSpec, Mosquitto, find_mosquitto, free_port
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class EmbeddedBroker:
     kind = "amqtt"
 
     def __init__(self, port: int | None = None) -> None:
+        require("amqtt", where="the embedded broker")
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self._broker: Any = None

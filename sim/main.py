@@ -16,7 +16,9 @@ from typing import Any
 
 from common.clock import RealClock
 from common.errors import ConfigError, UsageError
+from common.extras import require
 from common.mqtt import parse_broker_url
+from drivers.sim_keypad import KeypadTwin
 from sim.runner import event_line
 from sim.site import DEMO_SITE, HUB_SECTIONS, SimSite, read_site_file
 
@@ -40,6 +42,7 @@ def run_sim(args: argparse.Namespace) -> int:
     load_site_mapping({k: v for k, v in data.items() if k not in HUB_SECTIONS}, str(path))
     interactive = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
+        require("prompt_toolkit", where="the interactive view (--headless needs none)")
         # Log lines would tear the full-screen view: keep only errors, in a file-less quiet.
         logging.getLogger().setLevel(logging.CRITICAL)
     return asyncio.run(serve(data, str(path), broker_url=args.broker, interactive=interactive))
@@ -113,7 +116,8 @@ async def _customer_area(site: SimSite, workdir: Path) -> AsyncIterator[str]:
 def describe(site: SimSite) -> str:
     """Site, panel, broker; then the keypad's serial path for a person to type into."""
     broker = site.broker.kind if site.broker is not None else "external"
-    path = getattr(site.panel.keypad.twin, "path", "") if site.panel and site.panel.keypad else ""
+    twin = site.device_twin("keypad", KeypadTwin)
+    path = twin.path if twin is not None else ""
     keypad = f"\nkeypad serial {path} (type keys there from any serial terminal)" if path else ""
     return (
         f"centinela sim · site {site.facts.site} · panel {site.facts.panel}"

@@ -16,6 +16,7 @@ from typing import Any
 
 from common.clock import Clock, RealClock, VirtualClock
 from common.errors import ConfigError, UsageError
+from common.extras import MissingDependency
 from sim.report import exit_status, summary, write_junit
 from sim.runner import ScenarioOutcome, ScenarioRun
 from sim.scenario import Scenario, check_against_site, load_scenario
@@ -151,6 +152,9 @@ async def run_simulated(
         site = SimSite(data, source, clock=clock, workdir=Path(tmp), prefer_broker=prefer_broker)
         try:
             await site.start()
+        except MissingDependency:  # not the scenario's fault: one line, exit 2
+            await site.stop()
+            raise
         except Exception as exc:
             await site.stop()
             message = f"the simulated site did not start: {exc}"

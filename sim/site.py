@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
+import dataclasses
 import logging
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from common.clock import Clock
 from common.errors import ConfigError, UsageError
 from common.mqtt import BrokerConfig, parse_broker_url
+from protocol.keys import generate_key
 from sim.cloud import CloudStandIn
 from sim.embedded import PrivateBroker, private_broker
+
+if TYPE_CHECKING:
+    from drivers.twin import Twin
+    from hub.config import HubConfig
+    from hub.process import HubProcess
+    from panel.config import SiteConfig
+    from panel.process import PanelProcess
+
+    _T = TypeVar("_T", bound=Twin)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -102,19 +111,7 @@ def read_site_file(path: str | Path) -> dict[str, Any]:
 
 def new_link_key() -> str:
     """A fresh 256-bit panel link key, in hex."""
-    try:
-        from protocol.keys import generate_key
-    except ImportError:
-        return secrets.token_hex(32)
-    key: Any = generate_key()
-    return key.hex() if isinstance(key, bytes) else str(key)
-
-
-async def maybe_await(value: Any) -> Any:
-    """Await ``value`` when a device method turned out to be a coroutine."""
-    if inspect.isawaitable(value):
-        return await value
-    return value
+    return generate_key()
 
 
 class SimSite:
@@ -138,33 +135,35 @@ class SimSite:
         self._prefer = prefer_broker
         self.broker: PrivateBroker | None = None
         self.broker_url = broker_url or ""
-        self.panel: Any = None
-        self.hub: Any = None
+        self.panel: PanelProcess | None = None
+        self.hub: HubProcess | None = None
         self.cloud: CloudStandIn | None = None
         self._data = dict(data)
         self._key = str((data.get("link") or {}).get("key") or new_link_key())
         self._open_zones: set[str] = set()
         self._chips: dict[str, Any] = {}  # simulated NTAG 424 DNA tags of a sun site, by UID
-        self._panel_config: Any = None
-        self._hub_config: Any = None
+        self._panel_config: SiteConfig | None = None
+        self._hub_config: HubConfig | None = None
         self._hub_extra: dict[str, Any] = {}
 
     # -- life cycle --------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the broker (unless external), the hub, the panel and the cloud stand-in."""
+        from drivers.registry import check_installed
         from panel.config import load_site_mapping
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self._external_url is None:
             self.broker = private_broker(self._prefer)
             self.broker_url = self.broker.url
-            await self.broker.start()
         data = dict(self._data)
         # Hub-only sections (CONTRACT §8): the panel never sees them.
         self._hub_extra = {k: data.pop(k) for k in HUB_SECTIONS if k in data}
         mqtt = dict(data.get("mqtt") or {})
         mqtt["broker"] = self.broker_url
+        if self.broker is not None and self.broker.kind == "amqtt":
+            mqtt["protocol"] = "3.1.1"  # amqtt speaks MQTT 3.1.1 only
         data["mqtt"] = mqtt
         link = dict(data.get("link") or {})
         if "key" not in link and "key_file" not in link:  # an installer's file keeps its own
@@ -174,9 +173,14 @@ class SimSite:
         store.setdefault("path", str(self.workdir / "panel.db"))
         data["store"] = store
         self._panel_config = load_site_mapping(data, self.source)
+        for kind, url in dataclasses.asdict(self._panel_config.devices).items():
+            # A device library missing on this host: say so before anything starts.
+            check_installed(kind, url, file=self.source)
         if self._panel_config.link.key is not None:
             self._key = self._panel_config.link.key.hex()  # the hub gets the same key
         self._hub_config = self._hub_mapping(mqtt)
+        if self.broker is not None:
+            await self.broker.start()
         host, port, tls = parse_broker_url(self.broker_url, file=self.source, key="broker")
         cloud_broker = BrokerConfig(
             host, port, tls, mqtt.get("username"), mqtt.get("password"), _path(mqtt.get("ca"))
@@ -217,13 +221,11 @@ class SimSite:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _hub_mapping(self, mqtt: Mapping[str, Any]) -> Any:
+    def _hub_mapping(self, mqtt: Mapping[str, Any]) -> HubConfig:
         from hub.config import load_hub_mapping
 
-        # amqtt speaks MQTT 3.1.1 only.
-        amqtt = self.broker is not None and self.broker.kind == "amqtt"
         broker: dict[str, Any] = {"broker": self.broker_url}
-        for key in ("username", "password", "ca", "cert", "key"):
+        for key in ("username", "password", "ca", "cert", "key", "protocol"):
             if mqtt.get(key):
                 broker[key] = mqtt[key]
         mapping = {
@@ -233,25 +235,28 @@ class SimSite:
                 "command_timeout": 10,
             },
             "local": dict(broker),
-            "cloud": {**broker, "protocol": "3.1.1" if amqtt else "5"},
+            "cloud": dict(broker),
             "panels": [{"id": self.facts.panel, "key": self._key}],
             **hub_sections(self._hub_extra, self.facts),
         }
         return load_hub_mapping(mapping, f"{self.source} (hub)")
 
     async def _start_panel(self) -> None:
+        from drivers.sim_zones import SimZones
         from panel.process import PanelProcess
 
+        assert self._panel_config is not None, "site not started"
         panel = PanelProcess(self._panel_config, clock=self.clock, broker_url=self.broker_url)
         await panel.start()
         self.panel = panel
         for zone in sorted(self._open_zones):
-            await maybe_await(panel.zones.twin.open(zone))
+            await self._twin("zones", SimZones).open(zone)
 
     async def _start_hub(self) -> None:
         from hub.process import HubProcess
 
         # A short reconnect cap: a `broker: start` step waits for the links to come back.
+        assert self._hub_config is not None, "site not started"
         hub = HubProcess(self._hub_config, clock=self.clock, backoff_cap=0.5)
         await hub.start()
         self.hub = hub
@@ -313,14 +318,28 @@ class SimSite:
             await asyncio.sleep(0.01)
         return True
 
-    def _running(self) -> Any:
+    def _running(self) -> PanelProcess:
         if self.panel is None:
             raise UsageError("the panel is stopped")
         return self.panel
 
+    def device_twin(self, device: str, kind: type[_T]) -> _T | None:
+        """The simulated twin behind the running panel's ``device``; None for a real device."""
+        twin = getattr(getattr(self.panel, device, None), "twin", None)
+        return twin if isinstance(twin, kind) else None
+
+    def _twin(self, device: str, kind: type[_T]) -> _T:
+        twin = self.device_twin(device, kind)
+        if twin is None:
+            self._running()
+            raise UsageError(f"the panel's {device} is a real device, not a simulated one")
+        return twin
+
     async def press(self, keys: str) -> None:
         """Type keys on the simulated keypad."""
-        await maybe_await(self._running().keypad.twin.type(keys))
+        from drivers.sim_keypad import KeypadTwin
+
+        await self._twin("keypad", KeypadTwin).type(keys)
 
     async def present_tag(self, uid: str) -> None:
         """Bring a tag into the reader's field.
@@ -329,8 +348,9 @@ class SimSite:
         personalised with the site's keys (one chip per UID, its read counter kept
         across panel restarts); any other UID is a plain UID-only tag.
         """
-        running = self._running()
-        nfc = running.config.nfc
+        from drivers.sim_nfc import SimTagEmulator
+
+        nfc = self._running().config.nfc
         tag: Any = uid
         if nfc.sun and len(uid) == 14 and nfc.meta_key and nfc.file_key:
             from drivers.ntag424 import SunKeys
@@ -340,41 +360,44 @@ class SimSite:
             if tag is None:
                 tag = Ntag424Chip(uid).personalise(SunKeys(nfc.meta_key, nfc.file_key), nfc.url)
                 self._chips[uid.upper()] = tag
-        await maybe_await(running.nfc.twin.present(tag))
+        await self._twin("nfc", SimTagEmulator).present(tag)
 
     async def remove_tag(self) -> None:
         """Take the tag away."""
-        await maybe_await(self._running().nfc.twin.remove())
+        from drivers.sim_nfc import SimTagEmulator
+
+        await self._twin("nfc", SimTagEmulator).remove()
 
     async def set_zone(self, zone: str, is_open: bool) -> None:
         """Fault or restore a zone (remembered across panel restarts, like a real door)."""
-        twin = self._running().zones.twin
+        from drivers.sim_zones import SimZones
+
+        twin = self._twin("zones", SimZones)
         if is_open:
             self._open_zones.add(zone)
-            await maybe_await(twin.open(zone))
+            await twin.open(zone)
         else:
             self._open_zones.discard(zone)
-            await maybe_await(twin.close(zone))
+            await twin.close(zone)
 
     async def tamper(self, target: str) -> None:
-        """Open the tamper switch of a zone or of the keypad."""
+        """Open the tamper switch of a zone or of the keypad (its enclosure switch)."""
         if target == "keypad":
-            twin = self._running().keypad.twin
-            if hasattr(twin, "tamper"):
-                await maybe_await(twin.tamper())
-                return
             from panel.inputs import TamperDetected
 
             await self._running().submit(TamperDetected("keypad"))
             return
-        await maybe_await(self._running().zones.twin.tamper(target))
+        from drivers.sim_zones import SimZones
+
+        await self._twin("zones", SimZones).tamper(target)
 
     def idle(self) -> bool:
         """Panel and hub have nothing in flight (with the hub stopped, nothing can drain)."""
         panel, hub = self.panel, self.hub
         if hub is not None:
-            return (panel is None or bool(panel.idle())) and bool(hub.idle())
-        return panel is None or bool(panel.idle()) or _inputs_taken(panel)
+            return (panel is None or panel.idle()) and hub.idle()
+        # With the hub stopped the outbox cannot drain: the inputs being handled is enough.
+        return panel is None or panel.inputs_idle()
 
     async def settle(self, cap_s: float = SETTLE_CAP_S) -> bool:
         """Wait (real time, at most ``cap_s``) until what the site produced reached the cloud."""
@@ -395,11 +418,6 @@ class SimSite:
                 return False
             await asyncio.sleep(delay)
             delay = min(0.02, delay + 0.001)
-
-
-def _inputs_taken(panel: Any) -> bool:
-    """Every input the panel was given is handled (its outbox may still wait for a hub)."""
-    return bool(panel.inputs_idle())
 
 
 def _path(value: object) -> Path | None:

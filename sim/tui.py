@@ -20,6 +20,7 @@ from prompt_toolkit.layout.processors import Processor, Transformation, Transfor
 from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import Frame
 
+from drivers.sim_keypad import KeypadTwin
 from protocol.messages import Mode, State
 from sim.commands import (
     HELP,
@@ -75,6 +76,8 @@ ALARM_TYPES = {"alarm", "panic", "duress", "fire", "tamper", "keypad_locked"}
 def countdown_s(site: SimSite, now_ms: int) -> tuple[str, float] | None:
     """The running delay (exit, entry or siren) and its seconds left, if any."""
     config = site._panel_config
+    if site.panel is None:
+        return None
     view = site.panel.view()
     mode = view.mode or Mode.TOTAL
     timing = config.timing.get(mode) if config is not None else None
@@ -121,7 +124,8 @@ def status_fragments(site: SimSite, now_ms: int) -> StyleAndTextTuples:
         out += [("class:on", f"LOCKED{left}")]
     else:
         out += [("class:off", "unlocked")]
-    display = getattr(site.panel.keypad.twin, "display", "") if site.panel.keypad else ""
+    twin = site.device_twin("keypad", KeypadTwin)
+    display = twin.display if twin is not None else ""
     out += [("class:label", "   display "), ("", f"[{display}]")]
     out += [("", "\n"), ("class:label", " zones   ")]
     open_zones = set(view.open_zones)

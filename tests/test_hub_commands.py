@@ -139,7 +139,10 @@ async def test_every_command_path(mosquitto: Mosquitto, tmp_path: Path) -> None:
         assert await cloud.wait_result("c1") == {
             "id": "c1", "panel": "p1", "ok": True, "state": "arming"
         }  # fmt: skip
-        assert p1.commands == [Command("c1", Action.ARM, "alice", Via.APP, mode=Mode.TOTAL)]
+        # It carries its deadline: the moment the hub answers `timeout` (docs/protocol.md).
+        assert p1.commands == [
+            Command("c1", Action.ARM, "alice", Via.APP, mode=Mode.TOTAL, deadline_ms=T0 + 10_000)
+        ]
 
         # The panel's own refusal is relayed with its detail.
         await cloud.command({**GOOD, "id": "c2", "action": "unlock"})
@@ -154,7 +157,7 @@ async def test_every_command_path(mosquitto: Mosquitto, tmp_path: Path) -> None:
         }  # fmt: skip
 
         # MQTT 5: the result also goes to the response topic, with the correlation data.
-        reply = f"app/{site}/replies/42"
+        reply = f"centinela/{site}/result/app-42"
         await cloud.client.subscribe(reply, qos=1)
         await cloud.command(
             {**GOOD, "id": "c4"}, properties=response_properties(reply, b"\x00corr")

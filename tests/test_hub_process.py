@@ -253,7 +253,7 @@ async def test_state_telemetry_photo_and_availability(mosquitto: Mosquitto, tmp_
         running(config) as hub,
         RawPanel(mosquitto, site, "p1", key) as panel,
     ):
-        await panel.say_status("online")
+        await panel.send(Heartbeat(T0, 0))  # availability follows authentic frames
         await cloud.wait(lambda: cloud.texts("p1/availability") == ["online"])
         await panel.send(
             snapshot(State.ARMED_NIGHT, mode=Mode.NIGHT, open_zones=("kitchen",), siren=True),

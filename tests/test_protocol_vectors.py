@@ -66,7 +66,7 @@ CODES = {
     "action": "arm disarm status photo sos unlock revoke_tag listen listen_stop clip",
     "kind": "audio clip",
     "via": "app web",
-    "error": "bad_request unknown_user forbidden invalid_state panel_offline timeout",
+    "error": "bad_request unknown_user forbidden invalid_state panel_offline timeout busy",
 }
 TYPES = {
     1: "Event",
@@ -138,6 +138,10 @@ def decode_payload(kind: str, payload: bytes) -> dict[str, Any]:
         out["mode"] = optional(p, 0x01, lambda: code("mode", r.take("B")))
         out["camera"] = optional(p, 0x02, r.str8)
         out["tag"] = optional(p, 0x04, r.str8)
+        if p & 0x08:  # absent from the vectors
+            out["code"] = r.str8()
+        if p & 0x10:  # protocol 1.1: absent from the vectors of 1.0 commands
+            out["deadline_ms"] = r.take("Q")
     elif kind == "Result":
         out = {"id": r.str8(), "ok": bool(r.take("B"))}
         p = r.take("B")

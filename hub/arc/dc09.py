@@ -25,14 +25,10 @@ from typing import Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-LF: Final = 0x0A
-CR: Final = 0x0D
 MAX_FRAME: Final = 1024
 """A longer frame is refused (DC-09 messages are short; receivers read 1000 bytes at once)."""
 KEY_SIZES: Final = (16, 24, 32)
 SEQ_MAX: Final = 9999
-EVENT_IDS: Final = ("SIA-DCS", "ADM-CID", "NULL")
-RESPONSE_IDS: Final = ("ACK", "NAK", "DUH", "RSP")
 _IV: Final = bytes(16)
 _PAD_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -271,7 +267,6 @@ class FrameSplitter:
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self.skipped = 0
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add bytes; return every complete frame, oldest first."""
@@ -280,21 +275,17 @@ class FrameSplitter:
         while True:
             start = self._buf.find(b"\n")
             if start < 0:
-                self.skipped += len(self._buf)
                 self._buf.clear()
                 return out
             if start:
-                self.skipped += start
                 del self._buf[:start]
             end = self._buf.find(b"\r")
             if end < 0:
                 if len(self._buf) > MAX_FRAME:
-                    self.skipped += len(self._buf)
                     self._buf.clear()
                 return out
             nxt = self._buf.find(b"\n", 1, end)
             if nxt > 0:  # a frame cut short by a new one
-                self.skipped += nxt
                 del self._buf[:nxt]
                 continue
             out.append(bytes(self._buf[: end + 1]))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from common.mqtt import Backoff
+from common.backoff import Backoff
 from hub.arc import dc09
 from hub.arc.config import ArcConfig, Receiver
 from hub.arc.outbox import ArcStore, Pending
