@@ -221,7 +221,9 @@ async def commands(request: Request) -> Response:
         extra["tag"] = str(extra["tag"]).upper()
     result = await ctx(request).link.command(inst.site, action, member.panel_user, "app", **extra)
     if result.get("ok") and action == "revoke_tag":
-        ctx(request).store.mark_stolen(inst.number, extra.get("tag", ""), request.state.account.id)
+        ctx(request).store.mark_stolen(
+            inst.number, str(extra.get("tag", "")), request.state.account.id
+        )
     result.pop("id", None)
     status = 200 if result.get("ok") else STATUS.get(str(result.get("error")), 502)
     return JSONResponse(result, status)
