@@ -29,7 +29,7 @@ CSRF_COOKIE: Final = "centinela_csrf"
 MAX_FORM: Final = 64 * 1024
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "media-src 'self' blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'"
 )
 PUBLIC: Final = re.compile(
