@@ -144,6 +144,8 @@ def encode_clip(frames: Sequence[tuple[float, bytes]], *, bitrate: int = CLIP_BI
         last_pts = -1
         for when, jpeg in frames:
             frame = picture(jpeg).reformat(width=width, height=height, format="yuv420p")
+            # A decoded JPEG is marked an I picture, which would make every frame a key frame.
+            frame.pict_type = av.video.frame.PictureType.NONE
             pts = max(last_pts + 1, round((when - start) * 1000))
             frame.pts = last_pts = pts
             frame.time_base = Fraction(1, 1000)
