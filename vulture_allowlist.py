@@ -111,3 +111,4 @@ _.bit_rate
 _.layout
 _.sample_rate
 _.pix_fmt
+_.pict_type
