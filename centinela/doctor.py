@@ -153,11 +153,14 @@ def config_checks(path: str, usb_backend: Any = None) -> list[Check]:
         return [Check("config", ERROR, f"{path}: {exc.strerror or exc}", True)]
     except tomllib.TOMLDecodeError as exc:
         return [Check("config", ERROR, f"{path}: not valid TOML: {exc}", True)]
+    except RecursionError:
+        return [Check("config", ERROR, f"{path}: not valid TOML: nested too deeply", True)]
     if "hub" in raw and "panel" not in raw:
         return _hub_checks(path, raw)
     checks = [_site_check(path, raw)]
     if checks[0].verdict == OK and "panel" in raw:
         checks.append(_tags_check(path))
+        checks.append(_store_check(path))
     devices = raw.get("devices", {})
     zones = [z for z in raw.get("zones", []) if isinstance(z, dict)]
     if isinstance(devices, dict):
@@ -300,6 +303,40 @@ def _tags_check(path: str) -> Check:
             True,
         )
     return Check("nfc tags", OK, "sun mode: meta and file keys of the right form (128-bit)", True)
+
+
+MIN_FREE_BYTES = 1 << 20
+"""Less free space than this on the store's file system is a storage fault."""
+
+
+def _store_check(path: str) -> Check:
+    """The panel store: owner-only, writable now (a real commit), room on its disk."""
+    import shutil
+
+    from common.files import mode_of
+    from panel.journal import STORE_ERRORS
+    from panel.store import PanelStore, StoreError
+
+    site = _panel_site(path)
+    file = site.store.path
+    if not file.exists():
+        return Check("storage", OK, f"{file}: not created yet (it will be, owner-only)", True)
+    if mode_of(file) & 0o077:
+        return Check("storage", ERROR, f"{file}: readable by others ({mode_of(file):04o})", True)
+    try:
+        free = shutil.disk_usage(file.parent).free
+        store = PanelStore(file, max_size=site.store.max_size)
+    except (StoreError, OSError) as exc:
+        return Check("storage", ERROR, f"storage_fault: {exc}", True)
+    try:
+        store.probe()  # the panel's next writes would fail the same way
+    except STORE_ERRORS as exc:
+        return Check("storage", ERROR, f"storage_fault: {file} cannot be written: {exc}", True)
+    finally:
+        store.close()
+    if free < MIN_FREE_BYTES:
+        return Check("storage", ERROR, f"storage_fault: {file}: only {free} bytes free", True)
+    return Check("storage", OK, f"{file}: writable, {free // (1 << 20)} MiB free", True)
 
 
 def _device_check(

@@ -52,6 +52,9 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, "", f"not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise ConfigError(name, "", "not valid TOML: nested too deeply") from None
 
 
 def describe(value: object) -> str:
@@ -274,11 +277,30 @@ class Section:
             raise self.error(unknown[0], f"unknown key (expected one of: {known})")
 
 
+SECRET_MODE_MASK: Final = 0o077
+"""Permission bits a secret file must not have: any access by group or others."""
+
+
+def check_secret_mode(section: Section, key: str, path: Path) -> None:
+    """Refuse a secret file that group or others may read or write (as ssh does)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # the read that follows names the problem
+    if mode & SECRET_MODE_MASK:
+        raise section.error(
+            key,
+            f"{path} is accessible by others (mode {mode & 0o777:04o}); "
+            f"a secret must be owner-only: chmod 600 {path}",
+        )
+
+
 def read_secret_file(section: Section, key: str, base: Path) -> str:
-    """The first line of a secret file named by ``key`` (relative to ``base``), stripped."""
+    """The first line of an owner-only secret file named by ``key`` (relative to ``base``)."""
     path = section.get_path(key, base)
     if path is None:
         raise section.error(key, "required")
+    check_secret_mode(section, key, path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -324,6 +346,8 @@ def broker_section(sec: Section, base: Path, default_url: str) -> mqtt.BrokerCon
         if sec.has(k) and not tls:
             raise sec.error(k, "TLS files need an mqtts:// broker")
     files = {k: sec.get_path(k, base) for k in ("ca", "cert", "key")}
+    if files["key"] is not None:
+        check_secret_mode(sec, "key", files["key"])
     if (files["cert"] is None) != (files["key"] is None):
         missing = "key" if files["key"] is None else "cert"
         raise sec.error(missing, "cert and key go together")

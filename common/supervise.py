@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import Any, Final
 
 from common.backoff import Backoff
@@ -56,10 +56,10 @@ class Supervisor:
         """Names of the tasks still supervised."""
         return [name for name, task in self._tasks.items() if not task.done()]
 
-    async def stop(self) -> None:
-        """Cancel every task and wait for them to end."""
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
+    async def stop(self, *, keep: Collection[str] = ()) -> None:
+        """Cancel every task (but those named in ``keep``) and wait for them to end."""
+        tasks = [task for name, task in self._tasks.items() if name not in keep]
+        self._tasks = {name: task for name, task in self._tasks.items() if name in keep}
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

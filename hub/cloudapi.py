@@ -60,7 +60,7 @@ class Topics:
 
 EVENT_FIELDS: Final = frozenset(
     {"site", "panel", "seq", "time", "type", "mode", "user", "method", "zone", "cid", "sia"}
-    | {"tag", "photo", "detail", "audio", "clip"}
+    | {"tag", "photo", "detail", "received", "clock_unsynced", "audio", "clip"}
 )
 MEDIA_ID_KEY: Final = {
     EventType.LISTEN_STARTED: "audio",
@@ -72,9 +72,15 @@ MEDIA_ID_KEY: Final = {
 """Every key a cloud event object may have (what scenario files may check)."""
 
 
-def event_json(site: str, panel: str, event: Event) -> dict[str, Any]:
+def event_json(
+    site: str, panel: str, event: Event, received_ms: int | None = None
+) -> dict[str, Any]:
     """The cloud event object (CONTRACT §5); ``tag``, ``photo``, ``detail`` and
-    ``clock_unsynced`` only when set."""
+    ``clock_unsynced`` only when set.
+
+    ``received`` is the hub's own clock when it stored the event: the panel's ``time``
+    may be wrong (a Pi has no real-time clock), the hub's is a second opinion.
+    """
     out: dict[str, Any] = {
         "site": site,
         "panel": panel,
@@ -94,6 +100,8 @@ def event_json(site: str, panel: str, event: Event) -> dict[str, Any]:
             out[MEDIA_ID_KEY.get(event.type, name) if name == "photo" else name] = value
     if event.clock_unsynced:
         out["clock_unsynced"] = True
+    if received_ms is not None:
+        out["received"] = iso_ms(received_ms)
     return out
 
 

@@ -45,6 +45,9 @@ class HubConfig:
     command_timeout: float = 10.0
     offline_after: float = 90.0
     source: str = "<memory>"
+    media_max_bytes: int = 256 * 1024 * 1024  # photos (and any media) kept, at most
+    media_max_days: float = 30.0  # photos older than this (by receipt) are pruned
+    max_clock_skew: float = 0.0  # seconds a panel frame's time may be off the hub's; 0: unchecked
     response_prefix: str = ""  # MQTT 5 response topics must be under it ("" = the default)
     command_queue: int = 64  # commands waiting to be handled; beyond it: `busy`
     arc: ArcConfig | None = None  # [arc]: SIA DC-09 to an alarm receiving centre
@@ -92,6 +95,9 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
     assert store is not None  # a default is given
     command_timeout = hub.get_number("command_timeout", 10, minimum=0.1, maximum=3600)
     offline_after = hub.get_number("offline_after", 90, minimum=1, maximum=86400)
+    media_max_bytes = hub.get_int("media_max_bytes", 256 * 1024 * 1024, minimum=0, maximum=2**44)
+    media_max_days = hub.get_number("media_max_days", 30, minimum=0.001, maximum=36500)
+    max_clock_skew = hub.get_number("max_clock_skew", 0, minimum=0, maximum=86400)
     command_queue = hub.get_int("command_queue", 64, minimum=1, maximum=100_000)
     response_prefix = hub.get_str("response_prefix", default_response_prefix(site))
     problem = _prefix_problem(site, response_prefix)
@@ -136,6 +142,9 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         command_timeout=command_timeout,
         offline_after=offline_after,
         source=source,
+        media_max_bytes=media_max_bytes,
+        media_max_days=media_max_days,
+        max_clock_skew=max_clock_skew,
         response_prefix=response_prefix,
         command_queue=command_queue,
         arc=arc,

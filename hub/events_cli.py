@@ -192,7 +192,8 @@ def run_events(
 
 def _emit(stored: StoredEvent, as_json: bool, out: TextIO) -> None:
     if as_json:
-        line = dumps(event_json(stored.site, stored.panel, stored.event)).decode("utf-8")
+        event = event_json(stored.site, stored.panel, stored.event, stored.received_ms)
+        line = dumps(event).decode("utf-8")
         print(line, file=out)
     else:
         print(format_row(table_row(stored)), file=out)

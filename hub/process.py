@@ -45,7 +45,7 @@ from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay
 from hub.store import HubStore, OutboxItem, StoreError
 from protocol.errors import ProtocolError
-from protocol.messages import Ack, Command, ErrorCode, Heartbeat, Result
+from protocol.messages import Ack, Action, Command, ErrorCode, Heartbeat, Result, Resume, Via
 from protocol.topics import link_topics
 
 _LOGGER = logging.getLogger(__name__)
@@ -70,6 +70,10 @@ def _payload(message: aiomqtt.Message) -> bytes:
     return b"" if payload is None else str(payload).encode("utf-8", "replace")
 
 
+MAX_HELD: Final = 64
+"""Commands kept per panel while the hub has not heard from its store yet."""
+
+
 class HubProcess:
     """One hub: its store, its two broker links, its panels' sessions."""
 
@@ -82,6 +86,8 @@ class HubProcess:
         self.listeners: list[Callable[[], None]] = []
         self._counters = Counters(self.clock.now_ms)
         self._backoff_cap = backoff_cap
+        self.storage_fault: str | None = None  # why the store cannot be written, or None
+        self._held: dict[str, list[Command]] = {}  # panel -> commands waiting to be bound
         self.integrations = Integrations(config, self.clock, self._counters, self._enqueue)
         self.integrations.send_command = self.send_command
         self.listeners.append(self.integrations.wake)
@@ -272,10 +278,17 @@ class HubProcess:
         try:
             outcome = self.relay.handle_batch(batch, now)
         except sqlite3.Error as exc:
-            # Nothing was committed, so nothing is acked: the panels send again.
+            # Nothing was committed, so nothing is acked: the panels keep their events and
+            # send them again; once the disk has room the next batch goes through.
             self._counters.drop("store_error", str(exc))
+            if self.storage_fault is None:
+                _LOGGER.error("hub store cannot be written (%s): nothing is acknowledged", exc)
+            self.storage_fault = str(exc) or type(exc).__name__
             await asyncio.sleep(0.5)
             return
+        if self.storage_fault is not None:
+            _LOGGER.warning("hub store written again")
+            self.storage_fault = None
         # A heartbeat back to each panel that sent one or has just come online: the panel
         # learns the hub's clock from it and refuses commands past their deadline.
         beat = set(outcome.heartbeats)
@@ -287,17 +300,39 @@ class HubProcess:
             self.availability.status(panel, online)
         if self.outbox is not None:
             self.outbox.added(outcome.queued)
-        down_frames: list[tuple[str, Ack | Heartbeat]] = [
-            (panel, Ack(upto)) for panel, upto in outcome.acks.items()
-        ]
-        down_frames += [(panel, Heartbeat(now, self.relay.last_seq.get(panel) or 0))
-                        for panel in sorted(beat)]  # fmt: skip
-        for panel, message in down_frames:
+        frames: list[tuple[str, bytes]] = []
+        for panel, (epoch, message) in outcome.announce.items():
+            frames.append((panel, self.relay.seal(panel, message, now, peer_epoch=epoch)))
+        for panel, upto in outcome.resume.items():
+            frames.append((panel, self.relay.seal(panel, Resume(upto), now)))
+        for panel, upto in outcome.acks.items():
+            frames.append((panel, self.relay.seal(panel, Ack(upto), now)))
+        # A heartbeat back to each panel that sent one or has just come online: the panel
+        # learns the hub's clock from it and refuses commands past their deadline.
+        for panel in sorted(beat):
+            if self.relay.knows(panel):
+                beat_msg = Heartbeat(now, self.relay.last_seq.get(panel) or 0)
+                frames.append((panel, self.relay.seal(panel, beat_msg, now)))
+        for panel in outcome.seen:
+            if self._held.get(panel) and self.relay.knows(panel):
+                for command in self._held.pop(panel):
+                    if command.id in self.pending:  # not timed out meanwhile
+                        frames.append((panel, self.relay.seal(panel, command, now)))
+                        self._counters.add("commands")
+        for panel, revoked in outcome.revocations.items():
+            # A panel with a new store has forgotten its revoked tags: the hub re-sends them.
+            for n, (tag, user) in enumerate(revoked):
+                deadline = self.pending.deadline(now)
+                command = Command(f"resync-{now}-{n}", Action.REVOKE_TAG, user or "", Via.APP,
+                                  tag=tag, deadline_ms=deadline)  # fmt: skip
+                frames.append((panel, self.relay.seal(panel, command, now)))
+                self._counters.add("revocations_resent")
+        for panel, frame in frames:
             down = link_topics(self.config.site, panel)[1]
             try:
-                await self.local.publish(down, self.relay.seal(panel, message, now))
+                await self.local.publish(down, frame)
             except LinkDown as exc:
-                _LOGGER.debug("%s to %s not sent: %s", type(message).__name__, panel, exc)
+                _LOGGER.debug("frame to %s not sent: %s", panel, exc)
 
     # -- the cloud side -----------------------------------------------------------------
 
@@ -374,6 +409,8 @@ class HubProcess:
             return f"panel {panel} is offline"
         if self.local.state is not LinkState.UP:
             return "the hub is not connected to the panels' broker"
+        if not self.relay.knows(panel):  # a command is bound to the panel's store
+            return f"panel {panel} has not been heard from since the hub's store began"
         if len(self.pending) >= MAX_IN_FLIGHT:
             return f"the hub is busy ({MAX_IN_FLIGHT} commands in flight)"
         deadline = self.pending.deadline(self.clock.now_ms())
@@ -441,6 +478,17 @@ class HubProcess:
                 )  # fmt: skip
                 return
             self.pending.add(Pending(panel, command, response_topic, correlation))
+            if not self.relay.knows(panel):
+                # A command is bound to the panel's store, and none has been heard from yet
+                # (a few ms after a start): it waits for the first frame, or its timeout.
+                held = self._held.setdefault(panel, [])
+                if len(held) < MAX_HELD:
+                    held.append(command)
+                    self._counters.add("commands_held")
+                    return
+                self.pending.discard(command.id)
+                offline = f"panel {panel} has not been heard from since the hub's store began"
+        if offline is None:
             down = link_topics(self.config.site, panel)[1]
             try:
                 await self.local.publish(down, frame)
@@ -522,6 +570,7 @@ class HubProcess:
             "site": self.config.site,
             "links": {"local": self.local.state.value, "cloud": self.cloud.state.value},
             "outbox": self.outbox_size,
+            "storage": "ok" if self.storage_fault is None else f"fault: {self.storage_fault}",
             "pending_commands": len(self.pending),
             "panels": {
                 p.id: {

@@ -21,15 +21,17 @@ from hub.counters import Counters
 from hub.linkkeys import PanelSecurity
 from hub.media import MediaRejected, MediaRelay
 from hub.store import HubStore, OutboxItem
-from protocol.errors import ProtocolError, Replay
+from protocol.errors import ProtocolError, Replay, StaleEpoch
 from protocol.frame import MAX_FRAME, peek_header
 from protocol.messages import (
+    Ack,
     Event,
     Heartbeat,
     MediaChunk,
     Message,
     PhotoChunk,
     Result,
+    Resume,
     StateSnapshot,
     Telemetry,
 )
@@ -60,6 +62,11 @@ class BatchOutcome:
     heartbeats: set[str] = field(default_factory=set)  # panels that sent a heartbeat
     queued: int = 0  # cloud outbox rows added
     events: int = 0  # events stored
+    # panel -> (epoch to bind to, message): answers that tell a sender the hub's epoch
+    announce: dict[str, tuple[int, Message]] = field(default_factory=dict)
+    resume: dict[str, int] = field(default_factory=dict)  # panel -> Resume(last_seq) to send
+    # panel -> (tag, user) of its revocations, to send again to a panel with a new store
+    revocations: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
 
 
 ResultSink = Callable[[str, Result], list[OutboxItem]]
@@ -83,8 +90,10 @@ class Relay:
         self.counters = counters
         self.topics = Topics(config.site)
         self._on_result = on_result
+        skew = None if not config.max_clock_skew else round(config.max_clock_skew * 1000)
         self._panels = {
-            p.id: PanelSecurity(p.id, p.key, p.previous_key, store) for p in config.panels
+            p.id: PanelSecurity(p.id, p.key, p.previous_key, store, max_skew_ms=skew)
+            for p in config.panels
         }
         # Before a panel's first stored event: the lowest seq seen from it (see _event).
         self._first_seen: dict[str, int] = {}
@@ -94,9 +103,20 @@ class Relay:
         self._last_prune_ms = 0
         self.media = MediaRelay()
 
-    def seal(self, panel: str, message: Message, now_ms: int) -> bytes:
-        """A sealed frame for ``panel`` (an Ack or a Command)."""
-        return self._panels[panel].seal(message, now_ms)
+    @property
+    def epoch(self) -> int:
+        """This hub store's epoch."""
+        return self.store.own_epoch()
+
+    def knows(self, panel: str) -> bool:
+        """Whether a store of ``panel`` has been heard from (frames to it can be bound)."""
+        return self._panels[panel].receiver.peer_epoch is not None
+
+    def seal(
+        self, panel: str, message: Message, now_ms: int, peer_epoch: int | None = None
+    ) -> bytes:
+        """A sealed frame for ``panel`` (an Ack, a Resume or a Command)."""
+        return self._panels[panel].seal(message, now_ms, peer_epoch)
 
     def handle_batch(self, items: Sequence[Inbound], now_ms: int) -> BatchOutcome:
         """Verify, store and queue a batch in one transaction (raises only on store failure)."""
@@ -111,6 +131,7 @@ class Relay:
             if now_ms - self._last_prune_ms > 3_600_000:
                 self._last_prune_ms = now_ms
                 self.store.prune(now_ms - TELEMETRY_DAYS * 86_400_000, now_ms - 86_400_000)
+                self._prune_media(now_ms)
         self.last_seq = last
         return out
 
@@ -152,9 +173,14 @@ class Relay:
                     "panel_mismatch", f"frame for {header.panel_id!r} on the topic of {panel!r}"
                 )
                 return
-            received = security.open(item.payload)
+            before = security.receiver.peer_epoch
+            received = security.open(item.payload, now_ms)
         except Replay as exc:
             self.counters.drop("replay", f"{panel}: {exc}")
+            return
+        except StaleEpoch as exc:
+            self.counters.drop("stale_epoch", f"{panel}: {exc}")
+            self._announce(panel, exc.header.epoch, now_ms, last, out)  # type: ignore[attr-defined]
             return
         except ProtocolError as exc:
             self.counters.drop(f"bad_frame.{snake(type(exc).__name__)}", f"{panel}: {exc}")
@@ -162,7 +188,47 @@ class Relay:
         touched.add(panel)
         out.seen.add(panel)
         self.counters.add("frames")
+        if received.new_epoch:
+            self._new_epoch(panel, before, received.header.epoch, last, out)
         self._message(panel, received.message, now_ms, last, out)
+
+    def _announce(
+        self, panel: str, epoch: int, now_ms: int, last: dict[str, int | None], out: BatchOutcome
+    ) -> None:
+        """Tell a sender that does not know this hub's epoch what it is (once per batch).
+
+        A store the hub does not know yet also learns where the site's numbering stands.
+        """
+        current = self._panels[panel].receiver.peer_epoch
+        newest = last.get(panel)
+        message: Message = Ack(newest or 0)
+        if newest is not None and current is not None and epoch != current:
+            message = Resume(newest)
+        out.announce[panel] = (epoch, message)
+
+    def _new_epoch(
+        self,
+        panel: str,
+        before: int | None,
+        epoch: int,
+        last: dict[str, int | None],
+        out: BatchOutcome,
+    ) -> None:
+        security = self._panels[panel]
+        if before is None:  # the first store this hub hears from
+            self.store.adopt_epoch(panel, epoch, None, first=True)
+            return
+        newest = last.get(panel)
+        _LOGGER.warning(
+            "panel %s has a new store (epoch %#x after %#x); its events follow seq %s",
+            panel, epoch, before, newest,
+        )  # fmt: skip
+        self.counters.add("store_resets")
+        self.store.adopt_epoch(panel, epoch, newest)
+        security.resume_after = newest
+        revoked = self.store.revocations(panel)
+        if revoked:
+            out.revocations[panel] = revoked
 
     def _status(self, panel: str, item: Inbound, out: BatchOutcome) -> None:
         if panel not in self._panels:
@@ -215,6 +281,15 @@ class Relay:
         last: dict[str, int | None],
         out: BatchOutcome,
     ) -> None:
+        security = self._panels[panel]
+        if security.resume_after is not None:
+            if event.seq <= security.resume_after:
+                # A new store's event before it renumbered: it is not a duplicate.
+                self.counters.drop("pre_resume", f"{panel}: event {event.seq} of a new store")
+                out.resume[panel] = security.resume_after
+                return
+            security.resume_after = None
+            self.store.resumed(panel)
         newest = last.get(panel)
         if newest is None and not self._starts_sequence(panel, event.seq):
             self.counters.drop("gap", f"{panel}: event {event.seq} (waiting for its oldest)")
@@ -232,7 +307,7 @@ class Relay:
         out.acks[panel] = event.seq
         out.events += 1
         self.counters.add("events")
-        self._queue(out, self.topics.event, dumps(event_json(self.site, panel, event)))
+        self._queue(out, self.topics.event, dumps(event_json(self.site, panel, event, now_ms)))
 
     def _starts_sequence(self, panel: str, seq: int) -> bool:
         """Whether the first event ever stored from ``panel`` may be ``seq``.
@@ -266,6 +341,13 @@ class Relay:
         if jpeg is not None:
             self.counters.add("photos")
             self._queue(out, self.topics.photo(panel, chunk.photo_id), jpeg)
+            self._prune_media(now_ms)
+
+    def _prune_media(self, now_ms: int) -> None:
+        max_age_ms = round(self.config.media_max_days * 86_400_000)
+        pruned = self.store.prune_media(self.config.media_max_bytes, now_ms - max_age_ms)
+        if pruned:
+            self.counters.add("media_pruned", pruned)
 
     def _media(self, panel: str, chunk: MediaChunk, now_ms: int, out: BatchOutcome) -> None:
         try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from common.files import private_file
 from protocol.messages import (
     Event,
     EventType,
@@ -66,6 +68,10 @@ CREATE TABLE IF NOT EXISTS tx_seqs (
     panel TEXT NOT NULL, key_fp TEXT NOT NULL, reserved INTEGER NOT NULL,
     PRIMARY KEY (panel, key_fp)
 );
+CREATE TABLE IF NOT EXISTS panel_epochs (
+    panel TEXT NOT NULL, epoch INTEGER NOT NULL, retired INTEGER NOT NULL,
+    resume_after INTEGER, PRIMARY KEY (panel, epoch)
+);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
     qos INTEGER NOT NULL, retain INTEGER NOT NULL, correlation BLOB
@@ -96,6 +102,7 @@ class StoredEvent:
     site: str
     panel: str
     event: Event
+    received_ms: int | None = None  # the hub's clock when it stored the event
 
 
 class StoreError(Exception):
@@ -116,7 +123,7 @@ class HubStore:
         self.path = Path(path)
         try:
             if not readonly:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self.path)
             self._db = _connect(self.path, readonly=readonly)
             self._db.execute("PRAGMA busy_timeout = 5000")
             if not readonly:
@@ -128,7 +135,7 @@ class HubStore:
                 )
             else:
                 self._db.execute("SELECT 1 FROM events LIMIT 1")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.path}: {exc}") from None
         self._in_txn = False
 
@@ -147,7 +154,8 @@ class HubStore:
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite rolls back by itself on a full disk
+                self._db.execute("ROLLBACK")
             raise
         else:
             self._db.execute("COMMIT")
@@ -187,6 +195,62 @@ class HubStore:
                 "DO UPDATE SET reserved = max(reserved, excluded.reserved)",
                 (panel, key_fp, upto),
             )
+
+    # -- epochs (docs/protocol.md §5) -------------------------------------------------------
+
+    def own_epoch(self) -> int:
+        """This store's epoch: drawn at random (56 bits) the first time it is asked for."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        if row is not None:
+            return int(row[0])
+        epoch = secrets.randbits(56) or 1
+        with self.transaction():
+            self._db.execute("INSERT INTO meta VALUES ('epoch', ?)", (str(epoch),))
+        return epoch
+
+    def panel_epochs(self, panel: str) -> tuple[int | None, set[int], int | None]:
+        """``(current epoch, retired epochs, resume_after)`` of ``panel``'s store."""
+        current, resume_after, retired = None, None, set()
+        for epoch, is_retired, after in self._db.execute(
+            "SELECT epoch, retired, resume_after FROM panel_epochs WHERE panel = ?", (panel,)
+        ):
+            if is_retired:
+                retired.add(int(epoch))
+            else:
+                current, resume_after = int(epoch), after
+        return current, retired, resume_after
+
+    def adopt_epoch(
+        self, panel: str, epoch: int, resume_after: int | None, *, first: bool = False
+    ) -> None:
+        """``panel`` has a new store: retire its old epoch, forget its frame windows.
+
+        ``first``: the first epoch this store hears of; the windows it holds stay.
+        """
+        if first:
+            self._db.execute("INSERT OR REPLACE INTO panel_epochs VALUES (?, ?, 0, NULL)",
+                             (panel, epoch))  # fmt: skip
+            return
+        self._db.execute("UPDATE panel_epochs SET retired = 1 WHERE panel = ?", (panel,))
+        self._db.execute(
+            "INSERT OR REPLACE INTO panel_epochs VALUES (?, ?, 0, ?)", (panel, epoch, resume_after)
+        )
+        self._db.execute("DELETE FROM rx_seqs WHERE panel = ?", (panel,))
+
+    def resumed(self, panel: str) -> None:
+        """``panel``'s new store numbers its events after the old one's."""
+        self._db.execute(
+            "UPDATE panel_epochs SET resume_after = NULL WHERE panel = ? AND retired = 0", (panel,)
+        )
+
+    def revocations(self, panel: str) -> list[tuple[str, str | None]]:
+        """``(tag, user)`` of every tag revoked on ``panel``, oldest first."""
+        rows = self._db.execute(
+            "SELECT tag, user FROM events WHERE panel = ? AND type = 'tag_revoked' "
+            "AND tag IS NOT NULL GROUP BY tag ORDER BY min(seq)",
+            (panel,),
+        ).fetchall()
+        return [(str(tag), None if user is None else str(user)) for tag, user in rows]
 
     # -- what the panels send ---------------------------------------------------------
 
@@ -233,6 +297,42 @@ class HubStore:
         """
         self._db.execute("DELETE FROM telemetry WHERE received_ms < ?", (telemetry_before_ms,))
         self._db.execute("DELETE FROM photo_chunks WHERE received_ms < ?", (chunks_before_ms,))
+
+    def prune_media(self, max_bytes: int, before_ms: int) -> int:
+        """Forget photos received before ``before_ms``, then the oldest beyond ``max_bytes``.
+
+        Returns how many were forgotten. Media are published to the cloud when they
+        arrive; the hub keeps them only as a bounded cache, so they never fill its disk.
+        """
+        gone = self._db.execute("DELETE FROM photos WHERE received_ms < ?", (before_ms,)).rowcount
+        rows = self._db.execute(
+            "SELECT rowid, length(data) FROM photos ORDER BY received_ms DESC, rowid DESC"
+        ).fetchall()
+        total, drop = 0, []
+        for rowid, size in rows:
+            total += int(size)
+            if total > max_bytes:
+                drop.append((int(rowid),))
+        if drop:
+            self._db.executemany("DELETE FROM photos WHERE rowid = ?", drop)
+        return int(gone) + len(drop)
+
+    def media_bytes(self) -> int:
+        """Bytes of photos kept."""
+        row = self._db.execute("SELECT coalesce(sum(length(data)), 0) FROM photos").fetchone()
+        return int(row[0])
+
+    def set_quota(self, max_size: int | None) -> None:
+        """Let the file grow to ``max_size`` bytes at most (None: the disk's limit).
+
+        SQLite's ``max_page_count``: beyond it a write fails with ``database or disk is
+        full``, as on a full file system (nothing is acknowledged; panels resend).
+        """
+        pages = 0xFFFFFFFE
+        if max_size is not None:
+            page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+            pages = max(1, max_size // page_size)
+        self._db.execute(f"PRAGMA max_page_count = {int(pages)}")
 
     def has_photo(self, panel: str, photo: str) -> bool:
         """Whether the whole photo is already stored."""
@@ -353,7 +453,7 @@ class HubStore:
             where.append("time_ms >= ?")
             args.append(since_ms)
         sql = (
-            f"SELECT rowid, {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "  # noqa: S608
+            f"SELECT rowid, {EVENT_COLUMNS}, received_ms FROM events WHERE {' AND '.join(where)} "  # noqa: S608
             "ORDER BY time_ms, rowid"
         )
         if limit is not None:
@@ -394,6 +494,7 @@ def _stored(row: Sequence[object]) -> StoredEvent:
         tag,
         photo,
         detail,
+        received_ms,
     ) = row
     event = Event(
         seq=int(seq),  # type: ignore[call-overload]
@@ -409,7 +510,8 @@ def _stored(row: Sequence[object]) -> StoredEvent:
         photo=_opt(photo),
         detail=_opt(detail),
     )
-    return StoredEvent(int(rowid), str(site), str(panel), event)  # type: ignore[call-overload]
+    received = None if received_ms is None else int(received_ms)  # type: ignore[call-overload]
+    return StoredEvent(int(rowid), str(site), str(panel), event, received)  # type: ignore[call-overload]
 
 
 def _opt(value: object) -> str | None:

@@ -164,9 +164,10 @@ class NfcConfig:
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    """Where the durable panel store lives."""
+    """Where the durable panel store lives, and how large it may grow."""
 
     path: Path
+    max_size: int | None = None  # bytes; None: as large as the disk allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +273,11 @@ class _Loader:
         link = self._link(root.get_section("link"))
         store_sec = root.get_section("store")
         store_path = store_sec.get_store_path("path", self.base)
+        max_size = None
+        if store_sec.has("max_size"):
+            max_size = store_sec.get_int("max_size", minimum=65536, maximum=2**40)
         store_sec.finish()
-        store = StoreConfig(store_path or self.base / f"{panel_id}.db")
+        store = StoreConfig(store_path or self.base / f"{panel_id}.db", max_size)
         tele = root.get_section("telemetry")
         telemetry = TelemetryConfig(tele.get_number("interval", 60, minimum=1, maximum=86400))
         tele.finish()
@@ -357,6 +361,10 @@ class _Loader:
                 codes[digest] = f"{sec.path}.{key}"
             sec.finish()
             users.append(User(name, role, frozenset(user_tags), code_digest, duress_digest))
+        if all(u.role is Role.ARM_ONLY for u in users):
+            raise self.root.error(
+                "users", "every user is arm_only: nobody could disarm (make one master or user)"
+            )
         return tuple(users)
 
     @staticmethod

@@ -42,6 +42,7 @@ from panel.inputs import (
     ListenEnded,
     PhotoCaptured,
     RemoteCommand,
+    StoreNotice,
     TagPresented,
     TagRefused,
     TagRemoved,
@@ -233,6 +234,9 @@ class Panel:
                 self._on_clip(inp)
             case ClockSync():
                 self.recorder.synchronised = inp.synchronised
+            case StoreNotice():
+                # Recorded like any event: while the store fails it waits in memory too.
+                self.recorder.event(EventType(inp.kind), Method.SYSTEM, detail=inp.detail)
             case TagRemoved() | ClimateReading():
                 pass  # nothing to do (the process publishes climate readings itself)
             case _:

@@ -43,6 +43,9 @@ FIXED: Final[Mapping[EventType, Codes]] = types.MappingProxyType(
         EventType.CLIP_READY: Codes("3609", "VR"),
         EventType.DEVICE_LOST: Codes("1145", "EM"),
         EventType.DEVICE_BACK: Codes("3145", "EN"),
+        EventType.STORAGE_FAULT: Codes("1300", "IA"),  # system trouble / equipment failure
+        EventType.STORAGE_OK: Codes("3300", "IR"),  # its restore
+        EventType.STORE_RESET: Codes("1305", "RR"),  # a system reset that lost memory
     }
 )
 

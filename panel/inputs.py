@@ -32,6 +32,7 @@ __all__ = [
     "PhotoCaptured",
     "RemoteCommand",
     "Report",
+    "StoreNotice",
     "TagPresented",
     "TagRefused",
     "TagRemoved",
@@ -91,4 +92,25 @@ class ClockSync:
     synchronised: bool
 
 
-Input = Report | TimerFired | RemoteCommand | PhotoCaptured | ListenEnded | ClipCaptured | ClockSync
+@dataclass(frozen=True, slots=True)
+class StoreNotice:
+    """What the process learnt about storage: a fault began or ended, or a store was reset.
+
+    ``kind`` is ``storage_fault``, ``storage_ok`` or ``store_reset``; ``detail`` says why
+    (or which side lost its store).
+    """
+
+    kind: str
+    detail: str | None = None
+
+
+Input = (
+    Report
+    | TimerFired
+    | RemoteCommand
+    | PhotoCaptured
+    | ListenEnded
+    | ClipCaptured
+    | ClockSync
+    | StoreNotice
+)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -23,8 +24,8 @@ from common.backoff import Backoff
 from common.clock import Clock
 from common.linklog import LinkLog
 from common.mqtt import BrokerConfig, LinkState, link_options
-from panel.store import PanelStore
-from protocol.errors import ProtocolError
+from panel.journal import STORE_ERRORS, Journal
+from protocol.errors import ProtocolError, StaleEpoch
 from protocol.frame import Direction
 from protocol.keys import fingerprint, key_id
 from protocol.messages import (
@@ -37,6 +38,7 @@ from protocol.messages import (
     Message,
     PhotoChunk,
     Result,
+    Resume,
     StateSnapshot,
 )
 from protocol.session import Receiver, Sender
@@ -50,6 +52,9 @@ ANSWER_WITHIN_S = 10.0
 """The hub answers a panel coming online (a heartbeat); silence this long is reported."""
 _TX_META = "link.tx_reserved"
 _RX_META = "link.rx_highest"
+_EPOCH_META = "link.epoch"  # this store's epoch (docs/protocol.md §5)
+_HUB_EPOCH_META = "link.hub_epoch"  # the hub store's epoch, once learnt
+_HUB_RETIRED_META = "link.hub_retired"  # hub epochs seen replaced: refused for good
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +83,14 @@ class PanelLink:
     def __init__(
         self,
         settings: LinkSettings,
-        store: PanelStore,
+        store: Journal,
         clock: Clock,
         on_command: Callable[[Command], None],
         on_connect: Callable[[], None] | None = None,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_resume: Callable[[int], None] | None = None,
+        on_hub_reset: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self._sleep = sleep  # between connection attempts (a clock's sleep in virtual time)
@@ -91,21 +98,27 @@ class PanelLink:
         self.clock = clock
         self.on_command = on_command
         self.on_connect = on_connect
+        self.on_resume = on_resume  # the hub says: number your events after this seq
+        self.on_hub_reset = on_hub_reset  # the hub's store was lost or replaced
         self.state = LinkState.DOWN
         self.counters: Counter[str] = Counter()
         self.acked = store.acked_upto
         self._up, self._down, self._status = link_topics(settings.site, settings.panel_id)
         current = key_id(settings.key)
         self._tx_meta = f"{_TX_META}.{current}"
+        self.epoch = self._own_epoch()
+        hub_epoch = int(store.get_meta(_HUB_EPOCH_META) or 0) or None
+        retired = [int(e) for e in json.loads(store.get_meta(_HUB_RETIRED_META) or "[]")]
         reserved = int(store.get_meta(self._tx_meta) or 1)
-        self._reserved = reserved + SEQ_BLOCK
-        store.set_meta(self._tx_meta, str(self._reserved))
+        self._reserved = reserved  # nothing is sealed until a block is reserved on disk
         self._sender = Sender(
             settings.panel_id,
             Direction.PANEL_TO_HUB,
             settings.key,
             next_seq=reserved,
             key_id=current,
+            epoch=self.epoch,
+            peer_epoch=hub_epoch or 0,
         )
         keys: dict[int, bytes] = {}
         if settings.previous_key:
@@ -120,6 +133,9 @@ class PanelLink:
             Direction.HUB_TO_PANEL,
             keys,
             highest_seq={int(k): int(v) for k, v in saved.items() if int(k) in keys},
+            local_epoch=self.epoch,
+            peer_epoch=hub_epoch,
+            retired=retired,
         )
         self.hub_clock = HubClock()
         self._wake = asyncio.Event()
@@ -134,7 +150,25 @@ class PanelLink:
         self._sent_upto = 0
         self._last_progress = time.monotonic()
 
+    def _own_epoch(self) -> int:
+        """This store's epoch, drawn at random the first time (a new store, a new epoch)."""
+        saved = int(self.store.get_meta(_EPOCH_META) or 0)
+        if saved:
+            return saved
+        epoch = secrets.randbits(56) or 1
+        try:
+            self.store.set_meta(_EPOCH_META, str(epoch))
+        except STORE_ERRORS as exc:  # the hub will take the next start for a new store
+            _LOGGER.warning("link epoch not saved: %s", exc)
+        return epoch
+
     # -- called by the panel process -------------------------------------------------
+
+    def rebased(self, acked_upto: int) -> None:
+        """The store's events were renumbered: everything up to ``acked_upto`` is the hub's."""
+        self.acked = self._sent_upto = acked_upto
+        self._last_progress = time.monotonic()
+        self._wake.set()
 
     def wake(self) -> None:
         """New events are in the outbox."""
@@ -222,6 +256,12 @@ class PanelLink:
             self.counters["connect_waits"] += 1
             await self._sleep(max(pause, backoff.next()))
 
+    async def flush(self) -> None:
+        """Wait while the link is up and recorded events are unacknowledged (bound it outside)."""
+        while self.state is LinkState.UP and self.store.pending(limit=1):
+            self._wake.set()
+            await asyncio.sleep(0.02)
+
     async def close(self) -> None:
         """Say offline (retained) before a clean shutdown, when connected."""
         client = self._client
@@ -232,15 +272,25 @@ class PanelLink:
 
     def _seal(self, message: Message) -> bytes:
         if self._sender.next_seq >= self._reserved:
-            self._reserved = self._sender.next_seq + SEQ_BLOCK
-            self.store.set_meta(self._tx_meta, str(self._reserved))
+            # Reserved on disk before use, or a restart could reuse a nonce: raises when the
+            # store cannot be written, and then nothing is sent until it can.
+            reserved = self._sender.next_seq + SEQ_BLOCK
+            self.store.set_meta(self._tx_meta, str(reserved))
+            self._reserved = reserved
         return self._sender.seal(message, self.clock.now_ms())
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         while True:
             side = list(self._side)
             self._side.clear()
-            frames = [self._seal(message) for message in side]
+            try:
+                frames = [self._seal(message) for message in side]
+            except STORE_ERRORS as exc:
+                self._side.extendleft(reversed(side))
+                self.counters["seq_not_reserved"] += 1
+                _LOGGER.warning("frames wait: no frame seq can be reserved (%s)", exc)
+                await asyncio.sleep(self.settings.resend)
+                continue
             if (
                 time.monotonic() - self._last_progress > self.settings.resend
                 and self._sent_upto > self.acked
@@ -320,13 +370,42 @@ class PanelLink:
                 continue
             try:
                 received = self._receiver.open(bytes(payload))
+            except StaleEpoch as exc:
+                # The hub does not know this store yet (or lost its own): a frame bound to
+                # its epoch tells it. Commands sealed for another store are never run.
+                self.counters["stale_epoch"] += 1
+                _LOGGER.debug("frame for another store dropped: %s", exc)
+                if self.on_connect:
+                    self.on_connect()
+                continue
             except ProtocolError as exc:
                 self.counters[f"bad_frame_{type(exc).__name__}"] += 1
                 _LOGGER.debug("dropped a frame from the hub: %s", exc)
                 continue
             self._answered.set()
             self.hub_clock.sample(received.header.timestamp_ms)
+            if received.new_epoch:
+                self._hub_epoch(received.header.epoch)
             self._on_message(received.message)
+
+    def _hub_epoch(self, epoch: int) -> None:
+        """An authentic frame, bound to this store, from a hub store not met before."""
+        before = self._sender.peer_epoch
+        self._sender.peer_epoch = epoch
+        try:
+            self.store.set_meta(_HUB_EPOCH_META, str(epoch))
+            self.store.set_meta(_HUB_RETIRED_META, json.dumps(sorted(self._receiver.retired)))
+        except STORE_ERRORS as exc:
+            _LOGGER.warning("hub epoch not saved: %s", exc)
+        if before:
+            _LOGGER.warning("the hub has a new store (epoch %#x after %#x)", epoch, before)
+            if self.on_hub_reset:
+                self.on_hub_reset()
+        # Everything unacknowledged goes again, bound to this hub store.
+        self._sent_upto = self.acked
+        self._wake.set()
+        if self.on_connect:
+            self.on_connect()
 
     async def _expect_an_answer(self) -> None:
         """Say so when the hub answers nothing: it is down, or it has another key."""
@@ -363,14 +442,20 @@ class PanelLink:
     def _on_message(self, message: Message) -> None:
         if isinstance(message, Ack):
             if message.upto_seq > self.acked:
-                self.store.ack(message.upto_seq)
+                self.store.ack(message.upto_seq)  # held in memory while the disk fails
                 self.acked = message.upto_seq
                 self._last_progress = time.monotonic()
                 self._wake.set()
             else:
                 self.counters["stale_ack"] += 1
+        elif isinstance(message, Resume):
+            if self.on_resume:
+                self.on_resume(message.last_seq)
         elif isinstance(message, Command):
-            self.store.set_meta(_RX_META, json.dumps(self._receiver.highest_seqs))
+            try:
+                self.store.set_meta(_RX_META, json.dumps(self._receiver.highest_seqs))
+            except STORE_ERRORS as exc:  # the replay window in memory still holds
+                _LOGGER.warning("command window not saved: %s", exc)
             late = self.hub_clock.late_by(message.deadline_ms)
             if late > 0:
                 # The hub has answered `timeout` already: executing it now would surprise.

@@ -48,14 +48,21 @@ from panel.inputs import (
     ListenEnded,
     PhotoCaptured,
     RemoteCommand,
+    StoreNotice,
     TimerFired,
 )
+from panel.journal import STORE_ERRORS, Journal
 from panel.link import LinkSettings, PanelLink, media_chunks, photo_chunks
 from panel.store import PanelStore
 from panel.tagcounters import sun_policy
 from protocol.messages import Command, Event, Heartbeat, MediaKind, StateSnapshot, Telemetry
 
 _LOGGER = logging.getLogger(__name__)
+
+FLUSH_S = 2.0
+"""How long a clean stop waits for the hub to acknowledge what is recorded."""
+STORE_RETRY_S = 1.0
+"""While the store cannot be written, how often it is tried again without new input."""
 
 
 class PanelProcess:
@@ -91,11 +98,13 @@ class PanelProcess:
         self._listens: dict[str, asyncio.Event] = {}  # listen id -> its stop signal
         self.link: PanelLink | None = None
         self._store: PanelStore | None = None
+        self.journal: Journal | None = None
         self._core: Panel | None = None
         self._committed: PanelSnapshot | None = None  # the snapshot the store holds
         self._clock_synchronised = True  # what the core was last told of the clock
         self._queue: asyncio.Queue[Input] = asyncio.Queue()
         self._busy = False
+        self._fault_reported = False
         self._timers: dict[str, TimerHandle] = {}
         self._supervisor = Supervisor("panel")  # no task may end silently
         self._jobs: set[asyncio.Task[None]] = set()
@@ -113,8 +122,9 @@ class PanelProcess:
 
     async def _start(self) -> None:
         config = self.config
-        self._store = PanelStore(self.store_path)
+        self._store = PanelStore(self.store_path, max_size=config.store.max_size)
         saved = self._store.load()
+        self.journal = Journal(self._store)
         self._core = Panel(config, saved)
         self._committed = saved
         file = config.source
@@ -146,8 +156,9 @@ class PanelProcess:
         settings = self._link_settings()
         if settings is not None:
             self.link = PanelLink(
-                settings, self._store, self.clock, self._on_command, self._on_connect
-            )
+                settings, self.journal, self.clock, self._on_command, self._on_connect,
+                on_resume=self._on_resume, on_hub_reset=self._on_hub_reset,
+            )  # fmt: skip
             self._spawn(self.link.run, "link")
         # Every device stream, for its inputs and its lost/back reports.
         for name in ("keypad", "nfc", "zones", "climate", "camera"):
@@ -157,12 +168,19 @@ class PanelProcess:
                     "telemetry")  # fmt: skip
         self._spawn(functools.partial(self._every, config.link.heartbeat, self._heartbeat),
                     "heartbeat")  # fmt: skip
+        self._spawn(functools.partial(self._every, STORE_RETRY_S, self._retry_store),
+                    "store retry")  # fmt: skip
         self._apply(self._core.start(self.clock.now_ms()))
         self._check_clock()
 
     async def stop(self) -> None:
         """Stop everything this process started; the store keeps the state."""
         if self.link is not None:
+            # A clean stop takes no more input, then delivers what it can (bounded).
+            await self._supervisor.stop(keep={"link"})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_S):
+                    await self.link.flush()
             await self.link.close()
         await self._supervisor.stop()
         for task in list(self._jobs):
@@ -175,6 +193,8 @@ class PanelProcess:
             handle.cancel()
         self._timers.clear()
         await self._stack.aclose()
+        if self._store is not None and self.journal is not None and self.journal.dirty:
+            self.journal.retry()  # a last chance for what is held in memory
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -242,16 +262,21 @@ class PanelProcess:
                 self._busy = False
             for listener in self.listeners:
                 listener()
+            # Queue.get does not yield while inputs wait: a flood of key bytes would starve
+            # the link (and its events would pile up undelivered).
+            await asyncio.sleep(0)
 
     def _apply(self, actions: list[Any]) -> None:
         assert self._core is not None
-        assert self._store is not None
+        assert self.journal is not None
         events = [a.event for a in actions if isinstance(a, Emit)]
         snapshot = self._core.snapshot()
         if events or snapshot != self._committed:
-            # The state change and its events are durable before anything else happens.
-            self._store.commit(snapshot, events)
-            self._committed = snapshot
+            # The state change and its events are durable before anything else happens;
+            # if the store cannot take them they wait in memory, and the panel still acts.
+            if self.journal.commit(snapshot, events):
+                self._committed = snapshot
+            self._storage_changed()
         self.recent_events.extend(events)
         for action in actions:
             if isinstance(action, SetSiren):
@@ -284,6 +309,30 @@ class PanelProcess:
                 self.link.send(action.view)
         if events and self.link is not None:
             self.link.wake()
+
+    @property
+    def storage_fault(self) -> str | None:
+        """Why the store cannot be written (events wait in memory), or None."""
+        return None if self.journal is None else self.journal.fault
+
+    def _storage_changed(self) -> None:
+        """Record the start and the end of a storage fault as events (once each)."""
+        fault = self.storage_fault
+        if (fault is not None) == self._fault_reported:
+            return
+        self._fault_reported = fault is not None
+        if fault is not None:
+            self._queue.put_nowait(StoreNotice("storage_fault", fault[:200]))
+        else:
+            self._queue.put_nowait(StoreNotice("storage_ok"))
+
+    async def _retry_store(self) -> None:
+        if self.journal is not None and self.journal.dirty and self.journal.retry():
+            assert self._core is not None
+            self._committed = self._core.snapshot()  # what was held is the core's latest
+            self._storage_changed()
+            if self.link is not None:
+                self.link.wake()
 
     def _start_timer(self, name: str, at_ms: int) -> None:
         old = self._timers.pop(name, None)
@@ -377,6 +426,36 @@ class PanelProcess:
 
     def _on_command(self, command: Command) -> None:
         self._queue.put_nowait(RemoteCommand(command))
+
+    def _on_resume(self, last_seq: int) -> None:
+        """The hub holds this site's events up to ``last_seq`` from a store of ours now gone.
+
+        A new store renumbers its events after them (once), so the seq the cloud sees keeps
+        rising; the loss itself is recorded as a ``store_reset`` event.
+        """
+        journal, store = self.journal, self._store
+        assert journal is not None
+        assert store is not None
+        if journal.acked_upto or journal.dirty or store.get_meta("store.rebased"):
+            _LOGGER.warning("resume after %d ignored: this store is not new", last_seq)
+            return
+        try:
+            store.rebase(last_seq, str(last_seq))
+        except STORE_ERRORS as exc:
+            _LOGGER.warning("resume after %d not written (%s); the hub asks again", last_seq, exc)
+            return
+        assert self._core is not None
+        # The core numbers on from where the store now stands (its state is unchanged).
+        self._core.recorder.record.next_seq += last_seq
+        self._committed = store.load()
+        journal.rebased(last_seq)
+        if self.link is not None:
+            self.link.rebased(last_seq)
+        _LOGGER.warning("new store: events now follow seq %d of the one lost", last_seq)
+        self._queue.put_nowait(StoreNotice("store_reset", "panel"))
+
+    def _on_hub_reset(self) -> None:
+        self._queue.put_nowait(StoreNotice("store_reset", "hub"))
 
     def _on_connect(self) -> None:
         if self._core is not None and self.link is not None:

@@ -8,6 +8,7 @@ always agree. Nothing derived from a user code is ever written here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from common.errors import UsageError
+from common.files import private_file
 from panel import durable
 from panel.durable import PanelSnapshot
 from protocol.messages import Event, EventType, Method, Mode
@@ -25,6 +27,9 @@ _LOGGER = logging.getLogger(__name__)
 
 KEEP_EVENTS: Final = 10_000
 """Acknowledged events beyond the newest this many are pruned."""
+
+MAX_PAGES: Final = 0xFFFFFFFE
+"""SQLite's largest ``max_page_count``: no quota."""
 
 SCHEMA_VERSION: Final = 1
 
@@ -128,9 +133,13 @@ def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
 class PanelStore:
     """One panel's SQLite store; calls are serialised, so a worker thread may share it."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, max_size: int | None = None) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
+        try:
+            private_file(self.path)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the panel store: {exc}") from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -141,6 +150,22 @@ class PanelStore:
             self._db.close()
             raise StoreError(f"{self.path}: not a usable panel store: {exc}") from None
         self._next_seq = self._read_next_seq()
+        self.set_quota(max_size)
+
+    def set_quota(self, max_size: int | None) -> None:
+        """Let the file grow to ``max_size`` bytes at most (None: no limit but the disk's).
+
+        SQLite's ``max_page_count``: a write beyond it fails with ``database or disk is
+        full``, exactly as on a full file system. Below the current size it means "no
+        growth at all".
+        """
+        with self._lock:
+            if max_size is None:
+                pages = MAX_PAGES
+            else:
+                page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+                pages = max(1, max_size // page_size)
+            self._db.execute(f"PRAGMA max_page_count = {int(pages)}")
 
     def _setup(self) -> None:
         db = self._db
@@ -169,7 +194,8 @@ class PanelStore:
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite rolls back by itself on a full disk
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -270,6 +296,38 @@ class PanelStore:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    def rebase(self, offset: int, marker: str) -> None:
+        """Renumber every event ``offset`` higher (a new store continuing an old one's seq).
+
+        The log, the delivery mark, the seq counter and the snapshot move together, in one
+        transaction; ``marker`` is recorded (meta ``store.rebased``) so it happens once.
+        """
+        with self._lock, self._transaction() as db:
+            row = db.execute("SELECT next_seq, snapshot FROM state WHERE id = 1").fetchone()
+            db.execute("UPDATE events SET seq = seq + ?", (offset,))
+            db.execute("UPDATE delivery SET acked_upto = acked_upto + ?", (offset,))
+            if row is not None:
+                snap = snapshot_from_json(row[1])
+                moved = dataclasses.replace(snap, next_seq=snap.next_seq + offset)
+                db.execute(
+                    "UPDATE state SET next_seq = ?, snapshot = ? WHERE id = 1",
+                    (int(row[0]) + offset, snapshot_to_json(moved)),
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('store.rebased', ?)", (marker,)
+            )
+        self._next_seq += offset
+
+    def probe(self, size: int = 16384) -> None:
+        """Raise if ``size`` more bytes could not be written now (nothing is kept)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO meta (key, value) VALUES ('probe', ?)", ("x" * size,))
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         """Close the database (everything committed is already on disk)."""

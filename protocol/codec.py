@@ -11,15 +11,15 @@ from typing import Final
 
 from construct import ConstructError
 
-from protocol import v1
+from protocol import v1, v2
 from protocol.errors import EncodeError, MalformedPayload, UnknownType
 from protocol.messages import Message
 from protocol.schema import MessageSpec
 
-PROTOCOL_VERSION: Final = v1.VERSION
+PROTOCOL_VERSION: Final = v2.VERSION
 PHOTO_CHUNK_SIZE: Final = v1.PHOTO_CHUNK_SIZE
 
-TABLES: Final[dict[int, dict[int, MessageSpec]]] = {v1.VERSION: v1.TABLE}
+TABLES: Final[dict[int, dict[int, MessageSpec]]] = {v1.VERSION: v1.TABLE, v2.VERSION: v2.TABLE}
 """Protocol version -> (message type id -> spec)."""
 _BY_CLASS: Final = {v: {s.cls: s for s in t.values()} for v, t in TABLES.items()}
 

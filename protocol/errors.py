@@ -39,6 +39,22 @@ class Replay(ProtocolError):
     """The frame's sequence number was already accepted or is below the replay window."""
 
 
+class RetiredEpoch(Replay):
+    """An authentic frame from a sender epoch the receiver has seen replaced (an old store)."""
+
+
+class StaleEpoch(ProtocolError):
+    """An authentic frame made for another epoch of this receiver (or before the sender knew it).
+
+    ``header`` is the frame's (authenticated) header: the receiver may answer it so that
+    the sender learns its current epoch.
+    """
+
+    def __init__(self, message: str, header: object) -> None:
+        super().__init__(message)
+        self.header = header
+
+
 class WrongPeer(ProtocolError):
     """The frame is authentic but addressed to another panel id or travels the other way."""
 

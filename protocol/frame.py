@@ -2,10 +2,11 @@
 
 Layout (big-endian; docs/protocol.md has the table): magic ``CN``, version,
 msg type, flags, direction, key id, panel id (u8 length + ASCII), seq u32,
-timestamp ms u64, ciphertext length u16, then ciphertext + 16-byte tag. The
-whole header is the AEAD's associated data; the 96-bit nonce is
-``direction || 7 zero bytes || seq``, so it never repeats under one key as long
-as each direction's sender never reuses a seq (``protocol.session`` sees to it).
+timestamp ms u64, sender epoch u64, receiver epoch u64, ciphertext length u16,
+then ciphertext + 16-byte tag. The whole header is the AEAD's associated data;
+the 96-bit nonce is ``direction || sender epoch (7 bytes) || seq``, so it never
+repeats under one key as long as each sender never reuses a seq within one epoch
+(``protocol.session`` sees to it) and draws a fresh epoch with each new store.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ TAG_SIZE: Final = 16
 MAX_FRAME: Final = 8192
 """Hard cap on a whole frame in bytes; a 4 KiB photo chunk needs about 4.4 KiB."""
 MAX_SEQ: Final = 0xFFFFFFFF
+MAX_EPOCH: Final = (1 << 56) - 1
+"""Epochs are 56-bit (7 bytes of the nonce)."""
 MAX_PANEL_ID: Final = 32
-TAIL_SIZE: Final = 14
-"""Header bytes after the panel id: seq 4, timestamp 8, length 2."""
+TAIL_SIZE: Final = 30
+"""Header bytes after the panel id: seq 4, timestamp 8, epoch 8, receiver epoch 8, length 2."""
 FIXED_HEADER: Final = 8 + TAIL_SIZE
 """Header bytes besides the panel id: magic 2, version, type, flags, direction, key id and
 panel id length 1 each, then the tail."""
@@ -89,13 +92,15 @@ class Header:
     msg_type: int = 0
     flags: int = 0
     version: int = PROTOCOL_VERSION
+    epoch: int = 0  # the sender's epoch (its store's)
+    peer_epoch: int = 0  # the receiver's epoch as the sender knows it (0: not known yet)
 
 
 HEADER_PREFIX: Final = Struct(
     "magic" / Const(MAGIC),
     "version" / Int8ub,
     "msg_type" / Int8ub,
-    "flags" / Int8ub,  # none defined in v1: must be 0
+    "flags" / Int8ub,  # none defined: must be 0
     "direction" / Int8ub,
     "key_id" / Int8ub,
     "panel_id" / LengthPrefixed(1, text=True),  # ASCII [a-z0-9_-]{1,32}
@@ -103,13 +108,15 @@ HEADER_PREFIX: Final = Struct(
 HEADER_TAIL: Final = Struct(
     "seq" / Int32ub,
     "timestamp_ms" / Int64ub,
+    "epoch" / Int64ub,  # the sender's epoch, below 2**56
+    "peer_epoch" / Int64ub,  # the receiver's epoch as the sender knows it, below 2**56
     "length" / Int16ub,  # ciphertext + tag
 )
 # The header is built and parsed in two parts so that the part that stays the same
 # from frame to frame (everything up to the panel id) is built and checked once.
 _PREFIX = CompiledStruct(HEADER_PREFIX)
 _TAIL = CompiledStruct(HEADER_TAIL)
-_NONCE = struct.Struct(">B7xI")
+_NONCE = struct.Struct(">QI")  # direction << 56 | epoch, then seq
 _CACHE_SIZE = 16384  # distinct (panel, direction, key id, msg type) prefixes kept
 
 
@@ -121,9 +128,14 @@ def aead_for_key(key: bytes) -> ChaCha20Poly1305:
     return ChaCha20Poly1305(key)
 
 
-def nonce(direction: int, seq: int) -> bytes:
-    """The 96-bit nonce of the frame ``seq`` travelling ``direction``."""
-    return _NONCE.pack(direction, seq)
+def nonce(direction: int, seq: int, epoch: int = 0) -> bytes:
+    """The 96-bit nonce of frame ``seq`` of sender epoch ``epoch`` travelling ``direction``."""
+    return _pack_nonce(direction, epoch, seq)
+
+
+def _pack_nonce(direction: int, epoch: int, seq: int) -> bytes:
+    # direction (1 byte) || epoch (7 bytes) || seq (4 bytes)
+    return _NONCE.pack(direction << 56 | epoch, seq)
 
 
 def check_panel_id(panel_id: str) -> str:
@@ -170,21 +182,33 @@ def seal_with(
     seq: int,
     timestamp_ms: int,
     message: Message,
+    epoch: int = 0,
+    peer_epoch: int = 0,
 ) -> bytes:
-    """Seal ``message`` as frame ``seq`` of ``panel_id`` travelling ``direction``."""
+    """Seal ``message`` as frame ``seq`` of ``panel_id``'s ``epoch`` travelling ``direction``."""
     spec = spec_for_message(message)
     if not 0 < seq <= MAX_SEQ:
         raise EncodeError(f"seq {seq} not in 1..{MAX_SEQ}")
+    if not (0 <= epoch <= MAX_EPOCH and 0 <= peer_epoch <= MAX_EPOCH):
+        raise EncodeError(f"epochs are 0..2**56-1, not {epoch} / {peer_epoch}")
     prefix = _build_prefix(panel_id, direction, key_id, spec.type_id)
     payload = encode_spec(spec, message)
     length = len(payload) + TAG_SIZE
     if len(prefix) + TAIL_SIZE + length > MAX_FRAME:
         raise FrameTooLarge(f"{spec.cls.__name__} needs a frame over {MAX_FRAME} bytes")
     try:
-        header = prefix + _TAIL.build({"seq": seq, "timestamp_ms": timestamp_ms, "length": length})
+        header = prefix + _TAIL.build(
+            {
+                "seq": seq,
+                "timestamp_ms": timestamp_ms,
+                "epoch": epoch,
+                "peer_epoch": peer_epoch,
+                "length": length,
+            }
+        )
     except (ConstructError, struct.error) as exc:
         raise EncodeError(f"cannot encode header: {exc}") from exc
-    return header + aead.encrypt(_NONCE.pack(direction, seq), payload, header)
+    return header + aead.encrypt(_pack_nonce(direction, epoch, seq), payload, header)
 
 
 def seal_frame(key: bytes, header: Header, message: Message) -> bytes:
@@ -195,7 +219,7 @@ def seal_frame(key: bytes, header: Header, message: Message) -> bytes:
     if header.version != PROTOCOL_VERSION:
         raise EncodeError(f"cannot seal protocol v{header.version}")
     if header.flags:
-        raise EncodeError("no header flags are defined in protocol v1")
+        raise EncodeError(f"no header flags are defined in protocol v{PROTOCOL_VERSION}")
     return seal_with(
         aead_for_key(key),
         header.panel_id,
@@ -204,6 +228,8 @@ def seal_frame(key: bytes, header: Header, message: Message) -> bytes:
         header.seq,
         header.timestamp_ms,
         message,
+        header.epoch,
+        header.peer_epoch,
     )
 
 
@@ -250,6 +276,8 @@ def parse_header(frame: Buffer) -> tuple[Header, int]:
     seq = tail["seq"]
     if not seq:
         raise MalformedHeader("seq 0 is never sent")
+    if tail["epoch"] > MAX_EPOCH or tail["peer_epoch"] > MAX_EPOCH:
+        raise MalformedHeader("an epoch is 56-bit at most")
     length = tail["length"]
     if length < TAG_SIZE:
         raise MalformedHeader(f"ciphertext length {length} is shorter than the tag")
@@ -260,8 +288,9 @@ def parse_header(frame: Buffer) -> tuple[Header, int]:
     if n > header_len + length:
         raise MalformedHeader(f"{n - header_len - length} bytes after the frame")
     header = Header(
-        panel_id, direction, seq, tail["timestamp_ms"], key_id, msg_type, 0, PROTOCOL_VERSION
-    )
+        panel_id, direction, seq, tail["timestamp_ms"], key_id, msg_type, 0, PROTOCOL_VERSION,
+        tail["epoch"], tail["peer_epoch"],
+    )  # fmt: skip
     return header, header_len
 
 
@@ -278,7 +307,7 @@ def open_with(
     check_direction(spec, header.direction, UnknownType)
     try:
         payload = aead.decrypt(
-            _NONCE.pack(header.direction, header.seq),
+            _pack_nonce(header.direction, header.epoch, header.seq),
             frame[header_len:],
             frame[:header_len],
         )

@@ -63,6 +63,9 @@ class EventType(enum.StrEnum):
     ALARM_END = "alarm_end"  # siren time over (the panel re-arms, or stays disarmed)
     DEVICE_LOST = "device_lost"  # a keypad, reader or sensor stopped answering
     DEVICE_BACK = "device_back"
+    STORAGE_FAULT = "storage_fault"  # the panel's store cannot be written; events wait in memory
+    STORAGE_OK = "storage_ok"  # the store is written again; everything held is on disk
+    STORE_RESET = "store_reset"  # a store was lost or replaced (detail: panel or hub)
     LISTEN_STARTED = "listen_started"  # a silent call began (CONTRACT §9)
     LISTEN_ENDED = "listen_ended"  # it ended; ``detail`` gives its duration
     CLIP_REQUESTED = "clip_requested"
@@ -200,6 +203,17 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
+class Resume:
+    """Hub -> panel (protocol v2): your store is new; the hub holds your events up to ``last_seq``.
+
+    The panel numbers its events after ``last_seq`` (docs/link.md, "A store lost or
+    replaced"), so the site's seq keeps rising with no repeats.
+    """
+
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class PhotoChunk:
     """One piece of a JPEG; ``index`` counts from 0 to ``count - 1``."""
 
@@ -233,5 +247,14 @@ class Heartbeat:
 
 
 Message = (
-    Event | Command | Result | StateSnapshot | Telemetry | Ack | PhotoChunk | Heartbeat | MediaChunk
+    Event
+    | Command
+    | Result
+    | StateSnapshot
+    | Telemetry
+    | Ack
+    | PhotoChunk
+    | Heartbeat
+    | Resume
+    | MediaChunk
 )

@@ -1,24 +1,43 @@
-"""Sequence numbers, replay window and key rotation on top of the frame layer.
+"""Sequence numbers, epochs, replay window and key rotation on top of the frame layer.
 
 A ``Sender`` numbers the frames of one panel in one direction; a ``Receiver``
-accepts each authentic frame once. Sequence numbers count per key: rotating
-the key starts again at 1, and the receiver keeps one replay window per key id,
-so frames still in flight under the old key are accepted until it is retired.
+accepts each authentic frame once. Sequence numbers count per key and epoch:
+rotating the key starts again at 1, and the receiver keeps one replay window per
+key id, so frames still in flight under the old key are accepted until it is
+retired.
+
+Epochs (protocol v2) tell a lost or replaced store from a replay. Each side draws
+a random epoch when its store is created; every frame carries its sender's
+epoch and the receiver's epoch as the sender knows it. A receiver with a
+``local_epoch`` opens only frames bound to it (``StaleEpoch`` otherwise, which
+it may answer so that the sender learns its epoch); a sender epoch it has seen
+replaced is refused for good (``RetiredEpoch``); a new sender epoch, bound to
+this receiver, is a new store of the sender: adopted, with fresh windows.
+
 Neither class reads a clock or touches storage: the caller passes ``now_ms``
-and persists ``Sender.next_seq`` / ``Receiver.highest_seqs``.
+and persists ``Sender.next_seq``, ``Receiver.highest_seqs``, ``peer_epoch`` and
+``retired``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from protocol.codec import decode_spec
-from protocol.errors import ClockSkew, Replay, SequenceExhausted, UnknownKey, WrongPeer
+from protocol.errors import (
+    ClockSkew,
+    Replay,
+    RetiredEpoch,
+    SequenceExhausted,
+    StaleEpoch,
+    UnknownKey,
+    WrongPeer,
+)
 from protocol.frame import (
     KEY_SIZE,
     MAX_SEQ,
@@ -51,6 +70,7 @@ class Received:
 
     header: Header
     message: Message
+    new_epoch: bool = False  # the first frame of a sender epoch this receiver did not know
 
 
 class Sender:
@@ -68,11 +88,15 @@ class Sender:
         *,
         next_seq: int = 1,
         key_id: int = 0,
+        epoch: int = 0,
+        peer_epoch: int = 0,
     ) -> None:
         self.panel_id: Final = check_panel_id(panel_id)
         self.direction: Final = Direction(direction)
         if not 1 <= next_seq <= MAX_SEQ + 1:
             raise ValueError(f"next_seq {next_seq} not in 1..{MAX_SEQ + 1}")
+        self.epoch: Final = epoch  # this sender's (its store's): part of every nonce
+        self.peer_epoch = peer_epoch  # the receiver's, once known (0 until then)
         self._aead = _check_key(key, key_id)
         self._key = bytes(key)
         self._key_id = key_id
@@ -97,8 +121,9 @@ class Sender:
                 "rotate the key"
             )
         frame = seal_with(
-            self._aead, self.panel_id, self.direction, self._key_id, seq, now_ms, message
-        )
+            self._aead, self.panel_id, self.direction, self._key_id, seq, now_ms, message,
+            self.epoch, self.peer_epoch,
+        )  # fmt: skip
         self._next_seq = seq + 1
         return frame
 
@@ -174,11 +199,17 @@ class Receiver:
         highest_seq: int | Mapping[int, int] = 0,
         window: int = DEFAULT_WINDOW,
         max_skew_ms: tuple[int, int] | None = None,
+        local_epoch: int | None = None,
+        peer_epoch: int | None = None,
+        retired: Iterable[int] = (),
     ) -> None:
         self.panel_id: Final = check_panel_id(panel_id)
         self.direction: Final = Direction(direction)
         self.window: Final = window
         self.max_skew_ms: Final = max_skew_ms
+        self.local_epoch: Final = local_epoch  # frames must be bound to it (None: not checked)
+        self.peer_epoch = peer_epoch  # the sender's current epoch (None: not known yet)
+        self._retired = set(retired)
         if isinstance(highest_seq, int):
             if len(keys) > 1 and highest_seq:
                 raise ValueError("with several keys, give highest_seq per key id (a mapping)")
@@ -202,6 +233,11 @@ class Receiver:
         if not self._windows:
             return 0
         return self._windows[next(reversed(self._windows))].highest
+
+    @property
+    def retired(self) -> frozenset[int]:
+        """Sender epochs replaced by a newer one: never accepted again."""
+        return frozenset(self._retired)
 
     @property
     def highest_seqs(self) -> dict[int, int]:
@@ -240,14 +276,42 @@ class Receiver:
         aead = self._aeads.get(header.key_id)
         if aead is None:
             raise UnknownKey(f"panel {self.panel_id} has no key id {header.key_id}")
+        if header.epoch in self._retired:
+            raise RetiredEpoch(f"frame {header.seq} is from a replaced epoch {header.epoch:#x}")
+        bound = self.local_epoch is None or header.peer_epoch == self.local_epoch
+        # The first epoch met continues the restored windows; a change of epoch starts over.
+        new = self.peer_epoch is not None and header.epoch != self.peer_epoch
         window = self._windows[header.key_id]
         seq = header.seq
-        window.check(seq)
+        if bound and not new:
+            window.check(seq)
         spec, payload = open_with(aead, header, header_len, frame)
+        if not bound:
+            raise StaleEpoch(
+                f"frame {seq} is for epoch {header.peer_epoch:#x}, "
+                f"this side is {self.local_epoch or 0:#x}",
+                header,
+            )
         if self.max_skew_ms is not None:
             self._check_skew(header, now_ms)
+        message = decode_spec(spec, payload)
+        first = self.peer_epoch is None
+        if new or first:
+            self._adopt(header.epoch)
+            window = self._windows[header.key_id]
         window.record(seq)
-        return Received(header, decode_spec(spec, payload))
+        return Received(header, message, new_epoch=new or first)
+
+    def _adopt(self, epoch: int) -> None:
+        """A new store at the sender: its epoch replaces the current one, windows start over."""
+        if self.peer_epoch is None:  # the first epoch met: the restored windows hold
+            self.peer_epoch = epoch
+            return
+        self._retired.add(self.peer_epoch)
+        _LOGGER.info("%s: sender epoch %#x replaces %#x", self.panel_id, epoch, self.peer_epoch)
+        self.peer_epoch = epoch
+        for key_id in self._windows:
+            self._windows[key_id] = ReplayWindow(self.window)
 
     def _check_skew(self, header: Header, now_ms: int | None) -> None:
         if now_ms is None:

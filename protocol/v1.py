@@ -79,6 +79,9 @@ EVENT_TYPE_CODES: Final = Codes(
         EventType.ALARM_END,
         EventType.DEVICE_LOST,
         EventType.DEVICE_BACK,
+        EventType.STORAGE_FAULT,
+        EventType.STORAGE_OK,
+        EventType.STORE_RESET,
         EventType.LISTEN_STARTED,
         EventType.LISTEN_ENDED,
         EventType.CLIP_REQUESTED,
@@ -441,6 +444,6 @@ TABLE: Final[dict[int, MessageSpec]] = {
             panel=True,
             hub=True,
         ),
-        _spec(9, MediaChunk, MEDIA_CHUNK_SCHEMA, _media_out, _media_in, panel=True, hub=False),
+        _spec(10, MediaChunk, MEDIA_CHUNK_SCHEMA, _media_out, _media_in, panel=True, hub=False),
     )
 }

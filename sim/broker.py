@@ -213,7 +213,10 @@ def make_ca(
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
 
-    def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    def write_key(path: Path, key: ec.EllipticCurvePrivateKey, *, private: bool) -> None:
+        if private:  # a client's key is owner-only (the panel and hub refuse others);
+            path.touch(mode=0o600)  # the broker's own may need to be read by its user
+            path.chmod(0o600)
         path.write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM,
@@ -255,7 +258,7 @@ def make_ca(
         cert = builder.sign(ca_key, hashes.SHA256())
         cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        write_key(key_path, key)
+        write_key(key_path, key, private=not server)
         return cert_path, key_path
 
     cert, key = issue("server", server=True)

@@ -28,6 +28,7 @@ BASE = {"receivers": ["tcp://127.0.0.1:12000", "tcp://arc2.example:12001"], "acc
 
 def test_a_full_section_loads(tmp_path: Path) -> None:
     (tmp_path / "arc.key").write_text("0123456789ABCDEF01234567\n")
+    (tmp_path / "arc.key").chmod(0o600)  # a secret: owner-only or refused
     arc = load(tmp_path, {**BASE, "key_file": "arc.key", "format": "ADM-CID", "supervision": 30,
                           "accounts": {"p2": "bbb2"}, "users": {"alice": 1},
                           "zones": {"front_door": 7}, "receiver": "1a", "line": "2",

@@ -144,6 +144,8 @@ def test_the_full_file_loads_into_typed_values(tmp_path: Path) -> None:
         (tmp_path / rel).write_text("x\n")
     (tmp_path / "secrets/mqtt.txt").write_text("s3cret\n")
     (tmp_path / "secrets/link.key").write_text(KEY + "\n")
+    for rel in ("secrets/mqtt.txt", "secrets/link.key", "tls/p1.key"):
+        (tmp_path / rel).chmod(0o600)  # secrets are owner-only or refused
     with pytest.raises(ConfigError, match=r"store\.path: the folder .*/data does not exist"):
         load_site_file(write(tmp_path, FULL))
     (tmp_path / "data").mkdir()

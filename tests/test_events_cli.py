@@ -16,6 +16,7 @@ import pytest
 
 from centinela.cli import build_parser
 from common.errors import UsageError
+from hub.cloudapi import iso_ms
 from hub.events_cli import parse_since, run_events
 from hub.store import HubStore
 from protocol.messages import Event, EventType, Method, Mode
@@ -102,7 +103,7 @@ def test_json_lines_are_the_cloud_event(db: Path) -> None:
     assert first == {
         "site": "demo", "panel": "p1", "seq": 1, "time": "2026-11-26T05:00:00.000Z",
         "type": "arming", "mode": "total", "user": "alice", "method": "keypad", "zone": None,
-        "cid": "3401", "sia": "CL",
+        "cid": "3401", "sia": "CL", "received": iso_ms(NOW_MS),
     }  # fmt: skip
 
 

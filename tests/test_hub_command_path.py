@@ -156,6 +156,7 @@ async def test_a_flood_of_commands_keeps_the_hub_bounded(
         running(config, VirtualClock(T0)) as hub,
         RawPanel(mosquitto, site, "p1", key) as panel,  # a panel that never answers
     ):
+        await panel.join()  # ...but is known to the hub (its store's epoch)
         seen = {"queue": 0, "pending": 0}
 
         def watch() -> None:

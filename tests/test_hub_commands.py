@@ -134,6 +134,8 @@ async def test_every_command_path(mosquitto: Mosquitto, tmp_path: Path) -> None:
         RawPanel(mosquitto, site, "p1", k1, answer=_answer) as p1,
         RawPanel(mosquitto, site, "p2", k2) as p2,
     ):
+        for panel in (p1, p2):
+            await panel.join()  # the hub learns the panel's epoch (and the panel the hub's)
         # ok, correlated by id; the panel got exactly the validated command.
         await cloud.command(GOOD)
         assert await cloud.wait_result("c1") == {
@@ -232,6 +234,7 @@ async def test_a_retained_command_is_ignored_when_the_hub_subscribes(
         await cloud.command({**GOOD, "id": "old"}, retain=True)
         try:
             async with running(config) as hub:
+                await panel.join()
                 await until(lambda: hub.counters.get("retained_command", 0) == 1)
                 await cloud.command({**GOOD, "id": "new"})
                 await panel.wait(lambda: len(panel.commands) == 1)

@@ -53,6 +53,8 @@ def test_a_full_file(tmp_path: Path) -> None:
     (tmp_path / "hub.secret").write_text("pw-from-file\n")
     p2_key = generate_key()
     (tmp_path / "p2.key").write_text(p2_key + "\n")
+    for name in ("hub.key", "hub.secret", "p2.key"):
+        (tmp_path / name).chmod(0o600)  # secrets are owner-only or refused
     path = tmp_path / "hub.toml"
     path.write_text(FULL)
     with pytest.raises(ConfigError, match=r"hub\.store: the folder .*/data does not exist"):
@@ -193,6 +195,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
         load_hub_file(bad)
     secret = tmp_path / "empty.key"
     secret.write_text("\n")
+    secret.chmod(0o600)
     data = _with("panels.0", {"id": "p1", "key_file": str(secret)})
     with pytest.raises(ConfigError, match=r"panels\[0\]\.key_file: .* is empty"):
         load_hub_mapping(data, str(tmp_path / "hub.toml"))

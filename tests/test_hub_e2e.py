@@ -72,6 +72,7 @@ def _hub_toml(path: Path, site: str, broker: Mosquitto, key: bytes) -> Path:
         f'[[panels]]\nid = "p1"\nkey_file = "p1.key"\n'
     )
     (path.parent / "p1.key").write_text(key.hex() + "\n")
+    (path.parent / "p1.key").chmod(0o600)
     return path
 
 

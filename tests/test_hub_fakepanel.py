@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import secrets
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from protocol.messages import (
     Command,
     Event,
     EventType,
+    Heartbeat,
     Message,
     Method,
     Mode,
@@ -102,6 +104,7 @@ class RawPanel:
         key_id: int = 0,
         client_args: dict[str, Any] | None = None,
         answer: Callable[[Command], Result | None] | None = None,
+        epoch: int | None = None,
     ) -> None:
         self.broker = broker
         self.site = site
@@ -110,8 +113,12 @@ class RawPanel:
         self.key_id = key_id
         base = f"centinela-link/{site}/{panel_id}"
         self.up, self.down, self.status = f"{base}/up", f"{base}/down", f"{base}/status"
-        self.sender = Sender(panel_id, Direction.PANEL_TO_HUB, key, key_id=key_id)
-        self.receiver = Receiver(panel_id, Direction.HUB_TO_PANEL, {key_id: key})
+        self.epoch = epoch or secrets.randbits(56) or 1  # this store's (protocol v2 epochs)
+        self.sender = Sender(panel_id, Direction.PANEL_TO_HUB, key, key_id=key_id, epoch=self.epoch)
+        self.receiver = Receiver(
+            panel_id, Direction.HUB_TO_PANEL, {key_id: key}, local_epoch=self.epoch
+        )
+        self.joined = False
         self.acked = 0
         self.acks: list[int] = []
         self.commands: list[Command] = []
@@ -135,7 +142,22 @@ class RawPanel:
         await self._client.__aenter__()
         await self._client.subscribe(self.down, qos=1)
         self._task = asyncio.create_task(self._read(self._client))
+        if self.answer is not None:  # a panel that answers commands makes itself known
+            await self.join()
         return self
+
+    async def join(self) -> None:
+        """Learn the hub's epoch: a first frame the hub answers with its own (docs/link.md)."""
+        if self.joined:
+            return
+        async with asyncio.timeout(WAIT):
+            while not self.joined:
+                await self.client.publish(self.up, self.seal(Heartbeat(T0, 0)), qos=1)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.2):
+                        await self.wait(lambda: self.joined)
+        # Bound to the hub's epoch now: the hub learns this store's epoch from it.
+        await self.client.publish(self.up, self.seal(Heartbeat(T0, 0)), qos=1)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
@@ -158,7 +180,12 @@ class RawPanel:
         return self.sender.seal(message, T0)
 
     async def send(self, *messages: Message) -> list[bytes]:
-        """Seal and publish each message (QoS 1); the frames, for replay tests."""
+        """Seal and publish each message (QoS 1); the frames, for replay tests.
+
+        A panel that does not know the hub's epoch yet learns it first.
+        """
+        if not self.joined:
+            await self.join()
         frames = []
         for message in messages:
             frame = self.seal(message)
@@ -178,6 +205,12 @@ class RawPanel:
                 self.bad_down += 1
                 continue
             msg = received.message
+            if received.new_epoch:
+                self.sender.peer_epoch = received.header.epoch
+                if not self.joined:  # the hub's answer to an unbound frame: not an ack
+                    self.joined = True
+                    self._changed.set()
+                    continue
             if hasattr(msg, "upto_seq"):
                 self.acks.append(msg.upto_seq)
                 self.acked = max(self.acked, msg.upto_seq)

@@ -20,21 +20,28 @@ async def test_a_rotation_accepts_both_keys_and_answers_in_the_panels_key(
     site, old, new = new_site(), new_key(), new_key()
     config = config_for(site, mosquitto, {"p1": new}, tmp_path)
     config = dataclasses.replace(config, panels=(PanelKeys("p1", new, previous_key=old),))
+    epoch = 0x0123456789ABCD  # one panel store throughout: only its key changes
     async with Cloud(mosquitto, site) as cloud, running(config) as hub:
         # Not rotated yet: the panel still seals with the old key under its derived id.
-        async with RawPanel(mosquitto, site, "p1", old, key_id=derived_key_id(old)) as panel:
+        async with RawPanel(
+            mosquitto, site, "p1", old, key_id=derived_key_id(old), epoch=epoch
+        ) as panel:
             await panel.send(event(1))
             await panel.wait_acked(1)
             assert panel.bad_down == 0
         # Rotated: the new key under its derived id; the hub's acks follow.
-        async with RawPanel(mosquitto, site, "p1", new, key_id=derived_key_id(new)) as panel:
+        async with RawPanel(
+            mosquitto, site, "p1", new, key_id=derived_key_id(new), epoch=epoch
+        ) as panel:
             panel.acked = 1
             await panel.send(event(2))
             await panel.wait_acked(2)
             assert panel.bad_down == 0
         # Id 0 means the current key: a panel that never rotates.
-        async with RawPanel(mosquitto, site, "p1", new, key_id=0) as panel:
-            panel.sender = type(panel.sender)("p1", Direction.PANEL_TO_HUB, new, next_seq=500)
+        async with RawPanel(mosquitto, site, "p1", new, key_id=0, epoch=epoch) as panel:
+            panel.sender = type(panel.sender)(
+                "p1", Direction.PANEL_TO_HUB, new, next_seq=500, epoch=epoch
+            )
             panel.acked = 2
             await panel.send(event(3))
             await panel.wait_acked(3)

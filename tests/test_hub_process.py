@@ -82,6 +82,7 @@ async def test_events_reach_the_cloud_as_json_in_order_with_qos1(
             "site": site, "panel": "p1", "seq": 1, "time": "2026-11-18T11:06:41.000Z",
             "type": "armed", "mode": "total", "user": "alice", "method": "keypad",
             "zone": None, "cid": "3401", "sia": "CL",
+            "received": "2026-11-18T11:06:40.000Z",  # the hub's own clock (virtual here)
         }  # fmt: skip
         assert got[3]["zone"] == "front_door"
         assert got[3]["mode"] is None
@@ -360,11 +361,14 @@ async def test_the_hub_survives_its_local_broker_restarting(
         async with RawPanel(local, site, "p1", key) as panel:
             await panel.send(event(1))
             await panel.wait_acked(1)
+            epoch = panel.epoch
         local.restart()
         await until(lambda: hub.local.state is LinkState.UP and hub.local.connects >= 2)
-        async with RawPanel(local, site, "p1", key) as panel:
+        async with RawPanel(local, site, "p1", key, epoch=epoch) as panel:
             # A panel restarted too: its frame seqs continue past its reservation, its outbox at 2.
-            panel.sender = type(panel.sender)("p1", panel.sender.direction, key, next_seq=1001)
+            panel.sender = type(panel.sender)(
+                "p1", panel.sender.direction, key, next_seq=1001, epoch=epoch
+            )
             panel.acked = 1
             await panel.deliver([event(2), event(3)])
         got = await cloud.wait_events(3)

@@ -37,7 +37,10 @@ class Rig:
         self.counters = Counters(lambda: T0)
         self.results: list[Result] = []
         self.relay = Relay(self.config, self.store, self.counters, self._on_result)
-        self.sender = Sender("p1", Direction.PANEL_TO_HUB, self.key)
+        # A panel store (its epoch) that has already learnt the hub store's epoch.
+        self.sender = Sender(
+            "p1", Direction.PANEL_TO_HUB, self.key, epoch=0x5EED, peer_epoch=self.store.own_epoch()
+        )
 
     def _on_result(self, panel: str, result: Result) -> list[OutboxItem]:
         self.results.append(result)

@@ -45,7 +45,11 @@ async def test_bad_frames_are_dropped_counted_and_change_nothing(
         # Clears it; on the hub's MQTT 5 subscription (retain as published) it is one more
         # retained frame.
         await panel.publish_raw(b"", retain=True)
-        panel.sender = Sender("p1", Direction.PANEL_TO_HUB, k1, next_seq=10)
+        await panel.join()
+        panel.sender = Sender(
+            "p1", Direction.PANEL_TO_HUB, k1, next_seq=10,
+            epoch=panel.epoch, peer_epoch=panel.sender.peer_epoch,
+        )  # fmt: skip
         good = panel.seal(event(1))
         forged = Sender("p1", Direction.PANEL_TO_HUB, new_key()).seal(event(1), T0)
         as_p2 = Sender("p2", Direction.PANEL_TO_HUB, k2).seal(event(1), T0)
@@ -121,6 +125,7 @@ async def test_a_panel_reaches_only_its_own_link_topics(
         RawPanel(broker, site, "p1", k1, client_args=p1_args) as p1,
         RawPanel(broker, site, "p2", k2, client_args=p2_args, answer=answer) as p2,
     ):
+        await p2.join()
         # Its own topics work both ways.
         await p1.send(event(1))
         await p1.wait_acked(1)

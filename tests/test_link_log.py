@@ -139,7 +139,7 @@ def test_reason_reads_the_broker_reason_behind_an_error() -> None:
 
 async def test_a_panel_whose_key_the_hub_lacks_says_so(
     caplog: pytest.LogCaptureFixture,
-    mosquitto: Mosquitto,
+    broker_factory: Callable[[], Mosquitto],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -149,6 +149,7 @@ async def test_a_panel_whose_key_the_hub_lacks_says_so(
 
     monkeypatch.setattr(panel.link, "ANSWER_WITHIN_S", 1.0)
     caplog.set_level(logging.INFO)
+    mosquitto = broker_factory()  # its own broker: the hub leaves retained state behind
     panel_key, hub_key = generate_key(), generate_key()
     panel_cfg, _ = make_configs(tmp_path, mosquitto.url, key=panel_key)
     _, hub_cfg = make_configs(tmp_path, mosquitto.url, key=hub_key)
@@ -160,7 +161,7 @@ async def test_a_panel_whose_key_the_hub_lacks_says_so(
 
 async def test_a_panel_the_hub_answers_says_nothing_about_keys(
     caplog: pytest.LogCaptureFixture,
-    mosquitto: Mosquitto,
+    broker_factory: Callable[[], Mosquitto],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -169,6 +170,7 @@ async def test_a_panel_the_hub_answers_says_nothing_about_keys(
 
     monkeypatch.setattr(panel.link, "ANSWER_WITHIN_S", 1.0)
     caplog.set_level(logging.INFO)
+    mosquitto = broker_factory()  # its own broker: the hub leaves retained state behind
     panel_cfg, hub_cfg = make_configs(tmp_path, mosquitto.url)
     async with running(panel_cfg, hub_cfg) as (panel_process, _hub):
         link = panel_process.link

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from protocol import v1
 from protocol.codec import (
     PHOTO_CHUNK_SIZE,
+    PROTOCOL_VERSION,
     TABLES,
     decode_message,
     encode_message,
@@ -35,6 +36,7 @@ from protocol.messages import (
     Mode,
     PhotoChunk,
     Result,
+    Resume,
     State,
     StateSnapshot,
     Telemetry,
@@ -134,13 +136,15 @@ STRATEGIES: dict[type, st.SearchStrategy[Message]] = {
     PhotoChunk: photo_chunks(),
     Heartbeat: HEARTBEATS,
     MediaChunk: MEDIA,
+    Resume: st.builds(Resume, last_seq=U32),
 }
 MESSAGES: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 
 
 def test_every_message_type_has_a_strategy_and_a_table_entry() -> None:
-    classes = {spec.cls for spec in TABLES[1].values()}
+    classes = {spec.cls for spec in TABLES[PROTOCOL_VERSION].values()}
     assert classes == set(STRATEGIES)
+    assert {spec.cls for spec in TABLES[1].values()} == classes - {Resume}  # v2 added it
     assert classes == set(typing.get_args(Message))
 
 
@@ -149,7 +153,7 @@ def test_every_message_type_has_a_strategy_and_a_table_entry() -> None:
 def test_round_trip(cls: type, data: st.DataObject) -> None:
     msg = data.draw(STRATEGIES[cls])
     msg_type, payload = encode_message(msg)
-    assert TABLES[1][msg_type].cls is cls
+    assert TABLES[PROTOCOL_VERSION][msg_type].cls is cls
     assert decode_message(msg_type, payload) == msg
 
 
@@ -211,9 +215,10 @@ def test_published_codes_do_not_move() -> None:
         Ack: 6,
         PhotoChunk: 7,
         Heartbeat: 8,
-        MediaChunk: 9,
+        MediaChunk: 10,
     }
-    assert v1.EVENT_TYPE_CODES.encode[EventType.CLIP_READY] == 25
+    assert {s.cls: t for t, s in TABLES[2].items() if t not in TABLES[1]} == {Resume: 9}
+    assert v1.EVENT_TYPE_CODES.encode[EventType.CLIP_READY] == 28
     assert v1.ACTION_CODES.encode[Action.CLIP] == 10
     assert v1.MEDIA_KIND_CODES.encode[MediaKind.CLIP] == 2
 

@@ -93,7 +93,7 @@ def test_seal_open_round_trip(
 
 def test_header_is_in_clear_and_payload_is_not() -> None:
     frame = seal_frame(KEY, UP, EVENT)
-    assert frame.startswith(b"CN\x01\x01\x00\x01\x00\x02p1")
+    assert frame.startswith(b"CN\x02\x01\x00\x01\x00\x02p1")
     assert b"alice" not in frame
     assert b"04A1B2C3D4E5F6" not in frame
     assert peek_header(frame).panel_id == "p1"
@@ -135,9 +135,12 @@ def test_same_seq_in_the_two_directions_gives_different_ciphertext() -> None:
     ids=lambda m: type(m).__name__,
 )
 def test_every_single_bit_flip_is_rejected(msg: Message) -> None:
-    header = Header("panel-7", direction_for(msg), 1234, 1_795_000_000_000, key_id=1)
+    header = Header(
+        "panel-7", direction_for(msg), 1234, 1_795_000_000_000, key_id=1,
+        epoch=0x0102030405060708 >> 8, peer_epoch=42,
+    )  # fmt: skip
     frame = seal_frame(KEY, header, msg)
-    header_len = 22 + len("panel-7")
+    header_len = 38 + len("panel-7")
     for i in range(len(frame)):
         for bit in range(8):
             damaged = bytearray(frame)
@@ -221,7 +224,9 @@ def test_unknown_message_type_is_rejected() -> None:
         (dataclasses.replace(UP, key_id=256), "header"),
         (dataclasses.replace(UP, msg_type=2), "msg_type"),
         (dataclasses.replace(UP, flags=1), "flags"),
-        (dataclasses.replace(UP, version=2), "v2"),
+        (dataclasses.replace(UP, version=1), "v1"),
+        (dataclasses.replace(UP, epoch=2**56), "epoch"),
+        (dataclasses.replace(UP, peer_epoch=-1), "epoch"),
         (dataclasses.replace(UP, direction=3), "direction"),  # type: ignore[arg-type]
     ],
 )
@@ -250,7 +255,7 @@ def test_frame_size_cap() -> None:
     with pytest.raises(FrameTooLarge):
         open_frame(KEY, frame + bytes(MAX_FRAME))
     declared = bytearray(seal_frame(KEY, UP, EVENT))
-    declared[20 + 2 : 22 + 2] = (0xFFFF).to_bytes(2, "big")
+    declared[36 + 2 : 38 + 2] = (0xFFFF).to_bytes(2, "big")
     with pytest.raises(FrameTooLarge):
         open_frame(KEY, bytes(declared))
 
@@ -262,15 +267,16 @@ def test_frame_size_cap() -> None:
         (b"C", Truncated),
         (b"X", BadMagic),
         (b"CN", Truncated),
-        (b"CN\x02", UnsupportedVersion),
-        (b"CN\x01\x01\x00\x01", Truncated),
-        (b"CN\x01\x01\x00\x01\x00\x00" + bytes(14), MalformedHeader),  # empty panel id
-        (b"CN\x01\x01\x00\x03\x00\x01p" + bytes(14), MalformedHeader),  # direction 3
-        (b"CN\x01\x01\x80\x01\x00\x01p" + bytes(14), MalformedHeader),  # flags
-        (b"CN\x01\x01\x00\x01\x00\x01P" + bytes(14), MalformedHeader),  # upper case
-        (b"CN\x01\x01\x00\x01\x00\x01\xff" + bytes(14), MalformedHeader),  # not ASCII
-        (b"CN\x01\x01\x00\x01\x00\x01p" + bytes(14), MalformedHeader),  # seq 0
-        (b"CN\x01\x01\x00\x01\x00\x01p" + bytes(3) + b"\x01" + bytes(10), MalformedHeader),
+        (b"CN\x01", UnsupportedVersion),  # version 1: a clear refusal (docs/protocol.md)
+        (b"CN\x03", UnsupportedVersion),
+        (b"CN\x02\x01\x00\x01", Truncated),
+        (b"CN\x02\x01\x00\x01\x00\x00" + bytes(30), MalformedHeader),  # empty panel id
+        (b"CN\x02\x01\x00\x03\x00\x01p" + bytes(30), MalformedHeader),  # direction 3
+        (b"CN\x02\x01\x80\x01\x00\x01p" + bytes(30), MalformedHeader),  # flags
+        (b"CN\x02\x01\x00\x01\x00\x01P" + bytes(30), MalformedHeader),  # upper case
+        (b"CN\x02\x01\x00\x01\x00\x01\xff" + bytes(30), MalformedHeader),  # not ASCII
+        (b"CN\x02\x01\x00\x01\x00\x01p" + bytes(30), MalformedHeader),  # seq 0
+        (b"CN\x02\x01\x00\x01\x00\x01p" + bytes(3) + b"\x01" + bytes(26), MalformedHeader),
     ],
 )
 def test_bad_headers_are_rejected_on_open(frame: bytes, error: type[ProtocolError]) -> None:

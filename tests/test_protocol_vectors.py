@@ -49,6 +49,7 @@ def test_the_document_has_enough_vectors() -> None:
         "Ack",
         "PhotoChunk",
         "Heartbeat",
+        "Resume",
         "MediaChunk",
     }
 
@@ -58,8 +59,8 @@ def test_the_document_has_enough_vectors() -> None:
 CODES = {
     "type": "arming armed disarmed entry alarm panic duress tamper fire code_rejected "
     "tag_rejected keypad_locked keypad_unlocked arm_refused tag_revoked photo_requested "
-    "photo_ready restart alarm_end device_lost device_back listen_started listen_ended "
-    "clip_requested clip_ready",
+    "photo_ready restart alarm_end device_lost device_back storage_fault storage_ok store_reset "
+    "listen_started listen_ended clip_requested clip_ready",
     "method": "keypad tag app web system",
     "mode": "total partial night",
     "state": "disarmed arming armed_total armed_partial armed_night pending triggered",
@@ -77,7 +78,8 @@ TYPES = {
     6: "Ack",
     7: "PhotoChunk",
     8: "Heartbeat",
-    9: "MediaChunk",
+    9: "Resume",
+    10: "MediaChunk",
 }
 
 
@@ -174,6 +176,8 @@ def decode_payload(kind: str, payload: bytes) -> dict[str, Any]:
     elif kind == "PhotoChunk":
         out = {"photo_id": r.str8(), "index": r.take("H"), "count": r.take("H")}
         out["data"] = r.raw(r.take("H")).hex()
+    elif kind == "Resume":
+        out = {"last_seq": r.take("I")}
     else:
         assert kind == "Heartbeat"
         out = {"time_ms": r.take("Q"), "last_seq": r.take("I")}
@@ -184,12 +188,13 @@ def decode_payload(kind: str, payload: bytes) -> dict[str, Any]:
 def independent_open(key: bytes, frame: bytes) -> tuple[dict[str, Any], bytes, str]:
     """Header fields, plaintext payload and message kind, from the document's layout."""
     magic, version, msg_type, flags, direction, key_id, n = struct.unpack_from(">2s6B", frame)
-    assert (magic, version, flags) == (b"CN", 1, 0)
+    assert (magic, version, flags) == (b"CN", 2, 0)
     panel_id = frame[8 : 8 + n].decode("ascii")
-    seq, timestamp_ms, length = struct.unpack_from(">IQH", frame, 8 + n)
-    header_len = 22 + n
+    seq, timestamp_ms, epoch, peer_epoch, length = struct.unpack_from(">IQQQH", frame, 8 + n)
+    assert epoch < 2**56 and peer_epoch < 2**56
+    header_len = 38 + n
     assert len(frame) == header_len + length
-    nonce = bytes([direction]) + bytes(7) + struct.pack(">I", seq)
+    nonce = bytes([direction]) + epoch.to_bytes(7, "big") + struct.pack(">I", seq)
     payload = ChaCha20Poly1305(key).decrypt(nonce, frame[header_len:], frame[:header_len])
     header = {
         "panel_id": panel_id,
@@ -198,6 +203,8 @@ def independent_open(key: bytes, frame: bytes) -> tuple[dict[str, Any], bytes, s
         "msg_type": msg_type,
         "seq": seq,
         "timestamp_ms": timestamp_ms,
+        "epoch": epoch,
+        "peer_epoch": peer_epoch,
     }
     return header, payload, TYPES[msg_type]
 
@@ -240,7 +247,8 @@ def test_vector_with_the_independent_decoder(vector: dict[str, str]) -> None:
     assert decoded_kind == kind
     assert payload.hex() == vector["payload"]
     assert frame[-len(payload) - 16 : -16] != payload  # it really is encrypted
-    nonce = bytes([header["direction"]]) + bytes(7) + struct.pack(">I", header["seq"])
+    epoch = header["epoch"].to_bytes(7, "big")
+    nonce = bytes([header["direction"]]) + epoch + struct.pack(">I", header["seq"])
     assert nonce.hex() == vector["nonce"]
     assert decode_payload(kind, payload) == json.loads(fields)
 
@@ -288,11 +296,30 @@ def test_vector_with_the_code(vector: dict[str, str]) -> None:
         h["timestamp_ms"],
         key_id=h["key_id"],
         msg_type=h["msg_type"],
+        epoch=h["epoch"],
+        peer_epoch=h["peer_epoch"],
     )
     assert seal_frame(key, header, message) == frame
     assert open_frame(key, frame) == (header, message)
     assert encode_message(message) == (h["msg_type"], bytes.fromhex(vector["payload"]))
-    assert nonce(header.direction, header.seq).hex() == vector["nonce"]
+    assert nonce(header.direction, header.seq, header.epoch).hex() == vector["nonce"]
+
+
+# Vector V1 of protocol version 1 (before epochs): refused as a whole, never misread.
+V1_FRAME_OF_VERSION_1 = bytes.fromhex(
+    "434e010100010002703100000001000001a1ee565e7b003da14ff1821c8cfde0f03a4bb4bb8a351d0cbf7843"
+    "78baca5dd0742cbd4cc7018a8183b151405027bdf7bbd471c0fd5073b4b8af095bb4cf5cedb66d3ff2"
+)
+
+
+def test_a_version_1_frame_is_refused_as_unsupported() -> None:
+    from protocol.errors import UnsupportedVersion
+    from protocol.frame import open_frame, peek_header
+
+    key = bytes(range(32))
+    for opener in (peek_header, lambda f: open_frame(key, f)):
+        with pytest.raises(UnsupportedVersion, match="version 1"):
+            opener(V1_FRAME_OF_VERSION_1)
 
 
 @pytest.mark.parametrize("vector", STREAMS, ids=[v["name"] for v in STREAMS])

@@ -123,6 +123,17 @@ def test_steps_describe_themselves_as_written() -> None:
         ("spec: 1\nsteps:\n  - expect: {siren: loud}\n", "steps[0].expect.siren: expected"),
         ("spec: 1\nsteps:\n  - expect: {locked: 1}\n", "steps[0].expect.locked: expected true"),
         ("spec: 1\nsteps:\n  - expect: {event: {type: armd}}\n", "unknown event type 'armd'"),
+        (
+            "spec: 1\nsteps:\n  - expect_not: {event: {type: alarm, zome: hall_pir}, within: 5}\n",
+            "steps[0].expect_not.event.zome: unknown field (known: ",
+        ),
+        (
+            "spec: 1\nsteps:\n  - expect_not: {event: {zome: x}, within: 5}\n",
+            "did you mean 'zone'?",
+        ),
+        ("spec: 1\nsteps:\n  - expect: {event: {type: armed, usr: alice}}\n", "mean 'user'?"),
+        ("spec: 1\nsteps:\n  - expect: {result: {okay: true}}\n", "result.okay: unknown field"),
+        ("spec: 1\nsteps:\n  - expect: {events: [{tipe: armed}]}\n", "events[0].tipe: unknown"),
         ("spec: 1\nsteps:\n  - expect: {state: disarmed, within: 0}\n", "within: must be above 0"),
         ("spec: 1\nsteps:\n  - {press: '1', wait: 1}\n", "steps[0]: a step is a mapping"),
         ("spec: 1\nsteps:\n  - cloud: arm\n", "steps[0].cloud: expected the command"),
@@ -184,3 +195,17 @@ def test_the_bundled_library_parses_and_covers_every_step_type() -> None:
             kinds.add(describe_step(step).split(":")[0])
     assert kinds >= {"press", "tap", "open", "close", "tamper", "wait", "cloud", "broker"}
     assert kinds >= {"restart", "expect", "expect_not"}
+
+
+def test_every_field_of_a_cloud_event_can_be_checked() -> None:
+    """A scenario may name any field the cloud event has, and only those."""
+    from hub.cloudapi import EVENT_FIELDS, RESULT_FIELDS, event_json, result_json
+    from protocol.messages import ErrorCode, Event, EventType, Method, Mode, Result, State
+
+    event = Event(
+        7, 1_000, EventType.ARMED, Method.TAG, cid="3401", sia="CL", mode=Mode.TOTAL,
+        user="alice", zone="z", tag="04A1B2C3", photo="p1-7", detail="d", clock_unsynced=True,
+    )  # fmt: skip
+    assert set(event_json("demo", "p1", event, received_ms=2_000)) == EVENT_FIELDS
+    result = Result("c1", False, state=State.DISARMED, error=ErrorCode.FORBIDDEN, detail="x")
+    assert set(result_json(result, "p1")) == RESULT_FIELDS

@@ -37,6 +37,19 @@ def main(argv: list[str]) -> int:
         except Exception:
             traceback.print_exc()
             failed.append(name)
+    print_table(metrics)
+    OUT.parent.mkdir(exist_ok=True)
+    existing: dict[str, object] = {}
+    if argv and OUT.exists():
+        existing = json.loads(OUT.read_text()).get("metrics", {})
+    existing.update({m.name: m.as_json() for m in metrics})
+    OUT.write_text(json.dumps({"metrics": existing}, indent=2) + "\n")
+    print(f"\nwrote {OUT}", file=sys.stderr)
+    return verdict(metrics, failed)
+
+
+def print_table(metrics: list[Metric]) -> None:
+    """The table: each metric, its same-run baseline, the ratio and whether its target held."""
     print(
         f"\n{'metric':<28}{'value':>14} {'unit':<8}{'baseline':>14}{'ratio':>9}  {'met':<4} target"
     )
@@ -47,13 +60,10 @@ def main(argv: list[str]) -> int:
         print(f"{m.name:<28}{m.value:>14,.3f} {m.unit:<8}{base:>14}{ratio:>9}  {met:<4} {m.target}")
         for k, v in m.extra.items():
             print(f"  {k:<26}{v:>14,.3f}")
-    OUT.parent.mkdir(exist_ok=True)
-    existing: dict[str, object] = {}
-    if argv and OUT.exists():
-        existing = json.loads(OUT.read_text()).get("metrics", {})
-    existing.update({m.name: m.as_json() for m in metrics})
-    OUT.write_text(json.dumps({"metrics": existing}, indent=2) + "\n")
-    print(f"\nwrote {OUT}", file=sys.stderr)
+
+
+def verdict(metrics: list[Metric], failed: list[str]) -> int:
+    """Say which targets were missed (and which benchmarks broke); 1 if any, else 0."""
     unchecked = [m.name for m in metrics if m.target and m.met is None]
     if unchecked:
         print(f"targets without a verdict: {', '.join(unchecked)}", file=sys.stderr)

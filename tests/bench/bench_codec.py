@@ -11,14 +11,28 @@ from __future__ import annotations
 import struct
 
 from protocol.codec import decode_message, encode_message
-from protocol.frame import Direction, Header, aead_for_key, open_frame, seal_frame
+from protocol.frame import (
+    PROTOCOL_VERSION,
+    Direction,
+    Header,
+    aead_for_key,
+    open_frame,
+    seal_frame,
+)
 from protocol.messages import Event, EventType, Method, Mode
 from protocol.session import Receiver, Sender
 from protocol.v1 import EVENT_TYPE_CODES, METHOD_CODES, MODE_CODES
 from tests.bench.harness import Metric, rate
 
 KEY = bytes(range(32))
-HEADER = Header("p1", Direction.PANEL_TO_HUB, seq=1042, timestamp_ms=1_795_000_000_123)
+HEADER = Header(
+    "p1",
+    Direction.PANEL_TO_HUB,
+    seq=1042,
+    timestamp_ms=1_795_000_000_123,
+    epoch=0x1234_5678_9ABC,
+    peer_epoch=0x0FED_CBA9_8765,
+)
 EVENT = Event(
     seq=42,
     time_ms=1_795_000_000_123,
@@ -33,8 +47,8 @@ EVENT = Event(
 TARGET = ">= 30000/s and >= 0.25x struct"
 
 _H1 = struct.Struct(">2sBBBBBB")
-_H2 = struct.Struct(">IQH")
-_NONCE = struct.Struct(">B7xI")
+_H2 = struct.Struct(">IQQQH")  # seq, timestamp, sender epoch, receiver epoch, length
+_NONCE = struct.Struct(">QI")  # direction << 56 | sender epoch, then seq
 _FIXED = struct.Struct(">IQBBB")
 _LEN16 = struct.Struct(">H")
 _TYPE_IN = EVENT_TYPE_CODES.decode
@@ -77,12 +91,14 @@ def struct_seal(header: Header, m: Event) -> bytes:
     payload = b"".join(parts)
     panel = header.panel_id.encode()
     head = (
-        _H1.pack(b"CN", 1, 1, 0, header.direction, header.key_id, len(panel))
+        _H1.pack(b"CN", PROTOCOL_VERSION, 1, 0, header.direction, header.key_id, len(panel))
         + panel
-        + _H2.pack(header.seq, header.timestamp_ms, len(payload) + 16)
+        + _H2.pack(
+            header.seq, header.timestamp_ms, header.epoch, header.peer_epoch, len(payload) + 16
+        )
     )
     return head + aead_for_key(KEY).encrypt(
-        _NONCE.pack(header.direction, header.seq), payload, head
+        _NONCE.pack(header.direction << 56 | header.epoch, header.seq), payload, head
     )
 
 
@@ -95,13 +111,22 @@ def struct_open(frame: bytes) -> tuple[Header, Event]:
     """``open_frame`` for an event frame, with hand-written ``struct`` calls."""
     _, version, msg_type, flags, direction, key_id, id_len = _H1.unpack_from(frame)
     panel_id = frame[8 : 8 + id_len].decode()
-    seq, timestamp_ms, _ = _H2.unpack_from(frame, 8 + id_len)
-    header_len = 22 + id_len
+    seq, timestamp_ms, epoch, peer_epoch, _ = _H2.unpack_from(frame, 8 + id_len)
+    header_len = 8 + id_len + _H2.size
     header = Header(
-        panel_id, _DIRECTIONS[direction], seq, timestamp_ms, key_id, msg_type, flags, version
+        panel_id,
+        _DIRECTIONS[direction],
+        seq,
+        timestamp_ms,
+        key_id,
+        msg_type,
+        flags,
+        version,
+        epoch,
+        peer_epoch,
     )
     p = aead_for_key(KEY).decrypt(
-        _NONCE.pack(direction, seq), frame[header_len:], frame[:header_len]
+        _NONCE.pack(direction << 56 | epoch, seq), frame[header_len:], frame[:header_len]
     )
     event_seq, time_ms, type_code, method_code, present = _FIXED.unpack_from(p)
     cid, at = _read_text(p, _FIXED.size)

@@ -100,8 +100,8 @@ async def _key_to_cloud(
 async def _hub_throughput(broker: Mosquitto, key_text: str) -> float:
     """A raw-frame panel (p2) pushes events with a window of 64; rate at the cloud."""
     key = parse_key(key_text, file="bench", key="key")
-    sender = Sender("p2", Direction.PANEL_TO_HUB, key)
-    receiver = Receiver("p2", Direction.HUB_TO_PANEL, {0: key})
+    sender = Sender("p2", Direction.PANEL_TO_HUB, key, epoch=0x0B3C)
+    receiver = Receiver("p2", Direction.HUB_TO_PANEL, {0: key}, local_epoch=0x0B3C)
     acked = 0
     async with (
         aiomqtt.Client(broker.host, broker.port, socket_options=NODELAY) as cloud,
@@ -116,7 +116,10 @@ async def _hub_throughput(broker: Mosquitto, key_text: str) -> float:
             nonlocal acked
             async for message in fake.messages:
                 got = receiver.open(bytes(message.payload))  # type: ignore[arg-type]
-                if isinstance(got.message, Ack):
+                if got.new_epoch:  # the hub's answer to unbound frames: bind to its store
+                    sender.peer_epoch = got.header.epoch
+                    progress.set()
+                elif isinstance(got.message, Ack):
                     acked = max(acked, got.message.upto_seq)
                     progress.set()
 

@@ -1,0 +1,34 @@
+"""Protocol version 2: the messages of version 1 under a header that carries session epochs.
+
+Version 2 changes the frame header only (docs/protocol.md §1 and §5): each frame
+names its sender's epoch (drawn at random when the sender's store is created)
+and the epoch of the receiver it is meant for, and the nonce includes the
+sender's epoch. So a store that is lost or replaced never reuses a nonce, a
+receiver can tell a new store from a replay, and frames made for a store that
+is gone are refused. The message table is version 1's plus ``Resume`` (type 9).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from construct import Int32ub, Struct
+
+from protocol import v1
+from protocol.messages import Resume
+from protocol.schema import CompiledStruct, MessageSpec
+
+VERSION: Final = 2
+RESUME_SCHEMA: Final = Struct("last_seq" / Int32ub)
+TABLE: Final[dict[int, MessageSpec]] = {
+    **v1.TABLE,
+    9: MessageSpec(
+        9,
+        Resume,
+        CompiledStruct(RESUME_SCHEMA),
+        lambda m: {"last_seq": m.last_seq},
+        lambda c: Resume(last_seq=c["last_seq"]),
+        False,
+        True,
+    ),
+}
