@@ -38,6 +38,7 @@ UID_MISMATCH: Final = "UID mismatch"
 UNKNOWN: Final = "unknown tag"
 NOT_FRESH: Final = "counter not increased"
 NOT_RECORDED: Final = "counter not recorded"
+NOT_SYNCED: Final = "counters not synchronised"
 
 
 class SunRejected(Exception):
@@ -249,6 +250,9 @@ class CounterStore(Protocol):
     def accept_counter(self, uid: str, counter: int) -> None:
         """Record ``counter`` as accepted for ``uid`` (durably, before the tap counts)."""
 
+    def synchronised(self) -> bool:
+        """False while a new store waits for the counters its hub holds: no read counts."""
+
 
 class MemoryCounters:
     """Counters kept in memory (tests and benchmarks; the panel keeps them in its store)."""
@@ -267,6 +271,10 @@ class MemoryCounters:
         with self._lock:
             self.counters[uid] = counter
 
+    def synchronised(self) -> bool:
+        """Always: these counters have nobody to wait for."""
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class SunPolicy:
@@ -280,6 +288,8 @@ class SunPolicy:
         """None when ``read`` is a configured tag with a fresh counter, else the reason."""
         if read.uid not in self.tags:
             return UNKNOWN
+        if not self.counters.synchronised():
+            return NOT_SYNCED
         last = self.counters.last_counter(read.uid)
         if last is not None and read.counter <= last:
             return NOT_FRESH

@@ -45,7 +45,17 @@ from hub.outbox import CloudOutbox
 from hub.relay import Inbound, Relay
 from hub.store import HubStore, OutboxItem, StoreError
 from protocol.errors import ProtocolError
-from protocol.messages import Ack, Action, Command, ErrorCode, Heartbeat, Result, Resume, Via
+from protocol.messages import (
+    Ack,
+    Action,
+    Command,
+    ErrorCode,
+    Heartbeat,
+    Result,
+    Resume,
+    TagCounters,
+    Via,
+)
 from protocol.topics import link_topics
 
 _LOGGER = logging.getLogger(__name__)
@@ -292,9 +302,12 @@ class HubProcess:
         # A heartbeat back to each panel that sent one or has just come online: the panel
         # learns the hub's clock from it and refuses commands past their deadline.
         beat = set(outcome.heartbeats)
+        counters = dict(outcome.tag_counters)
         for panel in outcome.seen:
             if self.availability.label(panel) != "online":
                 beat.add(panel)
+                if panel not in counters:  # a (re)started panel may still wait for them
+                    counters[panel] = self.relay.store.tag_counters(panel)
             self.availability.seen(panel)
         for panel, online in outcome.statuses.items():
             self.availability.status(panel, online)
@@ -319,6 +332,11 @@ class HubProcess:
                     if command.id in self.pending:  # not timed out meanwhile
                         frames.append((panel, self.relay.seal(panel, command, now)))
                         self._counters.add("commands")
+        for panel, held in counters.items():
+            # A panel with a new store has no SUN read counters: it takes the hub's.
+            if self.relay.knows(panel):
+                frames.append((panel, self.relay.seal(panel, TagCounters(tuple(held)), now)))
+                self._counters.add("tag_counters_sent")
         for panel, revoked in outcome.revocations.items():
             # A panel with a new store has forgotten its revoked tags: the hub re-sends them.
             for n, (tag, user) in enumerate(revoked):

@@ -33,6 +33,7 @@ from protocol.messages import (
     Result,
     Resume,
     StateSnapshot,
+    TagCounters,
     Telemetry,
 )
 from protocol.topics import LINK_PREFIX
@@ -67,6 +68,8 @@ class BatchOutcome:
     resume: dict[str, int] = field(default_factory=dict)  # panel -> Resume(last_seq) to send
     # panel -> (tag, user) of its revocations, to send again to a panel with a new store
     revocations: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    # panel -> its tags' SUN read counters, to send to a panel with a new store
+    tag_counters: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
 
 ResultSink = Callable[[str, Result], list[OutboxItem]]
@@ -215,6 +218,9 @@ class Relay:
         out: BatchOutcome,
     ) -> None:
         security = self._panels[panel]
+        # A new store of the panel has no SUN read counters: it takes the hub's (maybe
+        # none) before it accepts a SUN read, the first store this hub hears from too.
+        out.tag_counters[panel] = self.store.tag_counters(panel)
         if before is None:  # the first store this hub hears from
             self.store.adopt_epoch(panel, epoch, None, first=True)
             return
@@ -270,6 +276,8 @@ class Relay:
         elif isinstance(message, Heartbeat):
             self.counters.add("heartbeats")
             out.heartbeats.add(panel)
+        elif isinstance(message, TagCounters):
+            self.store.raise_tag_counters(panel, message.counters)
         else:  # Ack or Command: the codec refuses them in this direction already.
             self.counters.drop("unexpected_message", f"{panel}: {type(message).__name__}")
 

@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS tx_seqs (
     panel TEXT NOT NULL, key_fp TEXT NOT NULL, reserved INTEGER NOT NULL,
     PRIMARY KEY (panel, key_fp)
 );
+CREATE TABLE IF NOT EXISTS tag_counters (
+    panel TEXT NOT NULL, tag TEXT NOT NULL, counter INTEGER NOT NULL, PRIMARY KEY (panel, tag)
+);
 CREATE TABLE IF NOT EXISTS panel_epochs (
     panel TEXT NOT NULL, epoch INTEGER NOT NULL, retired INTEGER NOT NULL,
     resume_after INTEGER, PRIMARY KEY (panel, epoch)
@@ -251,6 +254,21 @@ class HubStore:
             (panel,),
         ).fetchall()
         return [(str(tag), None if user is None else str(user)) for tag, user in rows]
+
+    def raise_tag_counters(self, panel: str, counters: Sequence[tuple[str, int]]) -> None:
+        """Keep the highest SUN read counter ``panel`` accepted per tag (never lowered)."""
+        self._db.executemany(
+            "INSERT INTO tag_counters (panel, tag, counter) VALUES (?, ?, ?) "
+            "ON CONFLICT (panel, tag) DO UPDATE SET counter = max(counter, excluded.counter)",
+            [(panel, tag.upper(), counter) for tag, counter in counters],
+        )
+
+    def tag_counters(self, panel: str) -> list[tuple[str, int]]:
+        """``(tag, counter)``: the highest SUN read counter ``panel`` accepted per tag."""
+        rows = self._db.execute(
+            "SELECT tag, counter FROM tag_counters WHERE panel = ? ORDER BY tag", (panel,)
+        ).fetchall()
+        return [(str(tag), int(counter)) for tag, counter in rows]
 
     # -- what the panels send ---------------------------------------------------------
 

@@ -40,6 +40,7 @@ from protocol.messages import (
     Result,
     Resume,
     StateSnapshot,
+    TagCounters,
 )
 from protocol.session import Receiver, Sender
 from protocol.topics import link_topics
@@ -91,6 +92,7 @@ class PanelLink:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_resume: Callable[[int], None] | None = None,
         on_hub_reset: Callable[[], None] | None = None,
+        on_tag_counters: Callable[[TagCounters], None] | None = None,
     ) -> None:
         self.settings = settings
         self._sleep = sleep  # between connection attempts (a clock's sleep in virtual time)
@@ -100,6 +102,7 @@ class PanelLink:
         self.on_connect = on_connect
         self.on_resume = on_resume  # the hub says: number your events after this seq
         self.on_hub_reset = on_hub_reset  # the hub's store was lost or replaced
+        self.on_tag_counters = on_tag_counters  # the SUN read counters the hub holds
         self.state = LinkState.DOWN
         self.counters: Counter[str] = Counter()
         self.acked = store.acked_upto
@@ -451,6 +454,9 @@ class PanelLink:
         elif isinstance(message, Resume):
             if self.on_resume:
                 self.on_resume(message.last_seq)
+        elif isinstance(message, TagCounters):
+            if self.on_tag_counters:
+                self.on_tag_counters(message)
         elif isinstance(message, Command):
             try:
                 self.store.set_meta(_RX_META, json.dumps(self._receiver.highest_seqs))

@@ -54,8 +54,17 @@ from panel.inputs import (
 from panel.journal import STORE_ERRORS, Journal
 from panel.link import LinkSettings, PanelLink, media_chunks, photo_chunks
 from panel.store import PanelStore
-from panel.tagcounters import sun_policy
-from protocol.messages import Command, Event, Heartbeat, MediaKind, StateSnapshot, Telemetry
+from panel.tagcounters import StoreCounters, site_tags, sun_policy
+from protocol.messages import (
+    Command,
+    Event,
+    Heartbeat,
+    MediaKind,
+    Message,
+    StateSnapshot,
+    TagCounters,
+    Telemetry,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -127,13 +136,22 @@ class PanelProcess:
         self.journal = Journal(self._store)
         self._core = Panel(config, saved)
         self._committed = saved
+        loop = asyncio.get_running_loop()
+
+        def counter_accepted(uid: str, counter: int) -> None:  # from the reader's thread
+            loop.call_soon_threadsafe(self._send, TagCounters(((uid, counter),)))
+
+        self.tag_counters = StoreCounters(self._store, counter_accepted)
+        if saved is None and self._link_settings() is not None:
+            # A new store (first or lost): the hub holds the SUN read counters accepted so far.
+            self.tag_counters.await_hub()
         file = config.source
         devices = config.devices
         self.keypad = await self._stack.enter_async_context(
             registry.open_keypad(devices.keypad, file=file)
         )
         self.nfc = await self._stack.enter_async_context(
-            registry.open_nfc(devices.nfc, file=file, sun=sun_policy(config, self._store))
+            registry.open_nfc(devices.nfc, file=file, sun=sun_policy(config, self.tag_counters))
         )
         self.zones = await self._stack.enter_async_context(
             registry.open_zones(devices.zones, config.zones, file=file)
@@ -158,6 +176,7 @@ class PanelProcess:
             self.link = PanelLink(
                 settings, self.journal, self.clock, self._on_command, self._on_connect,
                 on_resume=self._on_resume, on_hub_reset=self._on_hub_reset,
+                on_tag_counters=self._on_tag_counters,
             )  # fmt: skip
             self._spawn(self.link.run, "link")
         # Every device stream, for its inputs and its lost/back reports.
@@ -457,9 +476,26 @@ class PanelProcess:
     def _on_hub_reset(self) -> None:
         self._queue.put_nowait(StoreNotice("store_reset", "hub"))
 
+    def _on_tag_counters(self, message: TagCounters) -> None:
+        """The hub's SUN read counters (our store is new): the higher of ours and its count."""
+        try:
+            self.tag_counters.take_hub(message.counters)
+        except STORE_ERRORS as exc:  # still waiting: the hub sends them again on restart
+            _LOGGER.warning("SUN read counters from the hub not written: %s", exc)
+            return
+        _LOGGER.info("SUN read counters of %d tags taken from the hub", len(message.counters))
+
+    def _send(self, message: Message) -> None:
+        if self.link is not None:
+            self.link.send(message)
+
     def _on_connect(self) -> None:
         if self._core is not None and self.link is not None:
             self.link.send(self._core.view())
+            if self.config.nfc.sun:
+                known = self.tag_counters.known(site_tags(self.config))
+                if known:  # the hub keeps them, for a store of ours that may be lost
+                    self.link.send(TagCounters(tuple(known)))
 
     async def _every(self, seconds: float, tick: Callable[[], Any]) -> None:
         while True:

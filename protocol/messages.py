@@ -214,6 +214,18 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
+class TagCounters:
+    """Both ways (protocol 2.1): the highest accepted SUN read counter of each tag.
+
+    Panel -> hub after each accepted SUN read and on every connect; hub -> panel
+    when the panel has a new store, so that it never accepts an old message again
+    (docs/link.md, "A store lost or replaced"). ``counters`` holds (tag UID, counter).
+    """
+
+    counters: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PhotoChunk:
     """One piece of a JPEG; ``index`` counts from 0 to ``count - 1``."""
 
@@ -256,5 +268,6 @@ Message = (
     | PhotoChunk
     | Heartbeat
     | Resume
+    | TagCounters
     | MediaChunk
 )

@@ -444,6 +444,6 @@ TABLE: Final[dict[int, MessageSpec]] = {
             panel=True,
             hub=True,
         ),
-        _spec(10, MediaChunk, MEDIA_CHUNK_SCHEMA, _media_out, _media_in, panel=True, hub=False),
+        _spec(11, MediaChunk, MEDIA_CHUNK_SCHEMA, _media_out, _media_in, panel=True, hub=False),
     )
 }

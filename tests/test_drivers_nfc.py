@@ -351,6 +351,9 @@ class _BrokenCounters:
     def accept_counter(self, uid: str, counter: int) -> None:
         raise OSError(5, "Input/output error")
 
+    def synchronised(self) -> bool:
+        return True
+
 
 async def test_sun_mode_fails_closed_when_the_counter_cannot_be_recorded(
     caplog: pytest.LogCaptureFixture,

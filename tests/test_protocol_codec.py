@@ -39,6 +39,7 @@ from protocol.messages import (
     Resume,
     State,
     StateSnapshot,
+    TagCounters,
     Telemetry,
     Via,
 )
@@ -137,6 +138,12 @@ STRATEGIES: dict[type, st.SearchStrategy[Message]] = {
     Heartbeat: HEARTBEATS,
     MediaChunk: MEDIA,
     Resume: st.builds(Resume, last_seq=U32),
+    TagCounters: st.builds(
+        TagCounters,
+        st.lists(st.tuples(st.from_regex(r"[0-9A-F]{14}", fullmatch=True), U32), max_size=20).map(
+            tuple
+        ),
+    ),
 }
 MESSAGES: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 
@@ -144,7 +151,10 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(*STRATEGIES.values())
 def test_every_message_type_has_a_strategy_and_a_table_entry() -> None:
     classes = {spec.cls for spec in TABLES[PROTOCOL_VERSION].values()}
     assert classes == set(STRATEGIES)
-    assert {spec.cls for spec in TABLES[1].values()} == classes - {Resume}  # v2 added it
+    assert {spec.cls for spec in TABLES[1].values()} == classes - {
+        Resume,
+        TagCounters,
+    }  # v2 added them
     assert classes == set(typing.get_args(Message))
 
 
@@ -215,9 +225,12 @@ def test_published_codes_do_not_move() -> None:
         Ack: 6,
         PhotoChunk: 7,
         Heartbeat: 8,
-        MediaChunk: 10,
+        MediaChunk: 11,
     }
-    assert {s.cls: t for t, s in TABLES[2].items() if t not in TABLES[1]} == {Resume: 9}
+    assert {s.cls: t for t, s in TABLES[2].items() if t not in TABLES[1]} == {
+        Resume: 9,
+        TagCounters: 10,
+    }
     assert v1.EVENT_TYPE_CODES.encode[EventType.CLIP_READY] == 28
     assert v1.ACTION_CODES.encode[Action.CLIP] == 10
     assert v1.MEDIA_KIND_CODES.encode[MediaKind.CLIP] == 2

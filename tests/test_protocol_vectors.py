@@ -50,6 +50,7 @@ def test_the_document_has_enough_vectors() -> None:
         "PhotoChunk",
         "Heartbeat",
         "Resume",
+        "TagCounters",
         "MediaChunk",
     }
 
@@ -79,7 +80,8 @@ TYPES = {
     7: "PhotoChunk",
     8: "Heartbeat",
     9: "Resume",
-    10: "MediaChunk",
+    10: "TagCounters",
+    11: "MediaChunk",
 }
 
 
@@ -178,6 +180,8 @@ def decode_payload(kind: str, payload: bytes) -> dict[str, Any]:
         out["data"] = r.raw(r.take("H")).hex()
     elif kind == "Resume":
         out = {"last_seq": r.take("I")}
+    elif kind == "TagCounters":
+        out = {"counters": [[r.str8(), r.take("I")] for _ in range(r.take("H"))]}
     else:
         assert kind == "Heartbeat"
         out = {"time_ms": r.take("Q"), "last_seq": r.take("I")}
@@ -275,6 +279,8 @@ def message_from_json(kind: str, fields: dict[str, Any]) -> Any:
             value = bytes.fromhex(value)
         elif name == "open_zones":
             value = tuple(value)
+        elif name == "counters":
+            value = tuple((tag, counter) for tag, counter in value)
         values[name] = value
     return cls(**values)
 

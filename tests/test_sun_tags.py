@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,14 @@ import pytest
 
 from drivers.ntag424 import SunKeys
 from drivers.sim_ntag424 import Ntag424Chip
+from hub.process import HubProcess
 from panel.config import SiteConfig, load_site_mapping
 from panel.process import PanelProcess
+from protocol.keys import generate_key
 from protocol.messages import Event, EventType
+from sim.broker import BrokerSpec, Mosquitto
+from tests.panel_site import make_configs
+from tests.test_store_loss import forget, until
 
 ALICE = "04A1B2C3D4E5F6"
 STRANGER = "04112233445566"
@@ -29,13 +34,15 @@ KEYS = SunKeys(META, FILE)
 OTHER = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 
 
-def site(tmp_path: Path, **security: Any) -> SiteConfig:
+def site(tmp_path: Path, *, link: dict[str, Any] | None = None, **security: Any) -> SiteConfig:
+    """A ``sun`` site; with ``link`` (its ``mqtt``, ``link``, ``store`` sections) one with a hub."""
     data: dict[str, Any] = {
         "panel": {"id": "p1", "site": "demo"},
         "security": {"max_attempts": 5, "lockout": 60, **security},
         "users": [{"name": "alice", "code": "1234", "role": "master", "tags": [ALICE]}],
         "zones": [{"name": "front_door", "kind": "entry"}],
         "nfc": {"tags": "sun", "meta_key": META.hex(), "file_key": FILE.hex()},
+        **(link or {}),
     }
     return load_site_mapping(data, str(tmp_path / "site.toml"), base_dir=tmp_path)
 
@@ -129,6 +136,72 @@ async def test_the_read_counter_survives_a_restart(tmp_path: Path) -> None:
         assert len(tag_events(panel)) == 1
         assert panel.nfc.refused == 1
         assert chip.read_counter == 3
+
+
+def linked_site(tmp_path: Path, broker: Mosquitto) -> tuple[SiteConfig, Any]:
+    """A ``sun`` panel with its store and a hub on ``broker``: (panel config, hub config)."""
+    key = generate_key()
+    _, hub_cfg = make_configs(tmp_path, broker.url, key=key)
+    link = {
+        "mqtt": {"broker": broker.url},
+        "link": {"key": key, "heartbeat": 30},
+        "store": {"path": str(tmp_path / "p1.db")},
+    }
+    return site(tmp_path, link=link), hub_cfg
+
+
+async def test_a_lost_store_takes_the_read_counters_back_from_the_hub(
+    broker_factory: Callable[[BrokerSpec], Mosquitto], tmp_path: Path
+) -> None:
+    broker = broker_factory(BrokerSpec())
+    config, hub_cfg = linked_site(tmp_path, broker)
+    chip = Ntag424Chip(ALICE).personalise(KEYS)
+    async with HubProcess(hub_cfg) as hub:
+        assert hub.store is not None
+        held = hub.store
+        async with PanelProcess(config) as panel:
+            await asyncio.wait_for(panel.nfc.wait_connected(), 10)
+            await until(panel.tag_counters.synchronised)  # the hub had none for it
+            await tap(panel, chip)  # read counter 1
+            older = chip.recorded_message()
+            await tap(panel, chip)  # read counter 2: N
+            skimmed = chip.recorded_message()
+            assert tag_events(panel) == []
+            await until(lambda: held.tag_counters("p1") == [(ALICE, 2)])
+        forget(config.store.path, leave_empty=False)
+        async with PanelProcess(config) as panel:
+            await asyncio.wait_for(panel.nfc.wait_connected(), 10)
+            await until(panel.tag_counters.synchronised)  # the hub sent its counters
+            assert panel.tag_counters.last_counter(ALICE) == 2
+            for message in (skimmed, older):
+                replay = Ntag424Chip(ALICE)
+                replay.write_ndef(message)
+                await tap(panel, replay)
+            refused = [(e.tag, e.detail) for e in tag_events(panel)]
+            assert refused == [(ALICE, "counter not increased")] * 2
+            await tap(panel, chip)  # read counter 3: N + 1, genuine and fresh
+            assert len(tag_events(panel)) == 2
+            assert chip.read_counter == 3
+            await until(lambda: held.tag_counters("p1") == [(ALICE, 3)])
+    assert hub.counters["tag_counters_sent"] >= 2
+
+
+async def test_a_new_store_refuses_sun_reads_until_the_hub_sends_its_counters(
+    broker_factory: Callable[[BrokerSpec], Mosquitto], tmp_path: Path
+) -> None:
+    broker = broker_factory(BrokerSpec())
+    config, hub_cfg = linked_site(tmp_path, broker)
+    chip = Ntag424Chip(ALICE).personalise(KEYS)
+    async with PanelProcess(config) as panel:  # its hub is not running yet
+        await asyncio.wait_for(panel.nfc.wait_connected(), 10)
+        await tap(panel, chip)
+        refused = [(e.tag, e.detail) for e in tag_events(panel)]
+        assert refused == [(ALICE, "counters not synchronised")]
+        async with HubProcess(hub_cfg):
+            await until(panel.tag_counters.synchronised)
+            await tap(panel, chip)
+            assert len(tag_events(panel)) == 1  # accepted
+            assert panel.tag_counters.last_counter(ALICE) == 2
 
 
 async def test_keys_never_appear_in_logs_reprs_or_events(
