@@ -19,7 +19,7 @@ from hub.cloudapi import Topics, dumps, event_json, state_json, telemetry_json
 from hub.config import HubConfig
 from hub.counters import Counters
 from hub.linkkeys import PanelSecurity
-from hub.media import MediaRejected, MediaRelay
+from hub.media import MAX_HELD_BYTES, MediaRejected, MediaRelay
 from hub.store import HubStore, OutboxItem
 from protocol.errors import ProtocolError, Replay, StaleEpoch
 from protocol.frame import MAX_FRAME, peek_header
@@ -104,7 +104,8 @@ class Relay:
             p.id: store.last_event_seq(p.id) for p in config.panels
         }
         self._last_prune_ms = 0
-        self.media = MediaRelay()
+        # Streams being assembled are held in memory: the media quota, capped for memory.
+        self.media = MediaRelay(max_bytes=min(config.media_max_bytes, MAX_HELD_BYTES))
 
     @property
     def epoch(self) -> int:
