@@ -9,9 +9,10 @@ STAMP  := $(VENV)/.installed
 SYSTEM_PACKAGES := \
 	mosquitto:mosquitto,mosquitto-clients \
 	ffmpeg:ffmpeg \
-	chromium:chromium
+	chromium:chromium \
+	initdb:postgresql
 
-.PHONY: setup system-packages test lint bench chaos demo arc clean
+.PHONY: setup system-packages test lint bench chaos fleet demo arc clean
 
 setup: $(STAMP) system-packages
 
@@ -28,12 +29,14 @@ $(STAMP): pyproject.toml
 # `apt-get update` first only if the install fails); otherwise the command to run
 # is printed, and under CI that is a failure. Without mosquitto the simulator falls
 # back to its embedded broker and the broker tests are skipped; without ffmpeg the
-# camera tests are, and without chromium the customer area's browser tests.
+# camera tests are, and without chromium the customer area's browser tests. Debian
+# keeps PostgreSQL's initdb in /usr/lib/postgresql/N/bin, off PATH: the tests find it there.
 system-packages:
 	@missing=""; \
 	for entry in $(SYSTEM_PACKAGES); do \
 		cmd=$${entry%%:*}; pkgs=$$(echo "$${entry#*:}" | tr , ' '); \
-		command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkgs"; \
+		command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || \
+			ls /usr/lib/postgresql/*/bin/$$cmd >/dev/null 2>&1 || missing="$$missing $$pkgs"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; \
@@ -61,6 +64,11 @@ lint: setup
 
 bench: setup
 	$(PY) -m tests.bench
+
+# The cloud side under many installations: ingest with 1, 2 and 4 workers on PostgreSQL
+# against a bare subscriber (build/fleet.json).
+fleet: setup
+	$(PY) -m tests.fleet
 
 chaos: setup
 	$(PY) -m tests.chaos --events 20000

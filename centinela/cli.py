@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cloud", help="serve the customer area and the app API")
     p.add_argument("--config", required=True, help="cloud configuration file (TOML)")
+    p.add_argument(
+        "--worker",
+        help="this worker's name when several share the load (its MQTT client id is"
+        " CLIENT_ID-NAME; keep it the same across restarts)",
+    )
 
     _finish(parser)
     return parser

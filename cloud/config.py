@@ -9,6 +9,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from common.configcheck import NAME_RE, Section, load_toml, parse_broker_url, read_secret_file
+from common.extras import require
 from common.mqtt import BrokerConfig
 
 NUMBER_RE: Final = re.compile(r"[0-9]{4,12}")
@@ -65,6 +66,9 @@ class CloudConfig:
     rate_limit: int = 20  # log-in, sign-up and unblock attempts per minute, per address and email
     secure_cookies: bool = False
     client_id: str = "centinela-cloud"
+    store_password: str | None = field(default=None, repr=False)  # PostgreSQL's, from a file
+    share_group: str | None = None  # MQTT 5 shared subscriptions: workers share the ingest
+    session_expiry: int = 3600  # seconds the broker keeps a worker's session and its messages
 
     def installation(self, number: str) -> Installation | None:
         """The installation with this number."""
@@ -79,6 +83,13 @@ def load_cloud_file(path: str | Path) -> CloudConfig:
     """Read and validate a cloud file; a ConfigError names file, key and reason."""
     name = str(path)
     return load_cloud_mapping(load_toml(name), name, base=Path(name).resolve().parent)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def store_path(url: str) -> Path:
@@ -107,20 +118,38 @@ def load_cloud_mapping(data: dict[str, object], file: str, base: Path | None = N
         pattern=re.compile(r"[A-Za-z0-9_-]{1,64}"),
         what="1 to 64 of A-Z a-z 0-9 _ -",
     )
+    share_group = broker_sec.get_opt_str(
+        "share_group", pattern=re.compile(r"[A-Za-z0-9_-]{1,64}"), what="1 to 64 of A-Z a-z 0-9 _ -"
+    )
+    session_expiry = broker_sec.get_int("session_expiry", 3600, minimum=0, maximum=7 * 86400)
     broker_sec.finish()
     broker = BrokerConfig(host, port, tls, username, password, ca)
 
     store = root.get_section("store", required=True)
     url = store.get_str("url")
-    if url.startswith("postgresql://"):
-        raise store.error(
-            "url", "PostgreSQL stores are not available in this build; use sqlite:///PATH"
-        )
-    if not url.startswith("sqlite:///") or url == "sqlite:///":
+    store_password: str | None = None
+    if url.startswith(("postgresql://", "postgres://")):
+        pg = urlsplit(url)
+        try:
+            pg.port  # noqa: B018 (validates the port)
+        except ValueError:
+            raise store.error("url", f"bad port in {url!r}") from None
+        if not pg.hostname or not pg.username or pg.path.strip("/") == "" or "/" in pg.path[1:]:
+            raise store.error(
+                "url", f"must be postgresql://USER@HOST[:PORT]/DB, not {_without_password(url)!r}"
+            )
+        if pg.password is not None:
+            raise store.error(
+                "url", "carries a password: put it in store.password_file (one line, mode 0600)"
+            )
+        if store.has("password_file"):
+            store_password = read_secret_file(store, "password_file", base)
+        require("psycopg", "psycopg_pool", where=f"{file}: store.url")
+    elif not url.startswith("sqlite:///") or url == "sqlite:///":
         raise store.error(
             "url", f"must be sqlite:///PATH or postgresql://USER@HOST/DB, not {url!r}"
         )
-    if not store_path(url).parent.is_dir():
+    elif not store_path(url).parent.is_dir():
         raise store.error("url", f"no such directory: {store_path(url).parent}")
     store.finish()
 
@@ -207,4 +236,7 @@ def load_cloud_mapping(data: dict[str, object], file: str, base: Path | None = N
         rate,
         secure,
         client_id,
+        store_password,
+        share_group,
+        session_expiry,
     )

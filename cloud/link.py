@@ -3,6 +3,12 @@
 It consumes events, state, availability, telemetry and photos of every configured
 site with a persistent session (what arrives while the service is down waits in the
 broker), stores them, tells the live pages, and sends commands, waiting for their result.
+
+Each message is acknowledged only once it is handled: a worker killed mid-way leaves
+its unacknowledged messages in its session, delivered again when it is back. With
+``[broker] share_group`` (MQTT 5), events, telemetry and photos come through shared
+subscriptions, each to one worker of the group; state, availability and command
+results (small, retained or addressed to whoever sent the command) reach every worker.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from cloud.config import CloudConfig
 from cloud.live import Live
@@ -47,7 +55,6 @@ class CloudLink:
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._prefix = secrets.token_hex(3)
         self._ids = 0
-        self._reasons: dict[tuple[str, str], list[str]] = {}
         self.audio = AudioStreams()  # silent calls, for the pages that play them
         self._clips: dict[tuple[str, str, str], bytearray] = {}  # clips still arriving
 
@@ -71,16 +78,53 @@ class CloudLink:
         inst = self.config.by_site(site)
         if inst is not None and inst.panel:
             return inst.panel
-        return self.panels.get(site)
+        return self.panels.get(site) or self.store.first_panel(site)
 
     def expect_photo(self, site: str, camera: str, reason: str) -> None:
-        """The next photo requested of ``camera`` is for ``reason`` (a stolen tag)."""
-        self._reasons.setdefault((site, camera), []).append(reason)
+        """The next photo requested of ``camera`` is for ``reason`` (a stolen tag); kept in
+        the store, as the photo's event may reach another worker."""
+        self.store.expect_photo(site, camera, reason)
 
     def forget_photo(self, site: str, camera: str, reason: str) -> None:
         """The request was refused: no photo will come for ``reason``."""
-        with contextlib.suppress(ValueError, KeyError):
-            self._reasons[(site, camera)].remove(reason)
+        self.store.forget_photo(site, camera, reason)
+
+    def subscriptions(self) -> list[str]:
+        """The topic filters this worker subscribes to."""
+        group = self.config.share_group
+        if group is None:
+            return [
+                f"centinela/{site}/#"
+                for site in sorted({i.site for i in self.config.installations})
+            ]
+        shared = [f"$share/{group}/centinela/+/event", f"$share/{group}/centinela/+/+/telemetry"]
+        shared.append(f"$share/{group}/centinela/+/+/photo/+")
+        return [*shared, "centinela/+/result", "centinela/+/+/state", "centinela/+/+/availability"]
+
+    def _new_client(self) -> aiomqtt.Client:
+        options = client_options(self.config.broker)
+        if self.config.share_group is None:
+            client = aiomqtt.Client(
+                **options, identifier=self.config.client_id, clean_session=False
+            )
+        else:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self.config.session_expiry
+            client = aiomqtt.Client(
+                **options,
+                identifier=self.config.client_id,
+                protocol=aiomqtt.ProtocolVersion.V5,
+                clean_start=False,
+                properties=properties,
+            )
+        # Acknowledge a message once it is stored, not on arrival (paho under aiomqtt).
+        client._client.manual_ack_set(True)
+        return client
+
+    def _live(self, site: str, kind: str, value: Any) -> None:
+        """Tell the live pages of every worker (through the store when it is shared)."""
+        if not self.store.announce(site, kind, value):
+            self.live.publish(site, kind, value)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -114,18 +158,13 @@ class CloudLink:
 
     async def _run(self) -> None:
         backoff = Backoff(0.1, 2.0)
-        sites = sorted({i.site for i in self.config.installations})
         while True:
             self.state = LinkState.CONNECTING
-            client = aiomqtt.Client(
-                **client_options(self.config.broker),
-                identifier=self.config.client_id,
-                clean_session=False,
-            )
+            client = self._new_client()
             try:
                 async with client:
-                    for site in sites:
-                        await client.subscribe(f"centinela/{site}/#", qos=1)
+                    for topic in self.subscriptions():
+                        await client.subscribe(topic, qos=1)
                     self._client = client
                     self.state = LinkState.UP
                     self.connected.set()
@@ -139,6 +178,8 @@ class CloudLink:
                         except Exception:
                             self._count("bad_message")
                             _LOGGER.exception("could not handle a message on %s", message.topic)
+                        if message.qos > 0:
+                            client._client.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
                 _LOGGER.info("cloud link down: %s", exc)
             finally:
@@ -175,7 +216,7 @@ class CloudLink:
         elif len(rest) == 2 and rest[1] == "telemetry":
             reading = _json(raw)
             self.store.add_telemetry(site, rest[0], reading)
-            self.live.publish(site, "telemetry", reading)
+            self._live(site, "telemetry", reading)
         elif len(rest) == 3 and rest[1] == "photo" and _PHOTO_ID.fullmatch(rest[2]):
             self.store.photo_bytes(site, rest[0], rest[2], raw)
         elif len(rest) == 3 and rest[1] == "audio" and _PHOTO_ID.fullmatch(rest[2]):
@@ -199,7 +240,7 @@ class CloudLink:
         webm = self._clips.pop(key, None)
         if webm:
             self.store.photo_bytes(site, panel, clip_id, bytes(webm))
-            self.live.publish(site, "clip", {"panel": panel, "clip": clip_id})
+            self._live(site, "clip", {"panel": panel, "clip": clip_id})
 
     def _seen(self, site: str, panel: str) -> None:
         self.panels.setdefault(site, panel)
@@ -241,7 +282,7 @@ class CloudLink:
             )
         elif event.get("type") == "clip_ready" and isinstance(clip, str):
             self.store.photo_ready(site, panel, clip, str(event.get("time") or now_iso()))
-        self.live.publish(site, "event", event)
+        self._live(site, "event", event)
         for hook in list(self.event_hooks):
             try:
                 hook(site, event)
@@ -249,8 +290,7 @@ class CloudLink:
                 _LOGGER.exception("event hook failed")
 
     def _take_reason(self, site: str, camera: str) -> str | None:
-        waiting = self._reasons.get((site, camera))
-        return waiting.pop(0) if waiting else None
+        return self.store.take_photo_reason(site, camera)
 
 
 MAX_CLIP = 32 * 1024 * 1024

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import re
 
 from cloud.config import load_cloud_file
+from common.errors import UsageError
 from common.service import serve
 
 _LOGGER = logging.getLogger(__name__)
@@ -17,6 +20,11 @@ def run_cloud(args: argparse.Namespace) -> int:
     from cloud.service import CloudService
 
     config = load_cloud_file(args.config)
+    worker = getattr(args, "worker", None)
+    if worker:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", worker):
+            raise UsageError(f"--worker: must be 1 to 32 of A-Z a-z 0-9 _ -, not {worker!r}")
+        config = dataclasses.replace(config, client_id=f"{config.client_id}-{worker}")
     service = CloudService(config)
 
     def started() -> None:

@@ -374,7 +374,7 @@ async def live(request: Request) -> Response:
                     kind, value = getter.result()
                     if kind in ("state", "availability"):
                         yield _sse("state", panel_view(request, inst))
-                    elif kind == "event":
+                    elif kind == "event" and isinstance(value, dict):
                         yield _sse("event", _event_row(value, _, lang, inst))
                         if value.get("type") == "photo_ready":
                             notice = _photo_notice(value.get("zone"), value.get("photo"), _)

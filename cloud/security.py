@@ -7,7 +7,6 @@ import json
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any, Final
@@ -217,25 +216,19 @@ class Authorize:
 
 
 class RateLimiter:
-    """Sliding one-minute windows, per key."""
+    """Sliding one-minute windows, per key, counted in the store (every worker sees the
+    same count)."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: int, store: Store, clock: Callable[[], float] = time.time
+    ) -> None:
         self.per_minute = per_minute
+        self.store = store
         self.clock = clock
-        self._hits: dict[str, deque[float]] = {}
 
     def allow(self, key: str) -> bool:
         """Count one attempt for ``key``; False when over the limit."""
-        now = self.clock()
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - 60:
-            hits.popleft()
-        if len(hits) >= self.per_minute:
-            return False
-        hits.append(now)
-        if len(self._hits) > 100_000:
-            self._hits.clear()  # a flood of keys must not grow memory without bound
-        return True
+        return self.store.rate_hit(key, int(self.clock() * 1000), self.per_minute)
 
 
 FORBIDDEN: Final = N_(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import uvicorn
@@ -36,7 +36,7 @@ class CloudService:
 
     def __init__(self, config: CloudConfig, store: Store | None = None) -> None:
         self.config = config
-        self.store = store or open_store(config.store_url)
+        self.store = store or open_store(config.store_url, config.store_password)
         self.live = Live()
         self.link = CloudLink(config, self.store, self.live)
         self.accounts = Accounts(config, self.store)
@@ -48,6 +48,7 @@ class CloudService:
         self._server: _Server | None = None
         self._task: asyncio.Task[Any] | None = None
         self._socket: socket.socket | None = None
+        self._unlisten: Callable[[], None] | None = None
 
     @property
     def url(self) -> str:
@@ -56,6 +57,12 @@ class CloudService:
 
     async def start(self) -> None:
         """Open the store, connect to the broker, listen."""
+        loop = asyncio.get_running_loop()
+
+        def deliver(site: str, kind: str, value: Any) -> None:
+            loop.call_soon_threadsafe(self.live.publish, site, kind, value)
+
+        self._unlisten = await asyncio.to_thread(self.store.listen, deliver)
         await self.link.start()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -105,6 +112,9 @@ class CloudService:
             await asyncio.gather(*list(self.context.tasks), return_exceptions=True)
         await self.mailer.drain()
         await self.link.stop()
+        unlisten, self._unlisten = self._unlisten, None
+        if unlisten is not None:
+            await asyncio.to_thread(unlisten)
         self.store.close()
 
     async def __aenter__(self) -> CloudService:

@@ -1,20 +1,27 @@
 """The customer area's store: one interface, an embedded SQLite engine behind it.
 
 Views and the MQTT consumer call these methods and never write SQL. Migrations are
-numbered files in ``migrations/`` applied in order by the service itself; a PostgreSQL
-engine implements the same ``Store`` protocol.
+numbered files in ``migrations/`` applied in order by the service itself: an embedded
+SQLite file for one worker, or a PostgreSQL database that many workers share.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
+
+NAMES_CACHED = 100_000
+"""At most this many filter-list names remembered as stored, per process."""
 
 SESSION_DAYS = 30
 """Sessions and app tokens end after this many days; the customer logs in again."""
@@ -55,6 +62,10 @@ class EventFilter:
     since: str | None = None  # ISO date or time
     until: str | None = None
     before: tuple[str, int] | None = None  # (time, seq) of the last row of the previous page
+
+
+Deliver = Callable[[str, str, Any], None]
+"""Hands ``(site, kind, value)`` to the live pages of this worker."""
 
 
 class Store(Protocol):
@@ -105,37 +116,74 @@ class Store(Protocol):
     def set_tag_name(self, number: str, uid: str, name: str) -> None: ...
     def stolen_tags(self, number: str) -> dict[str, str]: ...
     def mark_stolen(self, number: str, uid: str, account_id: int) -> None: ...
+    def rate_hit(self, key: str, now_ms: int, per_minute: int) -> bool: ...
+    def expect_photo(self, site: str, camera: str, reason: str) -> None: ...
+    def forget_photo(self, site: str, camera: str, reason: str) -> None: ...
+    def take_photo_reason(self, site: str, camera: str) -> str | None: ...
+    def first_panel(self, site: str) -> str | None: ...
+    def announce(self, site: str, kind: str, value: Any) -> bool: ...
+    def listen(self, deliver: Deliver) -> Callable[[], None] | None: ...
 
 
-class SqliteStore:
-    """The embedded engine: one SQLite file in WAL mode."""
+class _Db(Protocol):
+    """One engine's way to run a statement: rows as dicts, '?' placeholders."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int: ...
 
-    def _migrate(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = self.db.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = row[0] or 0
-        folder = resources.files("cloud") / "migrations"
-        for item in sorted(folder.iterdir(), key=lambda p: p.name):
-            if not item.name.endswith(".sql"):
-                continue
-            version = int(item.name.split("_", 1)[0])
-            if version <= current:
-                continue
-            script = item.read_text(encoding="utf-8")
-            self.db.executescript(
-                f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({version});\nCOMMIT;"
-            )
+
+def migrations(engine: str) -> list[tuple[int, str]]:
+    """The numbered migrations for ``engine`` ("sqlite" or "postgresql"), in order.
+
+    ``NNN_name.sql`` is the SQL both engines run; ``NNN_name.postgresql.sql``, where it
+    exists, replaces it on PostgreSQL (types and statements that differ).
+    """
+    folder = resources.files("cloud") / "migrations"
+    found: dict[int, tuple[bool, str]] = {}
+    for item in folder.iterdir():
+        name = item.name
+        if not name.endswith(".sql") or not name[:3].isdigit():
+            continue
+        special = name.endswith(".postgresql.sql")
+        if special and engine != "postgresql":
+            continue
+        version = int(name[:3])
+        if version in found and found[version][0] and not special:
+            continue
+        found[version] = (special, item.read_text(encoding="utf-8"))
+    return [(v, found[v][1]) for v in sorted(found)]
+
+
+class SqlStore:
+    """What both engines share: every method of ``Store`` in SQL both understand.
+
+    Engines supply ``_db()`` (one statement, committed) and ``_tx()`` (several
+    statements in one transaction).
+    """
+
+    _names: set[tuple[str, str, str]]
+    """(site, kind, value) known to be in event_names (a cache: losing it costs a query)."""
+
+    def _db(self) -> AbstractContextManager[_Db]:
+        raise NotImplementedError
+
+    def _tx(self) -> AbstractContextManager[_Db]:
+        raise NotImplementedError
+
+    def _all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._db() as db:
+            return db.all(sql, args)
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self._all(sql, args)
+        return rows[0] if rows else None
+
+    def _run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        with self._db() as db:
+            return db.run(sql, args)
 
     def close(self) -> None:
-        self.db.close()
+        raise NotImplementedError
 
     # -- accounts -------------------------------------------------------------------
 
@@ -149,94 +197,94 @@ class SqliteStore:
         user: str,
         lang: str = "en",
     ) -> Account | None:
-        try:
-            with self.db:
-                self.db.execute("BEGIN")
-                cur = self.db.execute(
-                    "INSERT INTO accounts (email, name, mobile, password_hash, created, lang)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (email, name, mobile, password_hash, now_iso(), lang),
-                )
-                account_id = int(cur.lastrowid or 0)
-                self.db.execute(
-                    "INSERT INTO memberships VALUES (?, ?, ?)", (account_id, number, user)
-                )
-                self.db.execute("INSERT INTO notify (account_id) VALUES (?)", (account_id,))
-        except sqlite3.IntegrityError:
-            return None
+        with self._tx() as db:
+            rows = db.all(
+                "INSERT INTO accounts (email, name, mobile, password_hash, created, lang)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING id",
+                (email, name, mobile, password_hash, now_iso(), lang),
+            )
+            if not rows:
+                return None
+            account_id = int(rows[0]["id"])
+            db.run("INSERT INTO memberships VALUES (?, ?, ?)", (account_id, number, user))
+            db.run("INSERT INTO notify (account_id) VALUES (?)", (account_id,))
         return Account(account_id, email, name, mobile, password_hash, lang)
 
-    def _account(self, row: sqlite3.Row | None) -> Account | None:
+    def _account(self, row: Mapping[str, Any] | None) -> Account | None:
         if row is None:
             return None
         return Account(
-            row["id"], row["email"], row["name"], row["mobile"], row["password_hash"], row["lang"]
+            int(row["id"]),
+            row["email"],
+            row["name"],
+            row["mobile"],
+            row["password_hash"],
+            row["lang"],
         )
 
     def account_by_email(self, email: str) -> Account | None:
-        return self._account(
-            self.db.execute("SELECT * FROM accounts WHERE email = ?", (email,)).fetchone()
-        )
+        return self._account(self._one("SELECT * FROM accounts WHERE email = ?", (email,)))
 
     def account(self, account_id: int) -> Account | None:
-        return self._account(
-            self.db.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
-        )
+        return self._account(self._one("SELECT * FROM accounts WHERE id = ?", (account_id,)))
 
     def set_password(self, account_id: int, password_hash: str) -> None:
-        self.db.execute(
-            "UPDATE accounts SET password_hash = ? WHERE id = ?", (password_hash, account_id)
-        )
+        self._run("UPDATE accounts SET password_hash = ? WHERE id = ?", (password_hash, account_id))
 
     def memberships(self, account_id: int) -> list[Membership]:
-        rows = self.db.execute(
+        rows = self._all(
             "SELECT number, panel_user FROM memberships WHERE account_id = ? ORDER BY number",
             (account_id,),
         )
         return [Membership(r["number"], r["panel_user"]) for r in rows]
 
     def failures(self, email: str) -> int:
-        row = self.db.execute("SELECT count FROM login_failures WHERE email = ?", (email,))
-        found = row.fetchone()
-        return int(found[0]) if found else 0
+        found = self._one("SELECT count FROM login_failures WHERE email = ?", (email,))
+        return int(found["count"]) if found else 0
 
     def add_failure(self, email: str) -> int:
-        self.db.execute(
+        rows = self._all(
             "INSERT INTO login_failures VALUES (?, 1)"
-            " ON CONFLICT (email) DO UPDATE SET count = count + 1",
+            " ON CONFLICT (email) DO UPDATE SET count = login_failures.count + 1"
+            " RETURNING count",
             (email,),
         )
-        return self.failures(email)
+        return int(rows[0]["count"])
 
     def clear_failures(self, email: str) -> None:
-        self.db.execute("DELETE FROM login_failures WHERE email = ?", (email,))
+        self._run("DELETE FROM login_failures WHERE email = ?", (email,))
 
     def add_session(self, token_hash: str, account_id: int, kind: str, csrf: str) -> None:
-        self.db.execute(
+        self._run(
             "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
             (token_hash, account_id, kind, csrf, now_iso()),
         )
 
     def session(self, token_hash: str, kind: str) -> tuple[int, str] | None:
         cutoff = datetime.now(UTC) - timedelta(days=SESSION_DAYS)
-        row = self.db.execute(
+        row = self._one(
             "SELECT account_id, csrf FROM sessions WHERE token_hash = ? AND kind = ?"
             " AND created >= ?",
             (token_hash, kind, cutoff.strftime("%Y-%m-%dT%H:%M:%S.000Z")),
-        ).fetchone()
-        return (int(row[0]), str(row[1])) if row else None
+        )
+        return (int(row["account_id"]), str(row["csrf"])) if row else None
 
     def drop_session(self, token_hash: str) -> None:
-        self.db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+        self._run("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
     def drop_sessions(self, account_id: int) -> None:
-        self.db.execute("DELETE FROM sessions WHERE account_id = ?", (account_id,))
+        self._run("DELETE FROM sessions WHERE account_id = ?", (account_id,))
 
     # -- what the hub sends -----------------------------------------------------------
 
     def add_event(self, event: Mapping[str, Any]) -> bool:
-        cur = self.db.execute(
-            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        with self._tx() as db:
+            return self._add_event(db, event)
+
+    def _add_event(self, db: _Db, event: Mapping[str, Any]) -> bool:
+        count = db.run(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (site, panel, seq) DO NOTHING",
             (
                 event["site"],
                 event["panel"],
@@ -253,21 +301,29 @@ class SqliteStore:
                 json.dumps(dict(event), separators=(",", ":")),
             ),
         )
-        if cur.rowcount != 1:
+        if count != 1:
             return False
         for kind in ("user", "tag"):
             if event.get(kind):
-                self.db.execute(
-                    "INSERT OR IGNORE INTO event_names VALUES (?, ?, ?)",
-                    (event["site"], kind, str(event[kind])),
-                )
+                name = (str(event["site"]), kind, str(event[kind]))
+                if name in self._names:
+                    continue  # already listed: skip a round trip that would change nothing
+                db.run("INSERT INTO event_names VALUES (?, ?, ?) ON CONFLICT DO NOTHING", name)
+                if len(self._names) > NAMES_CACHED:
+                    self._names.clear()
+                self._names.add(name)
         return True
+
+    def add_events(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Bulk insert (benchmarks and imports); returns how many were new."""
+        with self._tx() as db:
+            return sum(self._add_event(db, e) for e in events)
 
     def events(self, site: str, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
         where = ["site = ?"]
         args: list[Any] = [site]
         if flt.user:
-            where.append("user = ?")
+            where.append('"user" = ?')
             args.append(flt.user)
         if flt.tag:
             where.append("tag = ?")
@@ -284,31 +340,31 @@ class SqliteStore:
         if flt.before:
             where.append("(time < ? OR (time = ? AND seq < ?))")
             args += [flt.before[0], flt.before[0], flt.before[1]]
-        rows = self.db.execute(
+        rows = self._all(
             f"SELECT body FROM events WHERE {' AND '.join(where)}"  # noqa: S608 (fixed clauses)
             " ORDER BY time DESC, seq DESC LIMIT ?",
             (*args, limit),
         )
-        return [json.loads(r[0]) for r in rows]
+        return [json.loads(r["body"]) for r in rows]
 
     def event_users(self, site: str) -> list[str]:
-        rows = self.db.execute(
+        rows = self._all(
             "SELECT value FROM event_names WHERE site = ? AND kind = 'user' ORDER BY value",
             (site,),
         )
-        return [r[0] for r in rows]
+        return [r["value"] for r in rows]
 
     def last_tag_use(self, site: str, uid: str) -> dict[str, Any] | None:
-        row = self.db.execute(
+        row = self._one(
             "SELECT body FROM events WHERE site = ? AND tag = ? AND method = 'tag'"
             " ORDER BY time DESC, seq DESC LIMIT 1",
             (site, uid),
-        ).fetchone()
-        return json.loads(row[0]) if row else None
+        )
+        return json.loads(row["body"]) if row else None
 
     def set_state(self, site: str, panel: str, state: Mapping[str, Any] | None) -> None:
         body = json.dumps(dict(state)) if state is not None else None
-        self.db.execute(
+        self._run(
             "INSERT INTO panel_state (site, panel, state, updated) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (site, panel) DO UPDATE SET state = excluded.state,"
             " updated = excluded.updated",
@@ -316,7 +372,7 @@ class SqliteStore:
         )
 
     def set_availability(self, site: str, panel: str, availability: str) -> None:
-        self.db.execute(
+        self._run(
             "INSERT INTO panel_state (site, panel, availability, updated) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (site, panel) DO UPDATE SET availability = excluded.availability,"
             " updated = excluded.updated",
@@ -324,7 +380,7 @@ class SqliteStore:
         )
 
     def panel_states(self, site: str) -> list[dict[str, Any]]:
-        rows = self.db.execute(
+        rows = self._all(
             "SELECT panel, state, availability, updated FROM panel_state WHERE site = ?"
             " ORDER BY panel",
             (site,),
@@ -340,7 +396,7 @@ class SqliteStore:
         ]
 
     def add_telemetry(self, site: str, panel: str, reading: Mapping[str, Any]) -> None:
-        self.db.execute(
+        self._run(
             "INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)",
             (
                 site,
@@ -352,21 +408,21 @@ class SqliteStore:
         )
 
     def telemetry(self, site: str, since: str) -> list[dict[str, Any]]:
-        rows = self.db.execute(
+        return self._all(
             "SELECT time, temperature, humidity FROM telemetry WHERE site = ? AND time >= ?"
             " ORDER BY time",
             (site, since),
         )
-        return [dict(r) for r in rows]
 
     def photo_requested(self, site: str, panel: str, photo_id: str, **fields: Any) -> None:
-        self.db.execute(
+        self._run(
             "INSERT INTO photos"
-            " (site, panel, photo_id, camera, user, method, requested, reason, kind)"
+            ' (site, panel, photo_id, camera, "user", method, requested, reason, kind)'
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, panel, photo_id) DO UPDATE SET camera = excluded.camera,"
-            " user = excluded.user, method = excluded.method, requested = excluded.requested,"
-            " reason = coalesce(photos.reason, excluded.reason), kind = excluded.kind",
+            ' "user" = excluded."user", method = excluded.method,'
+            " requested = excluded.requested, reason = coalesce(photos.reason, excluded.reason),"
+            " kind = excluded.kind",
             (
                 site,
                 panel,
@@ -381,66 +437,64 @@ class SqliteStore:
         )
 
     def photo_bytes(self, site: str, panel: str, photo_id: str, jpeg: bytes) -> None:
-        self.db.execute(
+        self._run(
             "INSERT INTO photos (site, panel, photo_id, jpeg) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (site, panel, photo_id) DO UPDATE SET jpeg = excluded.jpeg",
             (site, panel, photo_id, jpeg),
         )
 
     def photo_ready(self, site: str, panel: str, photo_id: str, ready: str) -> None:
-        self.db.execute(
+        self._run(
             "INSERT INTO photos (site, panel, photo_id, ready) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (site, panel, photo_id) DO UPDATE SET ready = excluded.ready",
             (site, panel, photo_id, ready),
         )
 
     def photos(self, site: str, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT panel, photo_id, camera, user, method, requested, ready, reason, kind,"
+        rows = self._all(
+            'SELECT panel, photo_id, camera, "user", method, requested, ready, reason, kind,'
             " jpeg IS NOT NULL AS has_jpeg FROM photos WHERE site = ?"
             " ORDER BY coalesce(requested, ready) DESC, photo_id DESC LIMIT ?",
             (site, limit),
         )
-        return [dict(r) for r in rows]
+        return [{**r, "has_jpeg": bool(r["has_jpeg"])} for r in rows]
 
     def photo_jpeg(self, site: str, photo_id: str) -> bytes | None:
-        row = self.db.execute(
-            "SELECT jpeg FROM photos WHERE site = ? AND photo_id = ?", (site, photo_id)
-        ).fetchone()
-        return bytes(row[0]) if row and row[0] is not None else None
+        row = self._one("SELECT jpeg FROM photos WHERE site = ? AND photo_id = ?", (site, photo_id))
+        return bytes(row["jpeg"]) if row and row["jpeg"] is not None else None
 
     def photos_by_reason(self, site: str, reasons: list[str]) -> dict[str, list[str]]:
         if not reasons:
             return {}
         marks = ",".join("?" * len(reasons))
-        rows = self.db.execute(
+        rows = self._all(
             f"SELECT reason, photo_id FROM photos WHERE site = ? AND reason IN ({marks})"  # noqa: S608
             " ORDER BY photo_id",
             (site, *reasons),
         )
         out: dict[str, list[str]] = {}
         for r in rows:
-            out.setdefault(r[0], []).append(r[1])
+            out.setdefault(r["reason"], []).append(r["photo_id"])
         return out
 
     def event_tags(self, site: str) -> list[str]:
-        rows = self.db.execute(
+        rows = self._all(
             "SELECT value FROM event_names WHERE site = ? AND kind = 'tag' ORDER BY value", (site,)
         )
-        return [r[0] for r in rows]
+        return [r["value"] for r in rows]
 
     # -- settings ----------------------------------------------------------------------
 
     def notify_settings(self, account_id: int) -> dict[str, bool]:
-        row = self.db.execute(
+        row = self._one(
             "SELECT on_alarm, on_photo, on_arm FROM notify WHERE account_id = ?", (account_id,)
-        ).fetchone()
+        )
         if row is None:
             return {"on_alarm": True, "on_photo": False, "on_arm": False}
         return {k: bool(row[k]) for k in ("on_alarm", "on_photo", "on_arm")}
 
     def set_notify(self, account_id: int, settings: Mapping[str, bool]) -> None:
-        self.db.execute(
+        self._run(
             "INSERT INTO notify VALUES (?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET"
             " on_alarm = excluded.on_alarm, on_photo = excluded.on_photo,"
             " on_arm = excluded.on_arm",
@@ -453,11 +507,11 @@ class SqliteStore:
         )
 
     def accounts_of(self, number: str) -> list[tuple[Account, dict[str, bool]]]:
-        rows = self.db.execute(
+        rows = self._all(
             "SELECT a.* FROM accounts a JOIN memberships m ON m.account_id = a.id"
-            " WHERE m.number = ?",
+            " WHERE m.number = ? ORDER BY a.id",
             (number,),
-        ).fetchall()
+        )
         out = []
         for r in rows:
             acc = self._account(r)
@@ -466,31 +520,281 @@ class SqliteStore:
         return out
 
     def tag_names(self, number: str) -> dict[str, str]:
-        rows = self.db.execute("SELECT uid, name FROM tag_names WHERE number = ?", (number,))
-        return {r[0]: r[1] for r in rows}
+        rows = self._all("SELECT uid, name FROM tag_names WHERE number = ?", (number,))
+        return {r["uid"]: r["name"] for r in rows}
 
     def set_tag_name(self, number: str, uid: str, name: str) -> None:
-        self.db.execute(
+        self._run(
             "INSERT INTO tag_names VALUES (?, ?, ?)"
             " ON CONFLICT (number, uid) DO UPDATE SET name = excluded.name",
             (number, uid, name),
         )
 
     def stolen_tags(self, number: str) -> dict[str, str]:
-        rows = self.db.execute("SELECT uid, reported FROM stolen_tags WHERE number = ?", (number,))
-        return {r[0]: r[1] for r in rows}
+        rows = self._all("SELECT uid, reported FROM stolen_tags WHERE number = ?", (number,))
+        return {r["uid"]: r["reported"] for r in rows}
 
     def mark_stolen(self, number: str, uid: str, account_id: int) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO stolen_tags VALUES (?, ?, ?, ?)",
+        self._run(
+            "INSERT INTO stolen_tags VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (number, uid, now_iso(), account_id),
         )
 
-    def add_events(self, events: Iterable[Mapping[str, Any]]) -> int:
-        """Bulk insert (benchmarks and imports); returns how many were new."""
-        with self.db:
+    # -- what every worker shares ------------------------------------------------------
+
+    def rate_hit(self, key: str, now_ms: int, per_minute: int) -> bool:
+        """Count one attempt for ``key`` in the minute before ``now_ms``; False when over."""
+        with self._tx() as db:
+            db.run("DELETE FROM rate_hits WHERE key = ? AND at_ms <= ?", (key, now_ms - 60_000))
+            rows = db.all("SELECT count(*) AS n FROM rate_hits WHERE key = ?", (key,))
+            if int(rows[0]["n"]) >= per_minute:
+                return False
+            db.run("INSERT INTO rate_hits VALUES (?, ?)", (key, now_ms))
+        return True
+
+    def expect_photo(self, site: str, camera: str, reason: str) -> None:
+        self._run(
+            "INSERT INTO photo_reasons VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (site, camera, reason, now_iso()),
+        )
+
+    def forget_photo(self, site: str, camera: str, reason: str) -> None:
+        self._run(
+            "DELETE FROM photo_reasons WHERE site = ? AND camera = ? AND reason = ?",
+            (site, camera, reason),
+        )
+
+    def take_photo_reason(self, site: str, camera: str) -> str | None:
+        """The oldest reason waiting for a photo of ``camera``, taken (once, by one worker)."""
+        rows = self._all(
+            "DELETE FROM photo_reasons WHERE site = ? AND camera = ? AND reason = ("
+            " SELECT reason FROM photo_reasons WHERE site = ? AND camera = ?"
+            " ORDER BY added, reason LIMIT 1) RETURNING reason",
+            (site, camera, site, camera),
+        )
+        return str(rows[0]["reason"]) if rows else None
+
+    def announce(self, site: str, kind: str, value: Any) -> bool:
+        """Tell every worker's live pages; False when this engine has no other worker
+        (the caller hands it to its own pages)."""
+        return False
+
+    def listen(self, deliver: Deliver) -> Callable[[], None] | None:
+        """Call ``deliver`` for what any worker announces; returns how to stop (None: no
+        other worker can announce anything)."""
+        return None
+
+    def first_panel(self, site: str) -> str | None:
+        """A panel heard of at ``site`` (commands go to it when the config names none)."""
+        row = self._one(
+            "SELECT panel FROM panel_state WHERE site = ? ORDER BY panel LIMIT 1", (site,)
+        )
+        if row is None:
+            row = self._one("SELECT panel FROM events WHERE site = ? LIMIT 1", (site,))
+        return str(row["panel"]) if row else None
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+class _SqliteDb:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self.conn.execute(sql, tuple(args)).fetchall()
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self.conn.execute(sql, tuple(args)).rowcount
+
+
+class SqliteStore(SqlStore):
+    """The embedded engine: one SQLite file in WAL mode, for one worker."""
+
+    def __init__(self, path: str | Path, *, version: int | None = None) -> None:
+        self._names = set()
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = _dict_row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._lock = threading.RLock()
+        self._plain = _SqliteDb(self.db)
+        self._migrate(version)
+
+    def _migrate(self, target: int | None) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = self.db.execute("SELECT max(version) AS v FROM schema_version").fetchone()["v"]
+        for version, script in migrations("sqlite"):
+            if version <= (current or 0) or (target is not None and version > target):
+                continue
+            self.db.executescript(
+                f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({version});\nCOMMIT;"
+            )
+
+    def version(self) -> int:
+        """The schema version in the file."""
+        row = self.db.execute("SELECT max(version) AS v FROM schema_version").fetchone()
+        return int(row["v"] or 0)
+
+    @contextmanager
+    def _db(self) -> Iterator[_Db]:
+        with self._lock:
+            yield self._plain
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Db]:
+        with self._lock:
             self.db.execute("BEGIN")
-            return sum(self.add_event(e) for e in events)
+            try:
+                yield self._plain
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+LIVE_CHANNEL = "centinela_live"
+NOTIFY_MAX = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes
+_LOGGER = logging.getLogger(__name__)
+_MARK = re.compile(r"\?")
+MIGRATION_LOCK = 0x63656E74  # pg_advisory_xact_lock key: one worker migrates at a time
+
+
+def _pg_sql(sql: str) -> str:
+    """'?' placeholders as psycopg's '%s' (no statement here has a literal '?' or '%')."""
+    return _MARK.sub("%s", sql)
+
+
+class _PgDb:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(_pg_sql(sql), tuple(args))
+        return list(cur.fetchall()) if cur.description else []
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return int(self.conn.execute(_pg_sql(sql), tuple(args)).rowcount)
+
+
+class PostgresStore(SqlStore):
+    """The operator's engine: a PostgreSQL database through a connection pool.
+
+    Any number of workers share it; the first to start migrates the schema (the others
+    wait on an advisory lock and find it done).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        version: int | None = None,
+        min_size: int = 1,
+        max_size: int = 8,
+    ) -> None:
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self._names = set()
+        self._password = password
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                **({"password": password} if password else {}),
+            },
+            open=False,
+        )
+        self.pool.open(wait=True, timeout=30)
+        try:
+            self._migrate(version)
+        except BaseException:
+            self.pool.close()
+            raise
+
+    def _migrate(self, target: int | None) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT max(version) AS v FROM schema_version").fetchone()
+            current = int(row["v"] or 0) if row else 0
+            for version, script in migrations("postgresql"):
+                if version <= current or (target is not None and version > target):
+                    continue
+                conn.execute(script.encode())
+                conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+
+    def version(self) -> int:
+        """The schema version in the database."""
+        row = self._one("SELECT max(version) AS v FROM schema_version")
+        return int(row["v"] or 0) if row else 0
+
+    @contextmanager
+    def _db(self) -> Iterator[_Db]:
+        with self.pool.connection() as conn:
+            yield _PgDb(conn)
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Db]:
+        with self.pool.connection() as conn, conn.transaction():
+            yield _PgDb(conn)
+
+    def announce(self, site: str, kind: str, value: Any) -> bool:
+        """NOTIFY every worker (PostgreSQL's LISTEN/NOTIFY: delivered on commit, to each
+        listening connection once, in order)."""
+        payload = json.dumps([site, kind, value], separators=(",", ":"))
+        if len(payload.encode()) > NOTIFY_MAX:
+            payload = json.dumps([site, kind, None])  # too big to carry: the page reloads it
+        self._run("SELECT pg_notify(?, ?)", (LIVE_CHANNEL, payload))
+        return True
+
+    def listen(self, deliver: Deliver) -> Callable[[], None] | None:
+        stop = threading.Event()
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=self._listen, args=(deliver, stop, ready), name="cloud-live", daemon=True
+        )
+        thread.start()
+        ready.wait(30)
+
+        def close() -> None:
+            stop.set()
+            thread.join()
+
+        return close
+
+    def _listen(self, deliver: Deliver, stop: threading.Event, ready: threading.Event) -> None:
+        import psycopg
+
+        extra: dict[str, Any] = {"password": self._password} if self._password else {}
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, **extra) as conn:
+                    conn.execute(f"LISTEN {LIVE_CHANNEL}")
+                    ready.set()
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            try:
+                                site, kind, value = json.loads(note.payload)
+                                deliver(str(site), str(kind), value)
+                            except (ValueError, TypeError):
+                                _LOGGER.warning("ignored a malformed live notification")
+            except psycopg.OperationalError as exc:
+                _LOGGER.info("live notifications down, retrying: %s", exc)
+                stop.wait(1.0)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def _num(value: object) -> float | None:
@@ -499,8 +803,10 @@ def _num(value: object) -> float | None:
     return float(value)
 
 
-def open_store(url: str) -> Store:
-    """The store named by a ``[store] url``."""
+def open_store(url: str, password: str | None = None) -> Store:
+    """The store named by a ``[store] url`` (and PostgreSQL's password, read from its file)."""
     if url.startswith("sqlite:///"):
         return SqliteStore(url.removeprefix("sqlite://"))
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url, password=password)
     raise ValueError(f"unsupported store URL {url!r}")

@@ -123,7 +123,7 @@ def create_app(context: Context) -> Starlette:
         Middleware(SecurityHeaders),
         Middleware(Authenticate, store=context.store, config=context.config),
         Middleware(Authorize),
-        Middleware(FormGuard, limiter=RateLimiter(context.config.rate_limit)),
+        Middleware(FormGuard, limiter=RateLimiter(context.config.rate_limit, context.store)),
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: _not_found})
     app.state.ctx = context

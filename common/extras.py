@@ -33,6 +33,8 @@ EXTRAS: Final[Mapping[str, tuple[str, str]]] = {
     "multipart": ("python-multipart", "cloud"),
     "argon2": ("argon2-cffi", "cloud"),
     "babel": ("Babel", "cloud"),
+    "psycopg": ("psycopg", "cloud"),
+    "psycopg_pool": ("psycopg-pool", "cloud"),
 }
 
 

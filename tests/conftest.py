@@ -6,10 +6,14 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sim.broker import BrokerSpec, Mosquitto, find_mosquitto, make_ca
+
+if TYPE_CHECKING:
+    from tests.pgserver import PgServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,6 +100,35 @@ def mosquitto() -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PgServer]:
+    """A private PostgreSQL on a free 127.0.0.1 port for the whole session."""
+    from tests.pgserver import PgServer, find_bin
+
+    if find_bin("initdb") is None or find_bin("postgres") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not installed: CI must install it (make setup)")
+        pytest.skip("PostgreSQL is not installed (run make setup)")
+    pytest.importorskip("psycopg")
+    server = PgServer().start()
+    assert server.proc is not None
+    _SESSION_CHILDREN.add(server.proc.pid)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PgServer) -> Iterator[str]:
+    """A new empty database on the session's PostgreSQL, dropped after the test."""
+    url = postgres_server.create_db()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_db(url)
 
 
 @pytest.fixture

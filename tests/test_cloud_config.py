@@ -54,7 +54,8 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
             "store.url",
             "no such directory",
         ),
-        (("sqlite:///{tmp}/cloud.db", "postgresql://u@h/db"), "store.url", "PostgreSQL"),
+        (("sqlite:///{tmp}/cloud.db", "postgresql://u:s3cret@h/db"), "store.url", "password_file"),
+        (("sqlite:///{tmp}/cloud.db", "postgresql://h/db"), "store.url", "USER@HOST"),
         (('listen = "127.0.0.1:8080"', 'listen = "everywhere"'), "web.listen", "HOST:PORT"),
         (('smtp = "smtp://127.0.0.1:2525"', 'smtp = "mail.example"'), "mail.smtp", "smtp://"),
         (('number = "1234567"', 'number = "12ab"'), "installations[0].number", "digits"),
@@ -66,6 +67,13 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
             "at least 4",
         ),
         (("[web]", "[web]\ncolour = 1"), "web.colour", "unknown key"),
+        (("[store]", 'share_group = "a b"\n[store]'), "broker.share_group", "A-Z"),
+        (("[store]", "session_expiry = -1\n[store]"), "broker.session_expiry", "0"),
+        (
+            ("sqlite:///{tmp}/cloud.db", 'postgresql://u@h/db"\npassword_file = "nope'),
+            "store.password_file",
+            "no such file",
+        ),
     ],
 )
 def test_a_bad_file_is_one_line_and_exit_2(
@@ -80,7 +88,21 @@ def test_a_bad_file_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert str(path) in err and key in err and reason in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "s3cret" not in err
+
+
+def test_a_postgresql_store_and_shared_subscriptions(tmp_path: Path) -> None:
+    (tmp_path / "pg.pass").write_text("s3cret\n")
+    (tmp_path / "pg.pass").chmod(0o600)
+    text = GOOD.replace(
+        "sqlite:///{tmp}/cloud.db",
+        'postgresql://centinela@db:5433/cloud"\npassword_file = "pg.pass',
+    )
+    text = text.replace("[store]", 'share_group = "cloud"\nsession_expiry = 600\n[store]')
+    cfg = load_cloud_file(write(tmp_path, text))
+    assert cfg.store_url == "postgresql://centinela@db:5433/cloud"
+    assert cfg.store_password == "s3cret" and "s3cret" not in repr(cfg)
+    assert cfg.share_group == "cloud" and cfg.session_expiry == 600
 
 
 def test_a_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

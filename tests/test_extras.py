@@ -61,6 +61,9 @@ name = "hall"
 [store]
 path = "{store}"
 
+[link]
+key = "{key}"
+
 [devices]
 {devices}
 """
@@ -85,7 +88,7 @@ def site_file(tmp_path: Path, **devices: str) -> Path:
     """A site whose devices are simulated unless ``devices`` names others."""
     lines = "\n".join(f'{kind} = "{url}"' for kind, url in devices.items())
     path = tmp_path / "panel.toml"
-    path.write_text(SITE.format(store=tmp_path / "panel.db", devices=lines))
+    path.write_text(SITE.format(store=tmp_path / "panel.db", devices=lines, key="ab" * 31 + "cd"))
     return path
 
 

@@ -142,10 +142,12 @@ async def run() -> list[Metric]:
             {"p99": lat[1], "baseline_p99": base[1], "after_commit_p50": sent[0],
              "after_commit_p99": sent[1], "plain_p50": plain[0], "plain_p99": plain[1],
              "plain_baseline_p50": plain_base[0]},
+            met=lat[1] <= 50,
         ),
         Metric(
             "arc_backlog_drain_s", drain, "s", drain_base, f"<= 30 s for {BACKLOG} events",
             {"events_per_s": BACKLOG / drain},
+            met=drain <= 30,
         ),
     ]  # fmt: skip
 

@@ -1,0 +1,331 @@
+"""The customer area's store, the same tests on both engines: SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud.store import EventFilter, PostgresStore, SqliteStore, SqlStore, migrations, open_store
+
+LATEST = migrations("sqlite")[-1][0]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cloud.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def _open(url: str, version: int | None = None) -> SqliteStore | PostgresStore:
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite://"), version=version)
+    return PostgresStore(url, version=version, max_size=4)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlStore]:
+    s = open_store(store_url)
+    assert isinstance(s, SqlStore)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _event(seq: int, **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "site": "casa",
+        "panel": "p1",
+        "seq": seq,
+        "time": f"2026-11-01T10:00:{seq:02d}.000Z",
+        "type": "armed",
+        "method": "code",
+    }
+    return {**base, **extra}
+
+
+def test_both_engines_have_the_same_migration_numbers() -> None:
+    assert [v for v, _ in migrations("sqlite")] == [v for v, _ in migrations("postgresql")]
+    assert LATEST >= 3
+    pg = dict(migrations("postgresql"))
+    assert '"user"' in pg[1] and "BYTEA" in pg[1]  # PostgreSQL's own SQL where it differs
+
+
+def test_an_empty_database_is_migrated_to_the_latest_version(store_url: str) -> None:
+    s = _open(store_url)
+    try:
+        assert s.version() == LATEST
+    finally:
+        s.close()
+    again = _open(store_url)  # a second start finds nothing to do
+    try:
+        assert again.version() == LATEST
+    finally:
+        again.close()
+
+
+def test_each_version_migrates_from_the_previous_one_keeping_data(store_url: str) -> None:
+    old = _open(store_url, version=1)
+    try:
+        assert old.version() == 1
+        # Version 1: no event_names table, no language column yet.
+        old._run(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                "casa",
+                "p1",
+                1,
+                "2026-11-01T10:00:01.000Z",
+                "disarmed",
+                None,
+                "ana",
+                "tag",
+                None,
+                "04A1B2C3",
+                None,
+                None,
+                '{"seq":1}',
+            ),
+        )
+        old._run(
+            "INSERT INTO accounts (email, name, mobile, password_hash, created)"
+            " VALUES (?, ?, ?, ?, ?)",
+            ("ana@example.org", "Ana", "+34600000000", "$argon2id$x", "2026-11-01T00:00:00.000Z"),
+        )
+    finally:
+        old.close()
+    for version in range(2, LATEST + 1):
+        step = _open(store_url, version=version)
+        try:
+            assert step.version() == version
+        finally:
+            step.close()
+    s = _open(store_url)
+    try:
+        assert s.version() == LATEST
+        assert s.event_users("casa") == ["ana"]  # 002 filled the filter lists from old rows
+        assert s.event_tags("casa") == ["04A1B2C3"]
+        acc = s.account_by_email("ana@example.org")
+        assert acc is not None and acc.lang == "en"  # 003's default for existing accounts
+    finally:
+        s.close()
+
+
+def test_event_ingest_is_idempotent_by_site_panel_and_seq(store: SqlStore) -> None:
+    assert store.add_event(_event(1, user="ana"))
+    assert not store.add_event(_event(1, user="ana", type="changed"))  # a redelivery
+    assert store.add_event(_event(1, panel="p2"))
+    assert store.add_event(_event(1, site="otra"))
+    assert store.add_events([_event(2), _event(2), _event(3)]) == 2
+    rows = store.events("casa", EventFilter(), 10)
+    assert [(r["panel"], r["seq"]) for r in rows] == [("p1", 3), ("p1", 2), ("p1", 1), ("p2", 1)]
+    assert rows[2]["type"] == "armed"
+    assert store.event_users("casa") == ["ana"]
+
+
+def test_activity_filters_and_paging(store: SqlStore) -> None:
+    for seq in range(1, 11):
+        store.add_event(
+            _event(
+                seq,
+                user="ana" if seq % 2 else "luis",
+                tag="04A1B2C3" if seq == 4 else None,
+                method="tag" if seq == 4 else "code",
+                type="alarm" if seq == 7 else "armed",
+            )
+        )
+    assert [r["seq"] for r in store.events("casa", EventFilter(user="ana"), 3)] == [9, 7, 5]
+    assert [r["seq"] for r in store.events("casa", EventFilter(type="alarm"), 9)] == [7]
+    page = store.events("casa", EventFilter(before=("2026-11-01T10:00:05.000Z", 5)), 2)
+    assert [r["seq"] for r in page] == [4, 3]
+    since = EventFilter(since="2026-11-01T10:00:08.000Z", until="2026-11-01T10:00:10.000Z")
+    assert [r["seq"] for r in store.events("casa", since, 9)] == [9, 8]
+    last = store.last_tag_use("casa", "04A1B2C3")
+    assert last is not None and last["seq"] == 4
+    assert store.event_users("casa") == ["ana", "luis"]
+    assert store.event_tags("casa") == ["04A1B2C3"]
+
+
+def test_accounts_sessions_and_failures(store: SqlStore) -> None:
+    acc = store.create_account("ana@example.org", "Ana", "+34600", "$h", "1234", "ana", "es")
+    assert acc is not None and acc.lang == "es"
+    assert store.create_account("ana@example.org", "Otra", "+34", "$h", "1234", "luis") is None
+    other = store.create_account("luis@example.org", "Luis", "+34", "$h", "1234", "luis")
+    assert other is not None and other.id != acc.id
+    assert store.account(acc.id) == acc
+    assert [m.number for m in store.memberships(acc.id)] == ["1234"]
+    assert [a.email for a, _ in store.accounts_of("1234")] == [
+        "ana@example.org",
+        "luis@example.org",
+    ]
+    assert store.failures("x@example.org") == 0
+    assert [store.add_failure("x@example.org") for _ in range(3)] == [1, 2, 3]
+    store.clear_failures("x@example.org")
+    assert store.failures("x@example.org") == 0
+    store.add_session("th", acc.id, "web", "csrf1")
+    assert store.session("th", "web") == (acc.id, "csrf1")
+    assert store.session("th", "api") is None
+    store.drop_sessions(acc.id)
+    assert store.session("th", "web") is None
+    store.set_password(acc.id, "$new")
+    assert store.account_by_email("ana@example.org").password_hash == "$new"  # type: ignore[union-attr]
+    assert store.notify_settings(acc.id) == {"on_alarm": True, "on_photo": False, "on_arm": False}
+    store.set_notify(acc.id, {"on_alarm": False, "on_photo": True})
+    assert store.notify_settings(acc.id) == {"on_alarm": False, "on_photo": True, "on_arm": False}
+
+
+def test_state_telemetry_photos_and_tags(store: SqlStore) -> None:
+    store.set_state("casa", "p1", {"mode": "away"})
+    store.set_availability("casa", "p1", "online")
+    (row,) = store.panel_states("casa")
+    assert row["state"] == {"mode": "away"} and row["availability"] == "online"
+    store.add_telemetry("casa", "p1", {"time": "2026-11-01T10:00:00Z", "temperature": 21.5})
+    store.add_telemetry("casa", "p1", {"time": "2026-11-02T10:00:00Z", "humidity": 40})
+    assert store.telemetry("casa", "2026-11-02") == [
+        {"time": "2026-11-02T10:00:00Z", "temperature": None, "humidity": 40.0}
+    ]
+    store.photo_requested(
+        "casa",
+        "p1",
+        "ph1",
+        camera="door",
+        user="ana",
+        method="app",
+        requested="2026-11-01T10:00:00.000Z",
+        reason="p1:7",
+    )
+    assert store.photos("casa")[0]["has_jpeg"] is False
+    store.photo_bytes("casa", "p1", "ph1", b"\xff\xd8jpeg")
+    store.photo_ready("casa", "p1", "ph1", "2026-11-01T10:00:02.000Z")
+    (photo,) = store.photos("casa")
+    assert photo["has_jpeg"] is True and photo["user"] == "ana" and photo["camera"] == "door"
+    assert store.photo_jpeg("casa", "ph1") == b"\xff\xd8jpeg"
+    assert store.photos_by_reason("casa", ["p1:7", "p1:8"]) == {"p1:7": ["ph1"]}
+    store.set_tag_name("1234", "04A1B2C3", "Llavero")
+    store.set_tag_name("1234", "04A1B2C3", "Llavero azul")
+    assert store.tag_names("1234") == {"04A1B2C3": "Llavero azul"}
+    store.mark_stolen("1234", "04A1B2C3", 1)
+    store.mark_stolen("1234", "04A1B2C3", 1)
+    assert list(store.stolen_tags("1234")) == ["04A1B2C3"]
+
+
+def test_the_pages_queries_have_their_indexes(store: SqlStore, store_url: str) -> None:
+    wanted = {
+        "events_by_time",
+        "events_by_user",
+        "events_by_tag",
+        "events_by_type",
+        "telemetry_by_time",
+    }
+    if store_url.startswith("sqlite"):
+        rows = store._all("SELECT name FROM sqlite_master WHERE type = 'index'")
+    else:
+        rows = store._all("SELECT indexname AS name FROM pg_indexes WHERE schemaname = 'public'")
+    assert wanted <= {r["name"] for r in rows}
+
+
+def test_postgresql_activity_query_uses_the_index(postgres_url: str) -> None:
+    s = PostgresStore(postgres_url, max_size=2)
+    try:
+        s.add_events(_event(i % 60, site=f"s{i // 60}", user="ana") for i in range(3000))
+        with s.pool.connection() as conn:
+            conn.execute("ANALYZE events")
+            plan = conn.execute(
+                'EXPLAIN SELECT body FROM events WHERE site = %s AND "user" = %s'
+                " ORDER BY time DESC, seq DESC LIMIT 50",
+                ("s7", "ana"),
+            ).fetchall()
+        text = "\n".join(str(next(iter(r.values()))) for r in plan)
+        assert "Index" in text and "Seq Scan" not in text, text
+    finally:
+        s.close()
+
+
+def test_postgresql_workers_starting_together_migrate_once(postgres_url: str) -> None:
+    stores: list[PostgresStore] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            stores.append(PostgresStore(postgres_url, max_size=2))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        rows = stores[0]._all("SELECT version FROM schema_version ORDER BY version")
+        assert [r["version"] for r in rows] == list(range(1, LATEST + 1))
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_rate_limits_and_photo_reasons_are_shared_through_the_store(store_url: str) -> None:
+    one, two = _open(store_url), _open(store_url)  # two workers on one store
+    try:
+        t = 1_700_000_000_000
+        assert [one.rate_hit("login addr 1", t + i, 3) for i in range(3)] == [True] * 3
+        assert not two.rate_hit("login addr 1", t + 10, 3)  # the other worker sees the count
+        assert two.rate_hit("login addr 2", t + 10, 3)
+        assert one.rate_hit("login addr 1", t + 60_001, 3)  # a minute later the window moved
+        one.expect_photo("casa", "door", "stolen:04A1")
+        one.expect_photo("casa", "door", "stolen:04B2")
+        one.forget_photo("casa", "door", "stolen:04B2")
+        one.expect_photo("casa", "door", "stolen:04C3")
+        assert two.take_photo_reason("casa", "door") == "stolen:04A1"
+        assert one.take_photo_reason("casa", "door") == "stolen:04C3"
+        assert two.take_photo_reason("casa", "door") is None
+        assert one.first_panel("casa") is None
+        two.set_state("casa", "p1", {"mode": "home"})
+        assert one.first_panel("casa") == "p1"
+    finally:
+        one.close()
+        two.close()
+
+
+def test_postgresql_live_announcements_reach_every_worker(postgres_url: str) -> None:
+    sender, listener = PostgresStore(postgres_url, max_size=2), PostgresStore(postgres_url)
+    got: list[tuple[str, str, Any]] = []
+    done = threading.Event()
+
+    def deliver(site: str, kind: str, value: Any) -> None:
+        got.append((site, kind, value))
+        if len(got) == 3:
+            done.set()
+
+    stop = listener.listen(deliver)
+    assert stop is not None
+    try:
+        assert sender.announce("casa", "event", {"seq": 1, "type": "armed"})
+        assert sender.announce("casa", "telemetry", {"temperature": 20.5})
+        assert sender.announce("casa", "event", {"seq": 2, "detail": "x" * 9000})  # too big
+        assert done.wait(60)
+        assert got == [
+            ("casa", "event", {"seq": 1, "type": "armed"}),
+            ("casa", "telemetry", {"temperature": 20.5}),
+            ("casa", "event", None),
+        ]
+    finally:
+        stop()
+        sender.close()
+        listener.close()
+
+
+def test_sqlite_has_no_other_worker_to_tell(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "c.db")
+    try:
+        assert not s.announce("casa", "event", {})
+        assert s.listen(lambda *_: None) is None
+    finally:
+        s.close()

@@ -1,0 +1,156 @@
+"""Two ``centinela cloud`` workers on one PostgreSQL behind one mosquitto, sharing the
+ingest through MQTT 5 shared subscriptions; one is killed with SIGKILL mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+import httpx
+import psycopg
+import pytest
+
+from sim.broker import Mosquitto
+from tests.cloud_app import sign_up
+from tests.cloud_workers import CONFIG, DEADLINE, Worker
+
+EVENTS = 300
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture
+def workers(
+    tmp_path: Path, mosquitto: Mosquitto, postgres_url: str
+) -> Iterator[tuple[Worker, Worker]]:
+    tag = uuid.uuid4().hex[:8]
+    config = tmp_path / "cloud.toml"
+    config.write_text(
+        CONFIG.format(
+            broker=mosquitto.url, client_id=f"cloud-{tag}", group=f"g{tag}", store=postgres_url
+        )
+    )
+    a, b = Worker(config, "a", tmp_path), Worker(config, "b", tmp_path)
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _stored(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT seq FROM events WHERE site = 'casa' ORDER BY seq").fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _wait_for(url: str, test: object, what: str) -> list[int]:
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        seqs = _stored(url)
+        if test(seqs):  # type: ignore[operator]
+            return seqs
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: {len(seqs)} events stored")
+        time.sleep(0.1)  # poll interval for the database
+
+
+def _event(seq: int) -> bytes:
+    body = {
+        "site": "casa",
+        "panel": "p1",
+        "seq": seq,
+        "time": f"2026-11-01T10:{seq // 60:02d}:{seq % 60:02d}.000Z",
+        "type": "armed",
+        "mode": "away",
+        "user": "alice",
+        "method": "code",
+    }
+    return json.dumps(body).encode()
+
+
+async def test_a_worker_killed_mid_stream_loses_nothing(
+    workers: tuple[Worker, Worker], mosquitto: Mosquitto, postgres_url: str
+) -> None:
+    a, _b = workers
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier=None) as hub:
+        for seq in range(1, EVENTS // 2 + 1):
+            await hub.publish("centinela/casa/event", _event(seq), qos=1)
+        # Both workers are taking events (shared, each message to one of them) ...
+        before = _wait_for(postgres_url, lambda s: len(s) >= EVENTS // 10, "first events")
+        a.kill()  # ... when one dies without a word, its last messages unacknowledged.
+        for seq in range(EVENTS // 2 + 1, EVENTS + 1):
+            await hub.publish("centinela/casa/event", _event(seq), qos=1)
+        # The other worker goes on storing while the first is down.
+        _wait_for(postgres_url, lambda s: max(s, default=0) > EVENTS // 2, "the survivor")
+        assert len(before) < EVENTS
+        a.start()  # back under its name: its session's messages are delivered again
+        seqs = _wait_for(postgres_url, lambda s: len(s) >= EVENTS, "every event")
+    assert seqs == list(range(1, EVENTS + 1))  # each stored once, none lost
+    log_a = (a.tmp / "a.1.log").read_text()
+    assert "Traceback" not in log_a
+
+
+def _web_url(worker: Worker) -> str:
+    found = re.search(r"customer area at (http://127\.0\.0\.1:\d+)", worker.log.read_text())
+    assert found, worker.log.read_text()
+    return found.group(1)
+
+
+async def test_any_worker_serves_the_customer_and_its_live_page(
+    workers: tuple[Worker, Worker], mosquitto: Mosquitto
+) -> None:
+    a, b = workers
+    # Signed up on one worker, the session works on the other (it is in the store).
+    async with httpx.AsyncClient(base_url=_web_url(a), timeout=60) as on_a:
+        got = await sign_up(on_a, "ana@example.org")
+        assert got.status_code in (200, 303), got.text
+        cookies = on_a.cookies
+    async with httpx.AsyncClient(base_url=_web_url(b), cookies=cookies, timeout=60) as on_b:
+        assert (await on_b.get("/i/1234567")).status_code == 200
+        seen: list[str] = []
+        # The live page, read off the socket (Server-Sent Events, one line at a time).
+        url = httpx.URL(_web_url(b))
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        writer.write(
+            f"GET /i/1234567/live HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+            f"Cookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
+        try:
+            async with asyncio.timeout(DEADLINE):
+                while not (await reader.readline()).startswith(b"event: state"):
+                    pass  # the page is following once its first state is out
+                async with aiomqtt.Client(mosquitto.host, mosquitto.port) as hub:
+                    for seq in range(1, 7):  # shared: some stored by a, some by b
+                        await hub.publish("centinela/casa/event", _event(seq), qos=1)
+                while len(seen) < 6:
+                    line = await reader.readline()
+                    assert line, "the live page closed"
+                    if line.startswith(b"event: event"):
+                        seen.append(line.decode())
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    assert len(seen) == 6  # every event, whichever worker stored it
+
+
+def test_a_short_fleet_run_stores_every_event(
+    tmp_path: Path, mosquitto: Mosquitto, postgres_server: object
+) -> None:
+    from tests.fleet import (
+        run,  # (the fixtures above skip it where mosquitto or PostgreSQL is missing)
+    )
+
+    got = run(events=200, sites=4, workers=[2], tmp=tmp_path)
+    assert got["events"] == 200
+    assert isinstance(got["baseline_events_per_s"], float) and got["baseline_events_per_s"] > 0
+    rates = got["fleet_ingest_events_per_s"]
+    assert isinstance(rates, dict) and rates["2"] > 0  # every event stored (run waits for all)
