@@ -366,12 +366,22 @@ def tls_client(ca: Path, cert: Path | None = None, key: Path | None = None) -> s
 
 
 async def until(
-    predicate: Callable[[], bool], settle: Callable[[], Awaitable[None]] | None = None
+    predicate: Callable[[], bool],
+    settle: Callable[[], Awaitable[None]] | None = None,
+    seen: Callable[[], object] | None = None,
 ) -> None:
-    """Poll ``predicate`` (for state that no message announces) for at most WAIT seconds."""
-    async with asyncio.timeout(WAIT):
-        while not predicate():
-            await (settle() if settle else asyncio.sleep(0.01))
+    """Poll ``predicate`` (for state that no message announces) for at most WAIT seconds.
+
+    On a timeout, ``seen()`` (when given) says what there was instead.
+    """
+    try:
+        async with asyncio.timeout(WAIT):
+            while not predicate():
+                await (settle() if settle else asyncio.sleep(0.01))
+    except TimeoutError:
+        if seen is None:
+            raise
+        raise AssertionError(f"not within {WAIT:g} s; seen: {seen()!r}") from None
 
 
 # -- the helpers' own checks ------------------------------------------------------------

@@ -71,7 +71,10 @@ async def test_bad_frames_are_dropped_counted_and_change_nothing(
         await panel.publish_raw(b"maybe", topic=panel.status)
         expected = {**dict.fromkeys(cases, 1), "unknown_panel": 1, "bad_status": 1}
         expected["retained_frame"] = 2  # with the empty message that cleared the retained one
-        await until(lambda: all(hub.counters.get(k, 0) == n for k, n in expected.items()))
+        await until(
+            lambda: all(hub.counters.get(k, 0) == n for k, n in expected.items()),
+            seen=lambda: {k: hub.counters.get(k, 0) for k in expected},
+        )
         assert hub.store is not None
         assert hub.store.count_events() == 0
         assert panel.acks == []
