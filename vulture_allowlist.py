@@ -103,3 +103,12 @@ _.wIndex
 
 # paho reads the CONNECT properties it is given (the links' announced maximum packet size).
 Properties.MaximumPacketSize
+
+# The file protocol the WebM muxer calls on its output, and PyAV stream settings it reads.
+_.writable
+_.seekable
+_.bit_rate
+_.layout
+_.sample_rate
+_.pix_fmt
+_.pict_type

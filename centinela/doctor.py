@@ -91,6 +91,8 @@ def machine_checks(usb_backend: Any = None) -> Iterator[Check]:
         else Check("cameras", MISSING, "no /dev/video*")
     )
     yield Check("ffmpeg", *probe.ffmpeg_state())
+    yield Check("microphones", *probe.microphones_state())
+    yield Check("media encoder", *probe.media_encoder_state())
 
 
 def _serial_checks() -> Iterator[Check]:
@@ -396,6 +398,8 @@ def _presence(plan: Plan, zones: Sequence[dict[str, Any]], usb_backend: Any) -> 
             if verdict == OK
             else (verdict, detail)
         )
+    if plan.scheme == "alsa":
+        return probe.alsa_device_state(plan.target)
     return ERROR, f"no presence check for {plan.scheme}:"
 
 

@@ -26,7 +26,18 @@ STATUS = {
     "panel_offline": 503,
     "timeout": 504,
 }
-ACTIONS = ("arm", "disarm", "status", "photo", "sos", "unlock", "revoke_tag")
+ACTIONS = (
+    "arm",
+    "disarm",
+    "status",
+    "photo",
+    "sos",
+    "unlock",
+    "revoke_tag",
+    "listen",
+    "listen_stop",
+    "clip",
+)
 
 
 def routes() -> list[Route]:
@@ -196,17 +207,23 @@ async def commands(request: Request) -> Response:
     action = body.get("action")
     if action not in ACTIONS:
         return refused(f"action: must be one of {', '.join(ACTIONS)}")
-    unknown = set(body) - {"action", "mode", "camera", "tag"}
+    unknown = set(body) - {"action", "mode", "camera", "tag", "seconds"}
     if unknown:
         return refused(f"{sorted(unknown)[0]}: unknown field")
-    extra = {k: body[k] for k in ("mode", "camera", "tag") if k in body}
+    extra: dict[str, str | int] = {k: body[k] for k in ("mode", "camera", "tag") if k in body}
     if not all(isinstance(v, str) for v in extra.values()):
         return refused("mode, camera and tag are strings")
-    if action == "revoke_tag" and "tag" in extra:
-        extra["tag"] = extra["tag"].upper()
+    if "seconds" in body:
+        if type(body["seconds"]) is not int:
+            return refused("seconds: a whole number")
+        extra["seconds"] = body["seconds"]
+    if action == "revoke_tag" and isinstance(extra.get("tag"), str):
+        extra["tag"] = str(extra["tag"]).upper()
     result = await ctx(request).link.command(inst.site, action, member.panel_user, "app", **extra)
     if result.get("ok") and action == "revoke_tag":
-        ctx(request).store.mark_stolen(inst.number, extra.get("tag", ""), request.state.account.id)
+        ctx(request).store.mark_stolen(
+            inst.number, str(extra.get("tag", "")), request.state.account.id
+        )
     result.pop("id", None)
     status = 200 if result.get("ok") else STATUS.get(str(result.get("error")), 502)
     return JSONResponse(result, status)
@@ -253,18 +270,24 @@ async def photos(request: Request) -> Response:
                 "requested": p["requested"],
                 "ready": p["ready"],
                 "status": "ready" if p["ready"] and p["has_jpeg"] else "pending",
+                "kind": p.get("kind") or "photo",  # a clip's WebM is …/photos/<id> too
             }
         )
     return JSONResponse({"photos": out})
 
 
 async def photo(request: Request) -> Response:
-    """One JPEG."""
+    """One JPEG, or a clip's WebM."""
     inst, _member = installation_of(request, request.path_params["number"])
-    jpeg = ctx(request).store.photo_jpeg(inst.site, request.path_params["photo_id"])
+    store = ctx(request).store
+    photo_id = request.path_params["photo_id"]
+    jpeg = store.photo_jpeg(inst.site, photo_id)
     if jpeg is None:
         return error(404, "not_found", "no such photo (or not ready yet)")
-    return Response(jpeg, media_type="image/jpeg")
+    clip = any(
+        p["photo_id"] == photo_id and p.get("kind") == "clip" for p in store.photos(inst.site)
+    )
+    return Response(jpeg, media_type="video/webm" if clip else "image/jpeg")
 
 
 async def climate(request: Request) -> Response:

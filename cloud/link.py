@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 
 from cloud.config import CloudConfig
 from cloud.live import Live
+from cloud.media import AudioStreams
 from cloud.store import EventFilter, Store, now_iso
 from common.mqtt import Backoff, LinkState, client_options
 
@@ -56,6 +57,8 @@ class CloudLink:
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._prefix = secrets.token_hex(3)
         self._ids = 0
+        self.audio = AudioStreams()  # silent calls, for the pages that play them
+        self._clips: dict[tuple[str, str, str], bytearray] = {}  # clips still arriving
 
     async def start(self) -> None:
         """Start connecting (in the background: the pages work while the broker is away)."""
@@ -129,7 +132,7 @@ class CloudLink:
         self.counters[name] = self.counters.get(name, 0) + 1
 
     async def command(
-        self, site: str, action: str, user: str, via: str, **extra: str
+        self, site: str, action: str, user: str, via: str, **extra: str | int | None
     ) -> dict[str, Any]:
         """Send one command and wait for its result (a §5 result, always)."""
         panel = self.panel_of(site)
@@ -218,6 +221,28 @@ class CloudLink:
             self._live(site, "telemetry", reading)
         elif len(rest) == 3 and rest[1] == "photo" and _PHOTO_ID.fullmatch(rest[2]):
             self.store.photo_bytes(site, rest[0], rest[2], raw)
+        elif len(rest) == 3 and rest[1] == "audio" and _PHOTO_ID.fullmatch(rest[2]):
+            self.audio.take(site, rest[2], raw)
+        elif len(rest) == 3 and rest[1] == "clip" and _PHOTO_ID.fullmatch(rest[2]):
+            self._clip(site, rest[0], rest[2], raw)
+
+    def _clip(self, site: str, panel: str, clip_id: str, raw: bytes) -> None:
+        """A clip's messages, concatenated, are one WebM file; the empty one ends it."""
+        key = (site, panel, clip_id)
+        if raw:
+            parts = self._clips.setdefault(key, bytearray())
+            if len(parts) + len(raw) > MAX_CLIP:
+                self._clips.pop(key, None)
+                self._count("oversized_clip")
+                return
+            parts.extend(raw)
+            while len(self._clips) > 16:  # clips never ended are forgotten, oldest first
+                self._clips.pop(next(iter(self._clips)))
+            return
+        webm = self._clips.pop(key, None)
+        if webm:
+            self.store.photo_bytes(site, panel, clip_id, bytes(webm))
+            self._live(site, "clip", {"panel": panel, "clip": clip_id})
 
     def _seen(self, site: str, panel: str) -> None:
         self.panels.setdefault(site, panel)
@@ -246,6 +271,20 @@ class CloudLink:
             )
         elif event.get("type") == "photo_ready" and isinstance(photo, str):
             self.store.photo_ready(site, panel, photo, str(event.get("time") or now_iso()))
+        clip = event.get("clip")
+        if event.get("type") == "clip_requested" and isinstance(clip, str):
+            self.store.photo_requested(
+                site,
+                panel,
+                clip,
+                camera=event.get("zone"),
+                user=event.get("user"),
+                method=event.get("method"),
+                requested=event.get("time"),
+                kind="clip",
+            )
+        elif event.get("type") == "clip_ready" and isinstance(clip, str):
+            self.store.photo_ready(site, panel, clip, str(event.get("time") or now_iso()))
         self._live(site, "event", event)
         for hook in list(self.event_hooks):
             try:
@@ -269,6 +308,10 @@ class CloudLink:
 
     def _take_reason(self, site: str, camera: str) -> str | None:
         return self.store.take_photo_reason(site, camera)
+
+
+MAX_CLIP = 32 * 1024 * 1024
+"""Largest clip kept (30 s of VP8 is a few MiB)."""
 
 
 def _json(raw: bytes) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,12 @@ from cloud.words import (
 
 PAGE_SIZE = 50
 KEEPALIVE_S = 15.0
+LISTEN_SECONDS = 60
+"""How long a silent call from the page lasts at most; leaving the page ends it sooner."""
+CLIP_SECONDS = 10
+"""How long a clip asked for from the page is: the camera's last 10 seconds."""
+LISTEN_WAIT_S = 10.0
+"""How long the player waits for the sound of a silent call to start arriving."""
 ARM_ACTIONS = {"arm_total": "total", "arm_partial": "partial", "arm_night": "night"}
 
 
@@ -57,9 +64,11 @@ def routes() -> list[Route]:
         Route("/i/{number}", home, methods=["GET"]),
         Route("/i/{number}/command", command, methods=["POST"]),
         Route("/i/{number}/live", live, methods=["GET"]),
+        Route("/i/{number}/listen", listen_audio, methods=["GET"]),
         Route("/i/{number}/activity", activity, methods=["GET"]),
         Route("/i/{number}/photos", photos, methods=["GET"]),
         Route("/i/{number}/photos/{photo_id}.jpg", photo_file, methods=["GET"]),
+        Route("/i/{number}/photos/{photo_id}.webm", clip_file, methods=["GET"]),
         Route("/i/{number}/climate", climate, methods=["GET"]),
         Route("/i/{number}/tags", tags, methods=["GET"]),
         Route("/i/{number}/tags/{uid}", tag_action, methods=["POST"]),
@@ -259,27 +268,76 @@ async def command(request: Request) -> Response:
             action=f"/i/{number}/command",
             fields={"action": "sos", "confirmed": "1"},
         )
-    if action == "photo" and camera is None and len(inst.cameras) > 1:
-        return render(request, "camera.html", inst=inst, cameras=inst.cameras)
-    if action == "photo" and camera is None and inst.cameras:
+    if action in ("photo", "clip") and camera is None and len(inst.cameras) > 1:
+        return render(request, "camera.html", inst=inst, cameras=inst.cameras, action=action)
+    if action in ("photo", "clip") and camera is None and inst.cameras:
         camera = inst.cameras[0]
     asked = now_iso()
+    play = None
     if action == "listen":
-        text, ok = _("Silent call is not available yet on this installation."), False
+        began = time.monotonic()
+        result = await ctx(request).link.command(
+            inst.site, "listen", member.panel_user, "web", seconds=LISTEN_SECONDS
+        )
+        ok = bool(result.get("ok"))
+        text = answer(result, "listen", _)
+        if ok:
+            play = f"/i/{number}/listen?after={began:.6f}"
+    elif action == "clip":
+        result = await ctx(request).link.command(
+            inst.site, "clip", member.panel_user, "web", camera=camera, seconds=CLIP_SECONDS
+        )
+        ok = bool(result.get("ok"))
+        text = answer(result, "clip", _, camera=camera or "")
     elif action in ARM_ACTIONS or action in ("disarm", "sos", "photo"):
         link = ctx(request).link
         base = "arm" if action in ARM_ACTIONS else action
         extra = {"mode": ARM_ACTIONS.get(action), "camera": camera if base == "photo" else None}
-        result = await link.command(inst.site, base, member.panel_user, "web", **extra)  # type: ignore[arg-type]
+        result = await link.command(inst.site, base, member.panel_user, "web", **extra)
         ok = bool(result.get("ok"))
         text = answer(result, base, _, mode=ARM_ACTIONS.get(action, ""), camera=camera or "")
     else:
         text, ok = _("Unknown action."), False
     if _wants_json(request):
-        return JSONResponse({"ok": ok, "message": text})
-    if action == "photo":
+        reply: dict[str, Any] = {"ok": ok, "message": text}
+        if play is not None:
+            reply["play"] = play  # where the page plays the silent call
+        return JSONResponse(reply)
+    if action in ("photo", "clip"):
         return await _photos(request, number, text, ok, since=asked)
     return await _home(request, number, text, ok)
+
+
+async def listen_audio(request: Request) -> Response:
+    """The silent call asked for at ``after``, as WebM/Opus while it goes on.
+
+    When the page stops listening (it closes, or its audio element is removed) the
+    response ends, and the silent call is stopped at the panel.
+    """
+    inst, member = installation_of(request, request.path_params["number"])
+    context = ctx(request)
+    try:
+        after = float(request.query_params.get("after", ""))
+    except ValueError:
+        return Response("after: a time is required", status_code=400)
+    stream = await context.link.audio.next_after(inst.site, after, LISTEN_WAIT_S)
+    if stream is None:
+        return Response("no silent call is under way", status_code=404)
+
+    async def body() -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            async for chunk in context.link.audio.follow(stream):
+                yield chunk
+            finished = True
+        finally:
+            if not finished:
+                context.spawn(
+                    context.link.command(inst.site, "listen_stop", member.panel_user, "web")
+                )
+
+    headers = {"Cache-Control": "no-store"}
+    return StreamingResponse(body(), media_type="audio/webm", headers=headers)
 
 
 async def live(request: Request) -> Response:
@@ -471,6 +529,20 @@ async def photo_file(request: Request) -> Response:
         return Response("Not found", 404, media_type="text/plain")
     return Response(
         jpeg, media_type="image/jpeg", headers={"cache-control": "private, max-age=3600"}
+    )
+
+
+async def clip_file(request: Request) -> Response:
+    """One clip (WebM/VP8)."""
+    inst, _member = installation_of(request, request.path_params["number"])
+    store = ctx(request).store
+    clip_id = request.path_params["photo_id"]
+    kinds = {p["photo_id"]: p.get("kind") for p in store.photos(inst.site, 200)}
+    webm = store.photo_jpeg(inst.site, clip_id) if kinds.get(clip_id) == "clip" else None
+    if webm is None:
+        return Response("Not found", 404, media_type="text/plain")
+    return Response(
+        webm, media_type="video/webm", headers={"cache-control": "private, max-age=3600"}
     )
 
 

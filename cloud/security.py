@@ -28,7 +28,8 @@ CSRF_COOKIE: Final = "centinela_csrf"
 MAX_FORM: Final = 64 * 1024
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "media-src 'self' blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
 )
 PUBLIC: Final = re.compile(
     r"^/(|login|signup|trouble|unblock|lang/[a-z]{2}|static/.*|api/v1/(login|signup|unblock|openapi\.json))$"

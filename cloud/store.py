@@ -416,11 +416,13 @@ class SqlStore:
 
     def photo_requested(self, site: str, panel: str, photo_id: str, **fields: Any) -> None:
         self._run(
-            'INSERT INTO photos (site, panel, photo_id, camera, "user", method, requested, reason)'
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO photos"
+            ' (site, panel, photo_id, camera, "user", method, requested, reason, kind)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, panel, photo_id) DO UPDATE SET camera = excluded.camera,"
             ' "user" = excluded."user", method = excluded.method,'
-            " requested = excluded.requested, reason = coalesce(photos.reason, excluded.reason)",
+            " requested = excluded.requested, reason = coalesce(photos.reason, excluded.reason),"
+            " kind = excluded.kind",
             (
                 site,
                 panel,
@@ -430,6 +432,7 @@ class SqlStore:
                 fields.get("method"),
                 fields.get("requested"),
                 fields.get("reason"),
+                fields.get("kind") or "photo",
             ),
         )
 
@@ -449,7 +452,7 @@ class SqlStore:
 
     def photos(self, site: str, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._all(
-            'SELECT panel, photo_id, camera, "user", method, requested, ready, reason,'
+            'SELECT panel, photo_id, camera, "user", method, requested, ready, reason, kind,'
             " jpeg IS NOT NULL AS has_jpeg FROM photos WHERE site = ?"
             " ORDER BY coalesce(requested, ready) DESC, photo_id DESC LIMIT ?",
             (site, limit),

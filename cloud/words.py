@@ -53,6 +53,10 @@ EVENT_WORDS: Final = {
     "alarm_end": N_("Siren stopped"),
     "device_lost": N_("Device lost"),
     "device_back": N_("Device back"),
+    "listen_started": N_("Silent call started"),
+    "listen_ended": N_("Silent call ended"),
+    "clip_requested": N_("Clip requested"),
+    "clip_ready": N_("Clip ready"),
 }
 ALARM_TYPES: Final = frozenset({"alarm", "panic", "duress", "tamper", "fire"})
 ARM_TYPES: Final = frozenset({"arming", "armed", "disarmed"})
@@ -71,6 +75,7 @@ OK_WORDS: Final = {
     "disarm": N_("Disarmed."),
     "sos": N_("SOS sent: the alarm is sounding."),
     "photo": N_("Photo requested from %(camera)s: it will appear in Photos."),
+    "clip": N_("Clip of the last seconds requested from %(camera)s: it will appear in Photos."),
     "revoke_tag": N_("The tag is revoked; photos were requested from every camera."),
     "listen": N_("Silent call started."),
 }

@@ -22,6 +22,7 @@ EXTRAS: Final[Mapping[str, tuple[str, str]]] = {
     "ndef": ("ndeflib", "panel"),
     "gpiozero": ("gpiozero", "panel"),
     "smbus2": ("smbus2", "panel"),
+    "av": ("av", "panel"),
     "PIL": ("Pillow", "sim"),
     "prompt_toolkit": ("prompt_toolkit", "sim"),
     "amqtt": ("amqtt", "sim"),

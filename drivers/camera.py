@@ -7,7 +7,9 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 
 from drivers.base import Backoff, Driver
 from drivers.reports import DeviceBack, DeviceLost
@@ -21,14 +23,97 @@ class CameraError(Exception):
     """A capture failed; the message says why in one line."""
 
 
-class CameraDriver(Driver):
-    """``capture(camera)`` returns a JPEG; the stream yields DeviceLost/DeviceBack per camera."""
+class FrameRing:
+    """A camera's recent recording: (time in seconds, JPEG) pairs, the oldest dropped first."""
 
-    def __init__(self, cameras: Sequence[str], device: str = "camera") -> None:
+    def __init__(self, seconds: int, fps: int) -> None:
+        self.seconds = seconds
+        self.fps = fps
+        self.frames: deque[tuple[float, bytes]] = deque(maxlen=max(1, seconds * fps))
+
+    def add(self, when: float, jpeg: bytes) -> None:
+        """Keep one frame."""
+        self.frames.append((when, jpeg))
+
+    def last(self, seconds: float, now: float) -> list[tuple[float, bytes]]:
+        """The frames of the last ``seconds`` before ``now``, oldest first."""
+        return [(t, j) for t, j in self.frames if now - seconds <= t <= now]
+
+
+class CameraDriver(Driver):
+    """``capture(camera)`` returns a JPEG; the stream yields DeviceLost/DeviceBack per camera.
+
+    A camera given a ring (``rings[name] = (seconds, fps)``) records continuously into a
+    FrameRing while the driver runs; ``recent(camera, seconds)`` gives a clip's frames.
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[str],
+        device: str = "camera",
+        *,
+        rings: Mapping[str, tuple[int, int]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(device)
         self.cameras = tuple(cameras)
         self.captures = 0
         self._down: set[str] = set()
+        self.ring_clock = clock
+        self.rings = {
+            name: FrameRing(seconds, fps)
+            for name, (seconds, fps) in (rings or {}).items()
+            if seconds > 0 and name in self.cameras
+        }
+        self._recorders: list[asyncio.Task[None]] = []
+
+    async def grab(self, camera: str) -> bytes:
+        """One frame for the ring; a still capture unless the driver has a cheaper way."""
+        return await self.capture(camera)
+
+    def recent(self, camera: str, seconds: float) -> list[tuple[float, bytes]]:
+        """The last ``seconds`` of ``camera``'s recording, oldest first (CameraError if none)."""
+        self._check_name(camera)
+        ring = self.rings.get(camera)
+        if ring is None:
+            raise CameraError(f"camera {camera!r} keeps no recording (ring_seconds = 0)")
+        frames = ring.last(seconds, self.ring_clock())
+        if not frames:
+            raise CameraError(f"camera {camera!r} has recorded nothing yet")
+        return frames
+
+    def start_recording(self) -> None:
+        """Start one recorder task per camera with a ring."""
+        loop = asyncio.get_running_loop()
+        for name, ring in self.rings.items():
+            task = loop.create_task(self._record(name, ring), name=f"centinela-ring-{name}")
+            self._recorders.append(task)
+
+    async def stop_recording(self) -> None:
+        """Stop the recorders."""
+        tasks, self._recorders = self._recorders, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _record(self, camera: str, ring: FrameRing) -> None:
+        period = 1.0 / ring.fps
+        due = time.monotonic()
+        while True:
+            due += period
+            try:
+                jpeg = await self.grab(camera)
+            except CameraError as exc:
+                _LOGGER.debug("ring of %s: %s", camera, exc)
+            else:
+                ring.add(self.ring_clock(), jpeg)
+            delay = due - time.monotonic()
+            if delay < -period:  # too slow for this rate: skip frames, do not pile up
+                due = time.monotonic()
+                delay = 0.0
+            await asyncio.sleep(max(0.0, delay))
 
     async def capture(self, camera: str) -> bytes:
         """One JPEG from ``camera``; raises CameraError (and reports the camera lost)."""
@@ -73,8 +158,9 @@ class FfmpegCamera(CameraDriver):
         ffmpeg: str = "ffmpeg",
         device: str = "camera",
         backoff: Backoff | None = None,
+        rings: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
-        super().__init__(list(sources), device)
+        super().__init__(list(sources), device, rings=rings)
         self.sources = dict(sources)
         self.input_format = input_format
         self.input_options = tuple(input_options)
@@ -98,8 +184,10 @@ class FfmpegCamera(CameraDriver):
             if node is not None:
                 self._camera_lost(camera, f"{node} not found")
                 self._watch(camera)
+        self.start_recording()
 
     async def _stop(self) -> None:
+        await self.stop_recording()
         watchers = list(self._watchers.values())
         self._watchers.clear()
         for task in watchers:

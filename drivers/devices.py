@@ -49,3 +49,7 @@ class Cameras(Device, Protocol):
     """The cameras of a panel: a JPEG from the named camera on request."""
 
     async def capture(self, camera: str) -> bytes: ...
+
+    def recent(self, camera: str, seconds: float) -> list[tuple[float, bytes]]:
+        """The last ``seconds`` of ``camera``'s recording as (time, JPEG), oldest first."""
+        ...

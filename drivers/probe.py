@@ -191,3 +191,45 @@ def ffmpeg_state() -> tuple[str, str]:
     """(verdict, detail) for the ffmpeg the camera driver runs."""
     path = shutil.which("ffmpeg")
     return (OK, path) if path else (MISSING, "ffmpeg not found (apt-get install ffmpeg)")
+
+
+def microphones_state(root: str = "/proc/asound") -> tuple[str, str]:
+    """(verdict, detail) listing the ALSA capture devices, as ``alsa:hw:C,D`` URLs."""
+    from drivers.microphone import alsa_cards
+
+    cards = alsa_cards(root)
+    if not cards:
+        return MISSING, "no ALSA capture device (a USB microphone shows up as alsa:hw:1,0)"
+    return OK, ", ".join(f"alsa:{dev} ({name})" for dev, name in cards)
+
+
+def alsa_device_state(device: str, root: str = "/proc/asound") -> tuple[str, str]:
+    """(verdict, detail) for one ALSA device name such as ``hw:1,0`` or ``default``."""
+    from drivers.microphone import alsa_cards
+
+    cards = dict(alsa_cards(root))
+    if not cards:
+        return MISSING, "no ALSA capture device"
+    wanted = device.removeprefix("plug")
+    if wanted in cards:
+        return OK, f"{cards[wanted]}"
+    if ":" not in device:  # default, dsnoop ...: ALSA resolves it at open
+        return OK, f"ALSA name (capture devices: {', '.join(cards)})"
+    return MISSING, f"no capture device {device} (there are: {', '.join(cards)})"
+
+
+def media_encoder_state() -> tuple[str, str]:
+    """(verdict, detail) for PyAV and the Opus and VP8 encoders of its FFmpeg."""
+    try:
+        import av
+    except ImportError:
+        return MISSING, "PyAV missing: pip install 'centinela[panel]'"
+    missing = []
+    for name in ("libopus", "libvpx"):
+        try:
+            av.codec.Codec(name, "w")
+        except Exception:
+            missing.append(name)
+    if missing:
+        return ERROR, f"PyAV {av.__version__} lacks {', '.join(missing)}"
+    return OK, f"PyAV {av.__version__}: Opus and VP8 in WebM"

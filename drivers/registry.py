@@ -19,6 +19,7 @@ from drivers.urls import Plan, parse
 from drivers.zones import GpioOptions, ZonesDriver, ZoneSpec
 
 if TYPE_CHECKING:
+    from drivers.microphone import Microphone
     from drivers.nfc import NfcDriver
     from drivers.ntag424 import SunPolicy
 
@@ -196,12 +197,26 @@ def open_climate(
     return Bme280Climate(bus, address, interval=interval)
 
 
+def open_microphone(url: str, *, file: str = "config") -> Microphone:
+    """A microphone for the silent call: ``sim:`` (a tone or a file) or ``alsa:DEVICE``."""
+    from drivers.microphone import AlsaMicrophone, SimMicrophone
+
+    plan = parse("microphone", url, file=file)
+    if plan.scheme == "sim":
+        tone, path = plan.options["tone"], plan.options["file"]
+        assert isinstance(tone, float)
+        assert path is None or isinstance(path, str)
+        return SimMicrophone(tone=tone, file=path)
+    return AlsaMicrophone(plan.target)
+
+
 def open_camera(
     url: str,
     cameras: Sequence[str],
     *,
     file: str = "config",
     devices: Mapping[str, str | None] | None = None,
+    rings: Mapping[str, tuple[int, int]] | None = None,
 ) -> CameraDriver:
     """A camera driver serving the named cameras.
 
@@ -214,7 +229,7 @@ def open_camera(
 
         delay = plan.options["delay"]
         assert isinstance(delay, float)
-        return SimCameraDriver(cameras, SimCamera(delay=delay))
+        return SimCameraDriver(cameras, SimCamera(delay=delay), rings=rings)
     from drivers.camera import FfmpegCamera
 
     sources = _camera_sources(plan, cameras, file)
@@ -230,7 +245,7 @@ def open_camera(
     timeout = plan.options["timeout"]
     assert isinstance(options, list)
     assert isinstance(timeout, float)
-    return FfmpegCamera(sources, input_options=options, timeout=timeout)
+    return FfmpegCamera(sources, input_options=options, timeout=timeout, rings=rings)
 
 
 def _camera_sources(plan: Plan, cameras: Sequence[str], file: str) -> dict[str, str]:

@@ -232,12 +232,27 @@ def _camera(url: str) -> Plan:
     raise _Bad(f"unknown camera URL scheme {scheme!r} (sim:, v4l2:)")
 
 
+def _microphone(url: str) -> Plan:
+    scheme, rest, params = _split(url)
+    if scheme == "sim":
+        _only(params, ("tone", "file"))
+        tone = _float(params.get("tone", "1000"), "tone", 20.0, 20000.0)
+        return Plan("microphone", "sim", "", {"tone": tone, "file": params.get("file")})
+    if scheme == "alsa":
+        _only(params, ())
+        if not re.fullmatch(r"[A-Za-z0-9_]+(:[A-Za-z0-9_=,]+)?", rest):
+            raise _Bad("alsa: needs an ALSA device such as alsa:hw:1,0 or alsa:default")
+        return Plan("microphone", "alsa", rest, {})
+    raise _Bad(f"unknown microphone URL scheme {scheme!r} (sim:, alsa:)")
+
+
 PARSERS: dict[str, Callable[[str], Plan]] = {
     "keypad": _keypad,
     "nfc": _nfc,
     "zones": _zones,
     "climate": _climate,
     "camera": _camera,
+    "microphone": _microphone,
 }
 
 

@@ -10,7 +10,7 @@ import datetime
 import json
 from typing import Any, Final
 
-from protocol.messages import Event, Result, StateSnapshot, Telemetry
+from protocol.messages import Event, EventType, Result, StateSnapshot, Telemetry
 
 _MAX_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -53,11 +53,22 @@ class Topics:
         """The JPEG of one photo."""
         return f"centinela/{self.site}/{panel}/photo/{photo_id}"
 
+    def media(self, panel: str, kind: str, media_id: str) -> str:
+        """The WebM messages of one listen-in (``audio``) or clip (``clip``), CONTRACT §9."""
+        return f"centinela/{self.site}/{panel}/{kind}/{media_id}"
+
 
 EVENT_FIELDS: Final = frozenset(
     {"site", "panel", "seq", "time", "type", "mode", "user", "method", "zone", "cid", "sia"}
-    | {"tag", "photo", "detail", "received", "clock_unsynced"}
+    | {"tag", "photo", "detail", "received", "clock_unsynced", "audio", "clip"}
 )
+MEDIA_ID_KEY: Final = {
+    EventType.LISTEN_STARTED: "audio",
+    EventType.LISTEN_ENDED: "audio",
+    EventType.CLIP_REQUESTED: "clip",
+    EventType.CLIP_READY: "clip",
+}
+"""Events whose media id (carried in the event's photo field) the cloud names otherwise."""
 """Every key a cloud event object may have (what scenario files may check)."""
 
 
@@ -86,7 +97,7 @@ def event_json(
     for name in ("tag", "photo", "detail"):
         value = getattr(event, name)
         if value is not None:
-            out[name] = value
+            out[MEDIA_ID_KEY.get(event.type, name) if name == "photo" else name] = value
     if event.clock_unsynced:
         out["clock_unsynced"] = True
     if received_ms is not None:

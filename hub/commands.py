@@ -19,8 +19,17 @@ MAX_COMMAND: Final = 4096
 MAX_RESPONSE_TOPIC: Final = 256
 
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
-_FIELDS: Final = frozenset({"id", "panel", "action", "mode", "user", "via", "camera", "tag"})
-_NEEDS: Final = {Action.ARM: "mode", Action.PHOTO: "camera", Action.REVOKE_TAG: "tag"}
+_FIELDS: Final = frozenset(
+    {"id", "panel", "action", "mode", "user", "via", "camera", "tag", "seconds"}
+)
+_NEEDS: Final = {
+    Action.ARM: "mode",
+    Action.PHOTO: "camera",
+    Action.REVOKE_TAG: "tag",
+    Action.CLIP: "camera",
+}
+MAX_SECONDS: Final = {Action.LISTEN: 120, Action.CLIP: 30}
+"""Longest silent call and clip in seconds (CONTRACT §9)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +94,9 @@ def parse_command(payload: bytes, panels: Collection[str]) -> Parsed:
             user=data["user"],
             via=Via(data["via"]),
             mode=Mode(data["mode"]) if action is Action.ARM else None,
-            camera=data["camera"] if action is Action.PHOTO else None,
+            camera=data["camera"] if _NEEDS.get(action) == "camera" else None,
             tag=data["tag"].upper() if action is Action.REVOKE_TAG else None,
+            seconds=data["seconds"] if action in MAX_SECONDS else None,
         ),
     )
 
@@ -147,6 +157,14 @@ def _problem(data: Mapping[str, Any], panels: Collection[str]) -> str | None:
     via = data.get("via")
     if via not in {v.value for v in Via}:
         return f"via: must be one of {_choices([v.value for v in Via])}"
+    longest = MAX_SECONDS.get(Action(action))
+    seconds = data.get("seconds")
+    if longest is None and "seconds" in data:
+        return f"seconds: not a field of {action}"
+    if longest is not None and (
+        type(seconds) is not int or not 1 <= seconds <= longest  # bool is no number here
+    ):
+        return f"seconds: required, a whole number from 1 to {longest}"
     needed = _NEEDS.get(Action(action))
     for name in ("mode", "camera", "tag"):
         if name in data and name != needed:

@@ -19,6 +19,7 @@ from hub.cloudapi import Topics, dumps, event_json, state_json, telemetry_json
 from hub.config import HubConfig
 from hub.counters import Counters
 from hub.linkkeys import PanelSecurity
+from hub.media import MAX_HELD_BYTES, MediaRejected, MediaRelay
 from hub.store import HubStore, OutboxItem
 from protocol.errors import ProtocolError, Replay, StaleEpoch
 from protocol.frame import MAX_FRAME, peek_header
@@ -26,6 +27,7 @@ from protocol.messages import (
     Ack,
     Event,
     Heartbeat,
+    MediaChunk,
     Message,
     PhotoChunk,
     Result,
@@ -102,6 +104,8 @@ class Relay:
             p.id: store.last_event_seq(p.id) for p in config.panels
         }
         self._last_prune_ms = 0
+        # Streams being assembled are held in memory: the media quota, capped for memory.
+        self.media = MediaRelay(max_bytes=min(config.media_max_bytes, MAX_HELD_BYTES))
 
     @property
     def epoch(self) -> int:
@@ -261,6 +265,8 @@ class Relay:
             self._queue(out, self.topics.telemetry(panel), dumps(telemetry_json(message)))
         elif isinstance(message, PhotoChunk):
             self._photo(panel, message, now_ms, out)
+        elif isinstance(message, MediaChunk):
+            self._media(panel, message, now_ms, out)
         elif isinstance(message, Result):
             items = self._on_result(panel, message)
             if not items:
@@ -351,6 +357,19 @@ class Relay:
         pruned = self.store.prune_media(self.config.media_max_bytes, now_ms - max_age_ms)
         if pruned:
             self.counters.add("media_pruned", pruned)
+
+    def _media(self, panel: str, chunk: MediaChunk, now_ms: int, out: BatchOutcome) -> None:
+        try:
+            publishes = self.media.take(panel, chunk, now_ms)
+        except MediaRejected as exc:
+            self.counters.drop("bad_media", f"{panel}: {exc}")
+            return
+        if not publishes:
+            self.counters.add("media_chunk_repeated")
+        for item in publishes:
+            if not item.data:
+                self.counters.add(f"media_{item.kind}")
+            self._queue(out, self.topics.media(panel, item.kind, item.media_id), item.data)
 
     def _queue(
         self, out: BatchOutcome, topic: str, payload: bytes, *, retain: bool = False

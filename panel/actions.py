@@ -91,6 +91,32 @@ class CapturePhoto:
 
 
 @dataclass(frozen=True, slots=True)
+class StartListen:
+    """Stream the microphone as ``listen_id`` for up to ``seconds``, silently; feed
+    ``ListenEnded`` when it ends."""
+
+    listen_id: str
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopListen:
+    """End the stream ``listen_id`` early."""
+
+    listen_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureClip:
+    """Encode the last ``seconds`` of ``camera``'s recording as ``clip_id`` and send it; feed
+    ``ClipCaptured`` when it is on its way."""
+
+    camera: str
+    clip_id: str
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class StateChanged:
     """The visible state changed (publish it, retained)."""
 
@@ -106,5 +132,8 @@ Action = (
     | Emit
     | Reply
     | CapturePhoto
+    | StartListen
+    | StopListen
+    | CaptureClip
     | StateChanged
 )

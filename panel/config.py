@@ -36,6 +36,7 @@ DEVICE_SCHEMES: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
         "zones": ("sim", "gpio"),
         "climate": ("sim", "bme280"),
         "camera": ("sim", "v4l2"),
+        "microphone": ("sim", "alsa"),
     }
 )
 """Device URL schemes each kind of device accepts."""
@@ -113,10 +114,12 @@ class Zone:
 
 @dataclass(frozen=True, slots=True)
 class Camera:
-    """A camera that can take photos on request."""
+    """A camera that can take photos on request and keeps its recent recording for clips."""
 
     name: str
     device: str | None = None
+    ring_seconds: int = 30  # how much recent recording a clip can come from
+    ring_fps: int = 5  # frames kept per second
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,7 @@ class Devices:
     zones: str = "sim:"
     climate: str = "sim:"
     camera: str = "sim:"
+    microphone: str = "sim:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,8 +429,10 @@ class _Loader:
             device = sec.get_opt_str("device")
             if device == "":
                 raise sec.error("device", "must not be empty")
+            ring_seconds = sec.get_int("ring_seconds", 30, minimum=0, maximum=120)
+            ring_fps = sec.get_int("ring_fps", 5, minimum=1, maximum=30)
             sec.finish()
-            cameras.append(Camera(name, device))
+            cameras.append(Camera(name, device, ring_seconds, ring_fps))
         return tuple(cameras)
 
     def _mqtt(self, sec: Section) -> BrokerConfig:

@@ -33,11 +33,13 @@ from panel.durable import PanelSnapshot
 from panel.inputs import (
     KEYS,
     ClimateReading,
+    ClipCaptured,
     ClockSync,
     DeviceBack,
     DeviceLost,
     Input,
     KeyPressed,
+    ListenEnded,
     PhotoCaptured,
     RemoteCommand,
     StoreNotice,
@@ -80,7 +82,15 @@ ACTION_KINDS: Final[Mapping[CommandAction, Kind]] = {
     CommandAction.SOS: Kind.PANIC,
     CommandAction.UNLOCK: Kind.UNLOCK,
     CommandAction.REVOKE_TAG: Kind.REVOKE_TAG,
+    CommandAction.LISTEN: Kind.LISTEN,
+    CommandAction.LISTEN_STOP: Kind.LISTEN_STOP,
+    CommandAction.CLIP: Kind.CLIP,
 }
+MAX_SECONDS: Final[Mapping[CommandAction, int]] = {
+    CommandAction.LISTEN: 120,
+    CommandAction.CLIP: 30,
+}
+"""Longest silent call and clip (CONTRACT §9)."""
 TIMER_KINDS: Final[Mapping[Timer, Kind]] = {
     Timer.EXIT: Kind.EXIT_END,
     Timer.ENTRY: Kind.ENTRY_END,
@@ -220,6 +230,17 @@ class Panel:
                 self._on_command(inp.command)
             case PhotoCaptured():
                 self._on_photo(inp)
+            case ListenEnded():
+                req = Request(
+                    Kind.LISTEN_DONE,
+                    Method.SYSTEM,
+                    photo_id=inp.listen_id,
+                    seconds=inp.seconds,
+                    detail=None if inp.detail is None else inp.detail[:MAX_DETAIL],
+                )
+                self.machine.dispatch(req)
+            case ClipCaptured():
+                self._on_clip(inp)
             case ClockSync():
                 self.recorder.synchronised = inp.synchronised
             case StoreNotice():
@@ -449,12 +470,25 @@ class Panel:
         req = Request(Kind.PHOTO_DONE, Method.SYSTEM, camera=inp.camera, photo_id=inp.photo_id)
         self.machine.dispatch(req)
 
+    def _on_clip(self, inp: ClipCaptured) -> None:
+        if inp.clip_id not in self.machine.clips:
+            _LOGGER.warning("clip %s was not requested (or before a restart); ignored", inp.clip_id)
+            return
+        if not inp.ok:
+            self.machine.clips.pop(inp.clip_id)
+            _LOGGER.warning("clip %s from %s failed: %s", inp.clip_id, inp.camera, inp.detail)
+            return
+        req = Request(Kind.CLIP_DONE, Method.SYSTEM, camera=inp.camera, photo_id=inp.clip_id)
+        self.machine.dispatch(req)
+
     # -------------------------------------------------------------- remote commands
 
     def _on_command(self, cmd: Command) -> None:
         method = Method(cmd.via.value)
         kind = ACTION_KINDS[cmd.action]
-        req = Request(kind, method, mode=cmd.mode, camera=cmd.camera, command=cmd)
+        req = Request(
+            kind, method, mode=cmd.mode, camera=cmd.camera, seconds=cmd.seconds, command=cmd
+        )
         problem = self._bad_request(cmd)
         if problem is not None:
             self.machine.refuse(req, ErrorCode.BAD_REQUEST, problem)
@@ -489,11 +523,14 @@ class Panel:
     def _bad_request(self, cmd: Command) -> str | None:
         if cmd.action is CommandAction.ARM and cmd.mode is None:
             return "arm needs a mode (total, partial or night)"
-        if cmd.action is CommandAction.PHOTO:
+        if cmd.action in (CommandAction.PHOTO, CommandAction.CLIP):
             if not cmd.camera:
-                return "photo needs a camera"
+                return f"{cmd.action} needs a camera"
             if self._cfg.camera(cmd.camera) is None:
                 return f"no camera {cmd.camera!r} on this panel"
+        longest = MAX_SECONDS.get(cmd.action)
+        if longest is not None and not (cmd.seconds is not None and 1 <= cmd.seconds <= longest):
+            return f"{cmd.action} needs seconds from 1 to {longest}"
         if cmd.action is CommandAction.REVOKE_TAG and not (cmd.tag and TAG_RE.fullmatch(cmd.tag)):
             return "revoke_tag needs a tag UID in hex (4 to 10 bytes)"
         return None

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 from panel import eventcodes
-from panel.actions import CapturePhoto, Timer, Tone
+from panel.actions import CaptureClip, CapturePhoto, StartListen, StopListen, Timer, Tone
 from panel.request import Kind, Request
 from protocol.messages import EventType, Method, State
 
@@ -184,6 +184,72 @@ def photo_ready(m: Machine, req: Request, prev: State) -> None:
         zone=req.camera,
         tag=asked.tag if asked is not None else None,
         photo=req.photo_id,
+    )
+
+
+def listen(m: Machine, req: Request, prev: State) -> None:
+    """A silent call: ``listen_started`` and the microphone streams; nothing at the panel shows
+    it (no display, no beep, no siren: CONTRACT §9)."""
+    assert req.seconds is not None
+    listen_id = f"{m.cfg.panel_id}-{m.record.next_seq}"
+    m.out.event(
+        EventType.LISTEN_STARTED,
+        req.method,
+        user=_user(req),
+        photo=listen_id,
+        detail=f"up to {req.seconds:g} s",
+    )
+    m.listening = dataclasses.replace(req, photo_id=listen_id)
+    m.out.actions.append(StartListen(listen_id, int(req.seconds)))
+
+
+def listen_stop(m: Machine, req: Request, prev: State) -> None:
+    """The customer ends the silent call early; ``listen_ended`` follows when the stream ends."""
+    assert m.listening is not None
+    assert m.listening.photo_id is not None
+    m.out.actions.append(StopListen(m.listening.photo_id))
+
+
+def listen_ended(m: Machine, req: Request, prev: State) -> None:
+    """The stream ended: ``listen_ended`` with who listened, how, and for how long."""
+    asked = m.listening
+    if asked is None or asked.photo_id != req.photo_id:
+        return  # a stream from before a restart, or already reported
+    m.listening = None
+    seconds = req.seconds or 0.0
+    detail = f"{seconds:.1f} s" if req.detail is None else f"{seconds:.1f} s; {req.detail}"
+    m.out.event(
+        EventType.LISTEN_ENDED, asked.method, user=_user(asked), photo=req.photo_id, detail=detail
+    )
+
+
+def clip(m: Machine, req: Request, prev: State) -> None:
+    """A remote clip request: ``clip_requested`` and the encoding of the camera's last seconds."""
+    assert req.camera is not None
+    assert req.seconds is not None
+    clip_id = f"{m.cfg.panel_id}-{m.record.next_seq}"
+    m.out.event(
+        EventType.CLIP_REQUESTED,
+        req.method,
+        user=_user(req),
+        zone=req.camera,
+        photo=clip_id,
+        detail=f"{req.seconds:g} s",
+    )
+    m.clips[clip_id] = dataclasses.replace(req, photo_id=clip_id)
+    m.out.actions.append(CaptureClip(req.camera, clip_id, int(req.seconds)))
+
+
+def clip_ready(m: Machine, req: Request, prev: State) -> None:
+    """The clip is on its way to the cloud: ``clip_ready`` on behalf of whoever asked."""
+    asked = m.clips.pop(req.photo_id or "", None)
+    m.out.event(
+        EventType.CLIP_READY,
+        asked.method if asked is not None else Method.SYSTEM,
+        user=_user(asked),
+        zone=req.camera,
+        photo=req.photo_id,
+        detail=None if asked is None or asked.seconds is None else f"{asked.seconds:g} s",
     )
 
 

@@ -36,6 +36,11 @@ FIXED: Final[Mapping[EventType, Codes]] = types.MappingProxyType(
         EventType.PHOTO_REQUESTED: Codes("1609", "VI"),
         EventType.PHOTO_READY: Codes("3609", "VR"),
         EventType.RESTART: Codes("1305", "RR"),
+        # Listen-in to follow / ended; clips are reported like photos.
+        EventType.LISTEN_STARTED: Codes("1606", "LF"),
+        EventType.LISTEN_ENDED: Codes("3606", "LE"),
+        EventType.CLIP_REQUESTED: Codes("1609", "VI"),
+        EventType.CLIP_READY: Codes("3609", "VR"),
         EventType.DEVICE_LOST: Codes("1145", "EM"),
         EventType.DEVICE_BACK: Codes("3145", "EN"),
         EventType.STORAGE_FAULT: Codes("1300", "IA"),  # system trouble / equipment failure

@@ -22,11 +22,13 @@ from protocol.messages import Command
 __all__ = [
     "KEYS",
     "ClimateReading",
+    "ClipCaptured",
     "ClockSync",
     "DeviceBack",
     "DeviceLost",
     "Input",
     "KeyPressed",
+    "ListenEnded",
     "PhotoCaptured",
     "RemoteCommand",
     "Report",
@@ -65,6 +67,25 @@ class PhotoCaptured:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenEnded:
+    """A silent call's stream ended after ``seconds`` of sound (time up, stopped or failed)."""
+
+    listen_id: str
+    seconds: float
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClipCaptured:
+    """A requested clip was encoded and handed to the link (or could not be)."""
+
+    clip_id: str
+    camera: str
+    ok: bool
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ClockSync:
     """What the system says of its clock: synchronised (NTP) or not (just booted, no RTC)."""
 
@@ -83,4 +104,13 @@ class StoreNotice:
     detail: str | None = None
 
 
-Input = Report | TimerFired | RemoteCommand | PhotoCaptured | ClockSync | StoreNotice
+Input = (
+    Report
+    | TimerFired
+    | RemoteCommand
+    | PhotoCaptured
+    | ListenEnded
+    | ClipCaptured
+    | ClockSync
+    | StoreNotice
+)

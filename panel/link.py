@@ -33,6 +33,8 @@ from protocol.messages import (
     Command,
     ErrorCode,
     Heartbeat,
+    MediaChunk,
+    MediaKind,
     Message,
     PhotoChunk,
     Result,
@@ -69,6 +71,11 @@ class LinkSettings:
     resend: float = 2.0  # seconds without ack progress before resending (real time)
     # Non-durable frames (state, results, telemetry, photos) held while the link is down.
     max_side_queue: int = 2000
+    # Media (silent call, clips) use at most this many bytes a second of the link, in bursts
+    # of at most ``media_burst`` bytes, so an event never waits behind them (docs/media.md).
+    media_rate: int = 64_000
+    media_burst: int = 16_384
+    max_media_queue: int = 8 * 1024 * 1024  # bytes held while the link is down
 
 
 class PanelLink:
@@ -137,6 +144,11 @@ class PanelLink:
         self._wake = asyncio.Event()
         self._answered = asyncio.Event()  # an authentic frame from the hub since link up
         self._side: deque[Message] = deque()
+        self._media: deque[MediaChunk] = deque()
+        self._media_bytes = 0
+        self._media_tokens = float(settings.media_burst)
+        self._media_refilled = time.monotonic()
+        self._media_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._client: aiomqtt.Client | None = None
         self._sent_upto = 0
         self._last_progress = time.monotonic()
@@ -177,11 +189,28 @@ class PanelLink:
         self._side.append(message)
         self._wake.set()
 
+    def send_media(self, chunk: MediaChunk) -> None:
+        """Queue a piece of a media stream: sent after events, within the media rate."""
+        if self._media_bytes + len(chunk.data) > self.settings.max_media_queue:
+            self.counters["media_dropped"] += 1
+            return
+        self._media.append(chunk)
+        self._media_bytes += len(chunk.data)
+        self._wake.set()
+
+    async def media_sent(self, media_id: str) -> None:
+        """Wait until every queued piece of ``media_id`` is published to the broker."""
+        if not any(c.media_id == media_id for c in self._media):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._media_waiters.setdefault(media_id, []).append(future)
+        await future
+
     def idle(self) -> bool:
         """Nothing deliverable is waiting: everything acknowledged, or the link is down."""
         if self.state is not LinkState.UP:
             return True
-        return not self._side and not self.store.pending(limit=1)
+        return not self._side and not self._media and not self.store.pending(limit=1)
 
     # -- the connection ---------------------------------------------------------------
 
@@ -279,10 +308,15 @@ class PanelLink:
                     self._last_progress = time.monotonic()  # nothing was in flight: clock starts
                 frames.append(self._seal(event))
                 self._sent_upto = event.seq
+            media = self._take_media()
+            frames += [self._seal(chunk) for chunk in media]
             if not frames:
                 self._wake.clear()
+                wait = self.settings.resend / 2
+                if self._media:  # waiting for the media budget to refill
+                    wait = min(wait, self._media_refill_wait())
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.resend / 2):
+                    async with asyncio.timeout(wait):
                         await self._wake.wait()
                 continue
             # All at once, in order on the one connection: no PUBACK wait between frames.
@@ -292,7 +326,41 @@ class PanelLink:
                 self._side.extendleft(
                     reversed(side)
                 )  # state, results, photos: sent after reconnect
+                # Media pieces go again; the hub drops those it already has (by index).
+                self._media.extendleft(reversed(media))
+                self._media_bytes += sum(len(c.data) for c in media)
                 raise
+            self._media_published(media)
+
+    def _take_media(self) -> list[MediaChunk]:
+        """The media pieces the budget allows now (token bucket: rate, burst)."""
+        now = time.monotonic()
+        settings = self.settings
+        self._media_tokens = min(
+            float(settings.media_burst),
+            self._media_tokens + (now - self._media_refilled) * settings.media_rate,
+        )
+        self._media_refilled = now
+        taken: list[MediaChunk] = []
+        while self._media and self._media_tokens >= max(1, len(self._media[0].data)):
+            chunk = self._media.popleft()
+            self._media_bytes -= len(chunk.data)
+            self._media_tokens -= max(1, len(chunk.data))
+            taken.append(chunk)
+        return taken
+
+    def _media_refill_wait(self) -> float:
+        need = max(1, len(self._media[0].data)) - self._media_tokens
+        return max(0.005, need / self.settings.media_rate)
+
+    def _media_published(self, media: list[MediaChunk]) -> None:
+        self.counters["media_bytes"] += sum(len(c.data) for c in media)
+        for media_id in {c.media_id for c in media}:
+            if any(c.media_id == media_id for c in self._media):
+                continue
+            for future in self._media_waiters.pop(media_id, []):
+                if not future.done():
+                    future.set_result(None)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -408,6 +476,19 @@ class PanelLink:
             self.counters["hub_heartbeats"] += 1  # its time was sampled on arrival
         else:
             self.counters["unexpected_message"] += 1
+
+
+def media_chunks(
+    kind: MediaKind, media_id: str, data: bytes, first: int, *, last: bool, size: int = 4096
+) -> list[MediaChunk]:
+    """Split WebM bytes into pieces numbered from ``first``; ``last`` marks the final piece."""
+    parts = [data[i : i + size] for i in range(0, len(data), size)]
+    if last and not parts:
+        parts = [b""]
+    return [
+        MediaChunk(kind, media_id, first + i, last and i == len(parts) - 1, part)
+        for i, part in enumerate(parts)
+    ]
 
 
 class HubClock:

@@ -52,6 +52,8 @@ class Machine:
         self.out = recorder
         self.credentials = credentials
         self.photos: dict[str, Request] = {}  # photo id -> the request that asked for it
+        self.clips: dict[str, Request] = {}  # clip id -> the request that asked for it
+        self.listening: Request | None = None  # the silent call in progress (its id in photo_id)
         self.reply: Command | None = None  # an accepted command, answered at the end of a call
 
     @property
@@ -118,6 +120,16 @@ class Machine:
                 return True
             case Guard.ZONES_CLOSED:
                 return self._zones_closed(req)
+            case Guard.NOT_LISTENING:
+                if self.listening is not None:
+                    self.refuse(req, ErrorCode.INVALID_STATE, "a silent call is in progress")
+                    return False
+                return True
+            case Guard.LISTENING:
+                if self.listening is None:
+                    self.refuse(req, ErrorCode.INVALID_STATE, "no silent call is in progress")
+                    return False
+                return True
 
     def _zones_closed(self, req: Request) -> bool:
         mode = req.mode

@@ -23,36 +23,43 @@ from common.mqtt import parse_broker_url
 from common.supervise import Supervisor
 from drivers import registry
 from drivers.devices import Cameras, ClimateSensor, Device, Keypad, TagReader, Zones
+from drivers.microphone import Microphone
 from panel.actions import (
     Beep,
     CancelTimer,
+    CaptureClip,
     CapturePhoto,
     Display,
     Emit,
     Reply,
     SetSiren,
+    StartListen,
     StartTimer,
     StateChanged,
+    StopListen,
 )
 from panel.config import SiteConfig
 from panel.core import Panel, PanelSnapshot
 from panel.inputs import (
     ClimateReading,
+    ClipCaptured,
     ClockSync,
     Input,
+    ListenEnded,
     PhotoCaptured,
     RemoteCommand,
     StoreNotice,
     TimerFired,
 )
 from panel.journal import STORE_ERRORS, Journal
-from panel.link import LinkSettings, PanelLink, photo_chunks
+from panel.link import LinkSettings, PanelLink, media_chunks, photo_chunks
 from panel.store import PanelStore
 from panel.tagcounters import StoreCounters, site_tags, sun_policy
 from protocol.messages import (
     Command,
     Event,
     Heartbeat,
+    MediaKind,
     Message,
     StateSnapshot,
     TagCounters,
@@ -96,6 +103,8 @@ class PanelProcess:
         self.zones: Zones
         self.climate: ClimateSensor
         self.camera: Cameras
+        self.microphone: Microphone
+        self._listens: dict[str, asyncio.Event] = {}  # listen id -> its stop signal
         self.link: PanelLink | None = None
         self._store: PanelStore | None = None
         self.journal: Journal | None = None
@@ -158,8 +167,10 @@ class PanelProcess:
                 [c.name for c in config.cameras],
                 file=file,
                 devices={c.name: c.device for c in config.cameras},
+                rings={c.name: (c.ring_seconds, c.ring_fps) for c in config.cameras},
             )
         )
+        self.microphone = registry.open_microphone(devices.microphone, file=file)
         settings = self._link_settings()
         if settings is not None:
             self.link = PanelLink(
@@ -304,6 +315,15 @@ class PanelProcess:
                     self.link.send(action.result)
             elif isinstance(action, CapturePhoto):
                 self._job(self._capture(action.camera, action.photo_id))
+            elif isinstance(action, StartListen):
+                self._listens[action.listen_id] = asyncio.Event()
+                self._job(self._listen(action.listen_id, action.seconds))
+            elif isinstance(action, StopListen):
+                stop = self._listens.get(action.listen_id)
+                if stop is not None:
+                    stop.set()
+            elif isinstance(action, CaptureClip):
+                self._job(self._clip(action.camera, action.clip_id, action.seconds))
             elif isinstance(action, StateChanged) and self.link is not None:
                 self.link.send(action.view)
         if events and self.link is not None:
@@ -365,6 +385,64 @@ class PanelProcess:
             for chunk in photo_chunks(photo_id, jpeg):
                 self.link.send(chunk)
         await self._queue.put(PhotoCaptured(photo_id, camera, ok=True))
+
+    async def _listen(self, listen_id: str, seconds: int) -> None:
+        """Stream the microphone as WebM/Opus until time is up or the customer stops it."""
+        from drivers.webm import OpusWebmWriter
+
+        stop = self._listens[listen_id]
+        index = 0
+        heard = 0.0
+        detail: str | None = None
+
+        def send(data: bytes, *, last: bool) -> None:
+            nonlocal index
+            if self.link is None:
+                return
+            for chunk in media_chunks(MediaKind.AUDIO, listen_id, data, index, last=last):
+                self.link.send_media(chunk)
+                index += 1
+
+        try:
+            writer = OpusWebmWriter()
+        except Exception as exc:
+            await self._queue.put(ListenEnded(listen_id, 0.0, detail=str(exc)))
+            self._listens.pop(listen_id, None)
+            return
+        try:
+            blocks = self.microphone.blocks()
+            try:
+                async for block in blocks:
+                    send(writer.write(block), last=False)
+                    heard = writer.seconds
+                    if stop.is_set() or heard >= seconds:
+                        break
+            finally:
+                await blocks.aclose()
+        except Exception as exc:  # a microphone fault ends the call; the event says why
+            detail = f"microphone: {exc}"[:200]
+            _LOGGER.warning("silent call %s: %s", listen_id, detail)
+        finally:
+            self._listens.pop(listen_id, None)
+            send(writer.close(), last=True)
+        await self._queue.put(ListenEnded(listen_id, min(heard, float(seconds)), detail=detail))
+        _LOGGER.info("silent call %s ended after %.1f s", listen_id, heard)
+
+    async def _clip(self, camera: str, clip_id: str, seconds: int) -> None:
+        """Encode the camera's last ``seconds`` as WebM/VP8 and send it in pieces."""
+        from drivers.webm import encode_clip
+
+        try:
+            frames = self.camera.recent(camera, seconds)
+            webm = await asyncio.to_thread(encode_clip, frames)
+        except Exception as exc:  # a camera or encoder fault is reported, not fatal
+            await self._queue.put(ClipCaptured(clip_id, camera, ok=False, detail=str(exc)))
+            return
+        if self.link is not None:
+            for chunk in media_chunks(MediaKind.CLIP, clip_id, webm, 0, last=True):
+                self.link.send_media(chunk)
+            await self.link.media_sent(clip_id)
+        await self._queue.put(ClipCaptured(clip_id, camera, ok=True))
 
     def _on_command(self, command: Command) -> None:
         self._queue.put_nowait(RemoteCommand(command))

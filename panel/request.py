@@ -29,6 +29,11 @@ class Kind(enum.StrEnum):
     REVOKE_TAG = "revoke_tag"  # a master revokes a tag remotely
     DEVICE_LOST = "device_lost"  # a device stopped answering
     DEVICE_BACK = "device_back"  # a lost device answers again
+    LISTEN = "listen"  # a remote silent call (CONTRACT §9)
+    LISTEN_STOP = "listen_stop"  # end the silent call in progress
+    LISTEN_DONE = "listen_done"  # the microphone stream ended (time up, stopped, failed)
+    CLIP = "clip"  # a remote video clip request
+    CLIP_DONE = "clip_done"  # the clip is encoded and on its way
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,7 @@ class Request:
     zone_kind: ZoneKind | None = None
     tag: str | None = None
     camera: str | None = None
-    photo_id: str | None = None
+    photo_id: str | None = None  # a photo, clip or listen-in id
+    seconds: float | None = None  # listen, clip: asked for; listen_done: how long it lasted
     detail: str | None = None
     command: Command | None = None

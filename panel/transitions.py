@@ -46,6 +46,8 @@ class Guard(enum.StrEnum):
 
     ZONES_CLOSED = "zones_closed"  # no zone the mode watches is open, entry zones excepted
     LOCKED = "locked"  # the keypad is locked
+    NOT_LISTENING = "not_listening"  # no silent call is in progress (one at a time)
+    LISTENING = "listening"  # a silent call is in progress
 
 
 class Goto(enum.StrEnum):
@@ -98,6 +100,11 @@ def _build() -> dict[tuple[State, Kind], Transition]:
         table[(state, Kind.STATUS)] = _T(effects.nothing, Goto.SAME)
         table[(state, Kind.PHOTO)] = _T(effects.photo, Goto.SAME)
         table[(state, Kind.PHOTO_DONE)] = _T(effects.photo_ready, Goto.SAME)
+        table[(state, Kind.LISTEN)] = _T(effects.listen, Goto.SAME, Guard.NOT_LISTENING)
+        table[(state, Kind.LISTEN_STOP)] = _T(effects.listen_stop, Goto.SAME, Guard.LISTENING)
+        table[(state, Kind.LISTEN_DONE)] = _T(effects.listen_ended, Goto.SAME)
+        table[(state, Kind.CLIP)] = _T(effects.clip, Goto.SAME)
+        table[(state, Kind.CLIP_DONE)] = _T(effects.clip_ready, Goto.SAME)
         table[(state, Kind.UNLOCK)] = _T(effects.unlock, Goto.SAME, Guard.LOCKED)
         table[(state, Kind.REVOKE_TAG)] = _T(effects.revoke_tag, Goto.SAME)
         table[(state, Kind.DEVICE_LOST)] = _T(effects.device_lost, Goto.SAME)
@@ -106,6 +113,9 @@ def _build() -> dict[tuple[State, Kind], Transition]:
 
 
 TABLE: Final[Mapping[tuple[State, Kind], Transition]] = types.MappingProxyType(_build())
+
+MEDIA_KINDS: Final = (Kind.LISTEN, Kind.LISTEN_STOP, Kind.CLIP)
+"""Silent call and clips: master and user roles only (CONTRACT §9)."""
 
 PERMISSIONS: Final[Mapping[Role, frozenset[Kind]]] = types.MappingProxyType(
     {
@@ -118,9 +128,12 @@ PERMISSIONS: Final[Mapping[Role, frozenset[Kind]]] = types.MappingProxyType(
                 Kind.PHOTO,
                 Kind.UNLOCK,
                 Kind.REVOKE_TAG,
+                *MEDIA_KINDS,
             }
         ),
-        Role.USER: frozenset({Kind.ARM, Kind.DISARM, Kind.STATUS, Kind.PANIC, Kind.PHOTO}),
+        Role.USER: frozenset(
+            {Kind.ARM, Kind.DISARM, Kind.STATUS, Kind.PANIC, Kind.PHOTO, *MEDIA_KINDS}
+        ),
         Role.ARM_ONLY: frozenset({Kind.ARM, Kind.STATUS, Kind.PANIC}),
     }
 )

@@ -66,6 +66,10 @@ class EventType(enum.StrEnum):
     STORAGE_FAULT = "storage_fault"  # the panel's store cannot be written; events wait in memory
     STORAGE_OK = "storage_ok"  # the store is written again; everything held is on disk
     STORE_RESET = "store_reset"  # a store was lost or replaced (detail: panel or hub)
+    LISTEN_STARTED = "listen_started"  # a silent call began (CONTRACT §9)
+    LISTEN_ENDED = "listen_ended"  # it ended; ``detail`` gives its duration
+    CLIP_REQUESTED = "clip_requested"
+    CLIP_READY = "clip_ready"  # the clip is on its way to the cloud, under ``photo`` (its id)
 
 
 class Method(enum.StrEnum):
@@ -88,6 +92,16 @@ class Action(enum.StrEnum):
     SOS = "sos"
     UNLOCK = "unlock"
     REVOKE_TAG = "revoke_tag"
+    LISTEN = "listen"  # silent call (CONTRACT §9), with ``seconds``
+    LISTEN_STOP = "listen_stop"  # end the silent call in progress early
+    CLIP = "clip"  # a video clip of a camera's recent recording, with ``seconds``
+
+
+class MediaKind(enum.StrEnum):
+    """What a media stream carries."""
+
+    AUDIO = "audio"  # a silent call: WebM with Opus
+    CLIP = "clip"  # a video clip: WebM with VP8
 
 
 class Via(enum.StrEnum):
@@ -123,7 +137,7 @@ class Event:
     user: str | None = None
     zone: str | None = None  # zone or device name
     tag: str | None = None  # tag UID (hex) for tag events
-    photo: str | None = None  # photo id for photo events
+    photo: str | None = None  # photo, clip or listen-in id for media events
     detail: str | None = None  # free text, e.g. the open zones of an arm_refused
     clock_unsynced: bool = False  # the panel's clock was known to be wrong: time_ms is unsure
 
@@ -145,6 +159,7 @@ class Command:
     # The hub's clock (epoch ms) after which the command must not be executed; None only
     # from hubs older than protocol 1.1 (docs/protocol.md).
     deadline_ms: int | None = None
+    seconds: int | None = None  # listen, clip: how long (CONTRACT §9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +236,21 @@ class PhotoChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaChunk:
+    """One piece of a media stream (a listen-in or a clip), outside the event log's seq.
+
+    The pieces of one ``media_id``, concatenated by ``index`` from 0, form one WebM file;
+    the piece with ``last`` set ends it (its data may be empty).
+    """
+
+    kind: MediaKind
+    media_id: str
+    index: int
+    last: bool
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """Periodic liveness; ``last_seq`` is the newest event seq the panel has recorded."""
 
@@ -239,4 +269,5 @@ Message = (
     | Heartbeat
     | Resume
     | TagCounters
+    | MediaChunk
 )

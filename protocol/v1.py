@@ -24,6 +24,8 @@ from protocol.messages import (
     Event,
     EventType,
     Heartbeat,
+    MediaChunk,
+    MediaKind,
     Message,
     Method,
     Mode,
@@ -38,6 +40,8 @@ from protocol.schema import Codes, CompiledStruct, LengthPrefixed, MessageSpec, 
 
 VERSION: Final = 1
 PHOTO_CHUNK_SIZE: Final = 4096
+MEDIA_CHUNK_SIZE: Final = 4096
+"""Most media bytes in one MediaChunk, as for photos."""
 """Most JPEG bytes in one PhotoChunk; a full chunk fits the frame cap with room to spare."""
 
 MODE_CODES: Final = Codes([Mode.TOTAL, Mode.PARTIAL, Mode.NIGHT])
@@ -78,6 +82,10 @@ EVENT_TYPE_CODES: Final = Codes(
         EventType.STORAGE_FAULT,
         EventType.STORAGE_OK,
         EventType.STORE_RESET,
+        EventType.LISTEN_STARTED,
+        EventType.LISTEN_ENDED,
+        EventType.CLIP_REQUESTED,
+        EventType.CLIP_READY,
     ]
 )
 METHOD_CODES: Final = Codes([Method.KEYPAD, Method.TAG, Method.APP, Method.WEB, Method.SYSTEM])
@@ -90,9 +98,13 @@ ACTION_CODES: Final = Codes(
         Action.SOS,
         Action.UNLOCK,
         Action.REVOKE_TAG,
+        Action.LISTEN,
+        Action.LISTEN_STOP,
+        Action.CLIP,
     ]
 )
 VIA_CODES: Final = Codes([Via.APP, Via.WEB])
+MEDIA_KIND_CODES: Final = Codes([MediaKind.AUDIO, MediaKind.CLIP])
 ERROR_CODES: Final = Codes(
     [
         ErrorCode.BAD_REQUEST,
@@ -112,6 +124,7 @@ ALL_CODES: Final = (
     ACTION_CODES,
     VIA_CODES,
     ERROR_CODES,
+    MEDIA_KIND_CODES,
 )
 
 
@@ -138,12 +151,13 @@ COMMAND_SCHEMA: Final = Struct(
     "action" / Int8ub,
     "via" / Int8ub,
     "user" / _STR8,
-    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 8 code, 10 deadline_ms (protocol 1.1)
+    "present" / Int8ub,  # 1 mode, 2 camera, 4 tag, 8 code, 10 deadline_ms, 20 seconds
     "mode" / If(this.present & 0x01, Int8ub),
     "camera" / If(this.present & 0x02, _STR8),
     "tag" / If(this.present & 0x04, _STR8),
     "code" / If(this.present & 0x08, _STR8),
     "deadline_ms" / If(this.present & 0x10, Int64ub),
+    "seconds" / If(this.present & 0x20, Int16ub),  # listen, clip (protocol 1.1)
 )
 RESULT_SCHEMA: Final = Struct(
     "id" / _STR8,
@@ -173,6 +187,13 @@ PHOTO_CHUNK_SCHEMA: Final = Struct(
     "photo_id" / _STR8,
     "index" / Int16ub,
     "count" / Int16ub,
+    "data" / LengthPrefixed(2, text=False),
+)
+MEDIA_CHUNK_SCHEMA: Final = Struct(
+    "kind" / Int8ub,  # MEDIA_KIND_CODES
+    "flags" / Int8ub,  # 1 last
+    "media_id" / _STR8,
+    "index" / Int32ub,
     "data" / LengthPrefixed(2, text=False),
 )
 HEARTBEAT_SCHEMA: Final = Struct("time_ms" / Int64ub, "last_seq" / Int32ub)
@@ -237,17 +258,19 @@ def _command_out(m: Command) -> Wire:
         | (m.camera is not None) << 1
         | (m.tag is not None) << 2
         | (m.code is not None) << 3
-        | (m.deadline_ms is not None) << 4,
+        | (m.deadline_ms is not None) << 4
+        | (m.seconds is not None) << 5,
         "mode": MODE_CODES.opt_to_wire(m.mode),
         "camera": m.camera,
         "tag": m.tag,
         "code": m.code,
         "deadline_ms": m.deadline_ms,
+        "seconds": m.seconds,
     }
 
 
 def _command_in(c: Parsed) -> Command:
-    _check_present(c["present"], 0x1F)
+    _check_present(c["present"], 0x3F)
     return Command(
         id=c["id"],
         action=ACTION_CODES.from_wire(c["action"]),
@@ -258,6 +281,7 @@ def _command_in(c: Parsed) -> Command:
         tag=c["tag"],
         code=c["code"],
         deadline_ms=c["deadline_ms"],
+        seconds=c["seconds"],
     )
 
 
@@ -354,6 +378,32 @@ def _photo_in(c: Parsed) -> PhotoChunk:
     return PhotoChunk(photo_id=c["photo_id"], index=c["index"], count=c["count"], data=c["data"])
 
 
+def _media_out(m: MediaChunk) -> Wire:
+    if len(m.data) > MEDIA_CHUNK_SIZE:
+        raise EncodeError(f"media chunk of {len(m.data)} bytes is over {MEDIA_CHUNK_SIZE}")
+    return {
+        "kind": MEDIA_KIND_CODES.to_wire(m.kind),
+        "flags": int(m.last),
+        "media_id": m.media_id,
+        "index": m.index,
+        "data": bytes(m.data),
+    }
+
+
+def _media_in(c: Parsed) -> MediaChunk:
+    if c["flags"] & ~0x01:
+        raise MalformedPayload(f"unknown media flag bits {c['flags'] & ~0x01:#04x}")
+    if len(c["data"]) > MEDIA_CHUNK_SIZE:
+        raise MalformedPayload(f"media chunk of {len(c['data'])} bytes is over {MEDIA_CHUNK_SIZE}")
+    return MediaChunk(
+        kind=MEDIA_KIND_CODES.from_wire(c["kind"]),
+        media_id=c["media_id"],
+        index=c["index"],
+        last=bool(c["flags"] & 0x01),
+        data=c["data"],
+    )
+
+
 def _spec(
     type_id: int,
     cls: type[Any],
@@ -394,5 +444,6 @@ TABLE: Final[dict[int, MessageSpec]] = {
             panel=True,
             hub=True,
         ),
+        _spec(11, MediaChunk, MEDIA_CHUNK_SCHEMA, _media_out, _media_in, panel=True, hub=False),
     )
 }

@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,6 +39,10 @@ class CloudStandIn:
         self.telemetry: dict[str, dict[str, Any]] = {}
         self.availability: dict[str, str] = {}
         self.photos: dict[str, bytes] = {}
+        # Media streams (CONTRACT §9): id -> the WebM bytes so far; ``media_done`` once ended.
+        self.media: dict[str, bytearray] = {}
+        self.media_done: dict[str, bytes] = {}
+        self.media_arrivals: dict[str, list[tuple[float, int]]] = {}  # id -> (monotonic, size)
         self.listeners: list[Callable[[str, Any], None]] = []
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
@@ -151,8 +156,21 @@ class CloudStandIn:
             elif len(rest) == 3 and rest[1] == "photo":
                 self.photos[rest[2]] = raw
                 self._record("photo", (rest[0], rest[2], len(raw)))
+            elif len(rest) == 3 and rest[1] in ("audio", "clip"):
+                self._media(rest[1], rest[2], raw)
         except (ValueError, AttributeError) as exc:
             _LOGGER.warning("cloud stand-in: bad payload on %s: %s", topic, exc)
+
+    def _media(self, kind: str, media_id: str, raw: bytes) -> None:
+        if media_id in self.media_done:
+            return
+        if raw:
+            self.media.setdefault(media_id, bytearray()).extend(raw)
+            self.media_arrivals.setdefault(media_id, []).append((time.monotonic(), len(raw)))
+            self._record(f"{kind}_data", (media_id, len(raw)))
+            return
+        self.media_done[media_id] = bytes(self.media.pop(media_id, b""))
+        self._record(kind, (media_id, len(self.media_done[media_id])))
 
     def _record(self, kind: str, value: Any) -> None:
         if kind == "event":

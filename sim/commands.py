@@ -12,6 +12,7 @@ from sim.site import SiteFacts
 HELP = (
     "keys: code+A/B/C arm, code+D disarm, P panic · tap USER · open/close/tamper ZONE · "
     "arm total|partial|night [USER] · disarm [USER] · status · photo CAMERA · sos · unlock · "
+    "listen SECONDS|stop · clip CAMERA SECONDS · "
     "revoke USER|TAG · broker stop|start · restart|stop|start panel|hub · quit"
 )
 HELP_LINES = (
@@ -23,6 +24,8 @@ HELP_LINES = (
     ("arm total|partial|night [USER] [app|web]", "a cloud command, as the app or the web sends it"),
     ("disarm | status | sos | unlock [USER] [app|web]", "more cloud commands (default: a master)"),
     ("photo hall [USER]", "a photo request; the view says where the picture is saved"),
+    ("listen 30 [USER]  /  listen stop", "a silent call; the view saves the sound as WebM"),
+    ("clip hall 10 [USER]", "a clip of the camera's last seconds, saved as WebM"),
     ("revoke alice|UID [BY_USER]", "revoke a user's first tag (or a UID)"),
     ("broker stop|start", "the link goes down and comes back"),
     ("stop|start|restart panel|hub", "power a process off, on, or restart it"),
@@ -115,6 +118,31 @@ def _cloud(verb: str, rest: list[str], facts: SiteFacts) -> Cloud:
             raise CommandError(f"photo CAMERA [USER] (cameras: {', '.join(facts.cameras)})")
         return Cloud(
             {"action": "photo", "camera": rest[0], "user": _user(rest[1:], master), "via": via}
+        )
+    if verb == "listen":
+        if rest and rest[0] == "stop":
+            return Cloud({"action": "listen_stop", "user": _user(rest[1:], master), "via": via})
+        if not rest or not rest[0].isdigit():
+            raise CommandError("listen SECONDS [USER] (1 to 120)  or  listen stop")
+        return Cloud(
+            {
+                "action": "listen",
+                "seconds": int(rest[0]),
+                "user": _user(rest[1:], master),
+                "via": via,
+            }
+        )
+    if verb == "clip":
+        if len(rest) < 2 or not rest[1].isdigit():
+            raise CommandError(f"clip CAMERA SECONDS [USER] (cameras: {', '.join(facts.cameras)})")
+        return Cloud(
+            {
+                "action": "clip",
+                "camera": rest[0],
+                "seconds": int(rest[1]),
+                "user": _user(rest[2:], master),
+                "via": via,
+            }
         )
     if verb == "revoke":
         if not rest:

@@ -318,6 +318,8 @@ class SimView:
                 self.message = result_message(action, value)
         if kind == "photo" and isinstance(value, tuple) and self.site.cloud is not None:
             self.message = self._save_photo(str(value[1]))
+        if kind in ("audio", "clip") and isinstance(value, tuple) and self.site.cloud is not None:
+            self.message = self._save_media(kind, str(value[0]))
         self.app.invalidate()
 
     def _save_photo(self, photo_id: str) -> tuple[str, str]:
@@ -337,6 +339,20 @@ class SimView:
             f"✓ photo {photo_id} ({len(data) // 1024} KB) saved as {path} "
             "(kept until the simulator stops)",
         )
+
+    def _save_media(self, kind: str, media_id: str) -> tuple[str, str]:
+        """Write a finished listen-in or clip as a WebM file a browser or player opens."""
+        assert self.site.cloud is not None
+        data = self.site.cloud.media_done.get(media_id)
+        if not data or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", media_id):
+            return ("class:message.error", f"✗ {kind} {media_id!r}: nothing to save")
+        try:
+            self.photo_dir.mkdir(mode=0o700, exist_ok=True)
+            path = self.photo_dir / f"{kind}-{media_id}.webm"
+            path.write_bytes(data)
+        except OSError as exc:
+            return ("class:message.error", f"✗ {kind} {media_id}: cannot save it: {exc}")
+        return ("class:message.ok", f"✓ {kind} {media_id} ({len(data) // 1024} KB) saved as {path}")
 
     def _accept(self, buffer: Buffer) -> bool:
         text = buffer.text

@@ -113,6 +113,22 @@ def test_app_api_end_to_end_matches_its_openapi(area: Area) -> None:
         jpeg = api.call("GET", f"{base}/photos/{ready[0]['id']}")
         assert jpeg.headers["content-type"] == "image/jpeg" and jpeg.content[:2] == b"\xff\xd8"
         assert api.call("GET", f"{base}/photos/none").status_code == 404
+        # Silent call and clips (CONTRACT §9) through the app API.
+        r = api.call("POST", base + "/commands", json={"action": "listen", "seconds": "5"})
+        assert r.status_code == 400 and "seconds" in r.json()["detail"]
+        r = api.call("POST", base + "/commands", json={"action": "listen", "seconds": 5})
+        assert r.status_code == 200 and r.json()["ok"] is True
+        r = api.call("POST", base + "/commands", json={"action": "listen", "seconds": 5})
+        assert r.status_code == 409 and r.json()["error"] == "invalid_state"
+        assert (
+            api.call("POST", base + "/commands", json={"action": "listen_stop"}).status_code == 200
+        )
+        area.wait_for(
+            lambda: any(
+                e["type"] == "listen_ended" and e["method"] == "app" for e in area.cloud_events()
+            ),
+            timeout=30,
+        )
         # Events: newest first, paged with next/before.
         page1 = api.call("GET", base + "/events?limit=2").json()
         assert len(page1["events"]) == 2 and page1["next"]

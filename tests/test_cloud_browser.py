@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -243,9 +244,28 @@ def test_home_follows_the_keypad_and_commands_reach_the_panel(browser: Any, area
     expect(page.get_by_role("alert")).to_contain_text("Cannot arm: Kitchen window is open.")
     shot(page, "home-refused-en-desktop")
     area.call(area.site.set_zone("kitchen_window", False))
-    # Silent call is refused in words until the media work lands.
+    # Silent call: the simulated room (a 1 kHz tone) plays in the page while the call goes
+    # on; nothing shows at the panel.
+    displays = area.call(_keypad_displays(area))
     page.get_by_role("button", name="Silent call").click()
-    expect(page.get_by_role("alert")).to_contain_text("not available yet")
+    expect(page.get_by_role("alert")).to_contain_text("Silent call started.")
+    player = page.locator("#listen-audio")
+    expect(player).to_have_attribute("aria-label", "Silent call")
+    page.wait_for_function(
+        "() => { const a = document.getElementById('listen-audio');"
+        " return a !== null && !a.paused && a.currentTime > 0.2; }",
+        timeout=15_000,
+    )
+    area.wait_for(lambda: any(e["type"] == "listen_started" for e in area.cloud_events()))
+    assert area.call(_keypad_displays(area)) == displays
+    # Leaving the page ends the silent call at the panel.
+    page.goto("/")
+    area.wait_for(
+        lambda: any(
+            e["type"] == "listen_ended" and e["method"] == "web" for e in area.cloud_events()
+        ),
+        timeout=30,
+    )
     page.set_viewport_size({"width": 360, "height": 780})
     shot(page, "home-en-phone")
     page.context.close()
@@ -327,6 +347,46 @@ def test_photo_request_turns_ready_with_a_notice(browser: Any, area: Area) -> No
     expect(ready.get_by_role("img", name="Photo from Garden")).to_be_visible()
     accessible(page)
     shot(page, "photos-en-desktop")
+    page.context.close()
+
+
+CLOCK_JS = """(video) => {
+  // The simulated camera draws its clock as 24 blocks along the bottom (drivers/sim_camera.py).
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const g = canvas.getContext("2d");
+  g.drawImage(video, 0, 0);
+  let value = 0;
+  for (let i = 0; i < 24; i++) {
+    const x = 8 + i * 24 + 10, y = canvas.height - 16 - 6 + 8;
+    const [r, gr, b] = g.getImageData(x, y, 1, 1).data;
+    if ((r + gr + b) / 3 > 128) { value += 2 ** i; }
+  }
+  return value / 10;
+}"""
+
+
+def test_a_clip_plays_under_the_image_requests(browser: Any, area: Area) -> None:
+    ring = area.site.panel.camera.rings["garden"]
+    area.wait_for(lambda: len(ring.frames) > 1 and ring.frames[-1][0] - ring.frames[0][0] > 11, 30)
+    page = new_page(browser, area)
+    log_in(page, area.login.email, area.login.password)
+    page.get_by_role("button", name="Request clip").click()
+    asked = time.time()
+    page.get_by_role("button", name="Garden").click()
+    expect(page.get_by_role("alert")).to_contain_text("Clip of the last seconds requested")
+    video = page.get_by_label("Clip from Garden").first
+    expect(video).to_be_visible(timeout=30_000)
+    page.wait_for_function(
+        "(v) => v.readyState >= 2 && isFinite(v.duration)", arg=video.element_handle()
+    )
+    duration = video.evaluate("(v) => v.duration")
+    assert abs(duration - 10) <= 1, duration
+    clock = video.evaluate(CLOCK_JS)
+    wrap = (1 << 24) / 10
+    assert (asked - 12) % wrap <= clock <= (asked + 1) % wrap, (asked % wrap, clock)
+    accessible(page)
+    shot(page, "clip-en-desktop")
     page.context.close()
 
 
@@ -519,3 +579,8 @@ def test_spanish_pages(browser: Any, area: Area) -> None:
     page.get_by_role("link", name="English").click()
     expect(page.get_by_role("columnheader", name="When")).to_be_visible()
     page.context.close()
+
+
+async def _keypad_displays(area: Area) -> list[str]:
+    """What the simulated keypad has shown so far."""
+    return list(area.site.panel.keypad.twin.displays)

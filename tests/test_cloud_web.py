@@ -372,7 +372,7 @@ async def test_home_shows_state_words_open_zones_and_offline(svc: CloudService) 
             headers={"accept": "application/json"},
             data={"csrf": csrf_of(home.text), "action": "listen"},
         )
-        assert "not available yet" in r.json()["message"]
+        assert r.json() == {"ok": False, "message": "The panel is offline: nothing was sent."}
         # SOS without confirmation asks first.
         r = await c.post("/i/1234567/command", data={"csrf": csrf_of(home.text), "action": "sos"})
         assert "Are you sure?" in r.text and ">Confirm<" in r.text

@@ -46,9 +46,16 @@ def _request(rig: Rig, kind: Kind) -> Request:
         Kind.PHOTO: CommandAction.PHOTO,
         Kind.UNLOCK: CommandAction.UNLOCK,
         Kind.REVOKE_TAG: CommandAction.REVOKE_TAG,
+        Kind.LISTEN: CommandAction.LISTEN,
+        Kind.LISTEN_STOP: CommandAction.LISTEN_STOP,
+        Kind.CLIP: CommandAction.CLIP,
     }
+    if kind is Kind.LISTEN_STOP:  # its guard: a silent call in progress
+        rig.panel.machine.listening = Request(Kind.LISTEN, Method.APP, user=alice, photo_id="p1-9")
     if kind in remote:
-        cmd = Command("c1", remote[kind], "alice", Via.APP, mode=Mode.TOTAL, camera="hall_cam")
+        cmd = Command(
+            "c1", remote[kind], "alice", Via.APP, mode=Mode.TOTAL, camera="hall_cam", seconds=10
+        )
         return Request(
             kind,
             Method.APP,
@@ -56,6 +63,7 @@ def _request(rig: Rig, kind: Kind) -> Request:
             mode=Mode.TOTAL,
             camera="hall_cam",
             tag=BOB_TAG,
+            seconds=10,
             command=cmd,
         )
     zones = {
@@ -69,8 +77,10 @@ def _request(rig: Rig, kind: Kind) -> Request:
     if kind in zones:
         zone, zone_kind = zones[kind]
         return Request(kind, Method.SYSTEM, zone=zone, zone_kind=zone_kind, detail="test")
-    if kind is Kind.PHOTO_DONE:
+    if kind in (Kind.PHOTO_DONE, Kind.CLIP_DONE):
         return Request(kind, Method.SYSTEM, camera="hall_cam", photo_id="p1-1")
+    if kind is Kind.LISTEN_DONE:
+        return Request(kind, Method.SYSTEM, photo_id="p1-1", seconds=3.0)
     return Request(kind, Method.SYSTEM)
 
 

@@ -69,7 +69,7 @@ def test_bare_machine_lists_and_exits_0(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["doctor"]) == 0
     out = capsys.readouterr()
     lines = out.out.splitlines()
-    for topic in ("usb", "gpio", "cameras", "ffmpeg"):
+    for topic in ("usb", "gpio", "cameras", "ffmpeg", "microphones", "media"):
         assert verdict_of(lines, topic) in VERDICTS
     assert all(line.split()[0] in (*VERDICTS, "no") for line in lines)
     assert "Traceback" not in out.err
@@ -163,6 +163,7 @@ def test_missing_real_devices_fail_with_reasons(tmp_path: Path) -> None:
             'zones = "gpio:?siren=17"',
             'climate = "bme280:97:0x76"',
             'camera = "v4l2:/dev/video-centinela-none"',
+            'microphone = "alsa:hw:7,0"',
         ]
     )
     path = write_site(tmp_path, devices=devices, zone_extra="pin = 5")
@@ -171,6 +172,7 @@ def test_missing_real_devices_fail_with_reasons(tmp_path: Path) -> None:
     assert verdict_of(lines, "devices.keypad") == "missing"
     assert verdict_of(lines, "devices.climate") == "missing"
     assert verdict_of(lines, "devices.camera") == "missing"
+    assert verdict_of(lines, "devices.microphone") == "missing"
     assert verdict_of(lines, "devices.nfc") == "ok"  # still sim:
     assert "/dev/ttyCENTINELA9 not found" in "\n".join(lines)
     keypad = next(line for line in lines if "devices.keypad" in line)
@@ -293,3 +295,17 @@ def test_a_site_file_with_arc_is_checked_as_sim_hands_it_over(
         fh.write('format = "SIA-XYZ"\n')
     status, lines = run(path)
     assert status == 2 and "arc.format" in "\n".join(lines)
+
+
+def test_microphones_are_listed_from_the_kernels_capture_devices(tmp_path: Path) -> None:
+    from drivers import probe
+
+    (tmp_path / "pcm").write_text(
+        "00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8\n"
+        "01-00: USB Audio : USB Audio : playback 1 : capture 1\n"
+    )
+    assert probe.microphones_state(str(tmp_path)) == ("ok", "alsa:hw:1,0 (USB Audio)")
+    assert probe.alsa_device_state("plughw:1,0", str(tmp_path)) == ("ok", "USB Audio")
+    assert probe.alsa_device_state("hw:2,0", str(tmp_path))[0] == "missing"
+    assert probe.microphones_state(str(tmp_path / "none"))[0] == "missing"
+    assert probe.media_encoder_state()[0] == "ok"

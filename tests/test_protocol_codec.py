@@ -29,6 +29,8 @@ from protocol.messages import (
     Event,
     EventType,
     Heartbeat,
+    MediaChunk,
+    MediaKind,
     Message,
     Method,
     Mode,
@@ -80,6 +82,7 @@ COMMANDS = st.builds(
     camera=opt(NAME),
     tag=opt(NAME),
     code=opt(st.from_regex(r"[0-9]{4,8}", fullmatch=True)),
+    seconds=opt(st.integers(0, 0xFFFF)),
 )
 RESULTS = st.builds(
     Result,
@@ -115,6 +118,14 @@ def photo_chunks(draw: st.DrawFn) -> PhotoChunk:
 
 
 HEARTBEATS = st.builds(Heartbeat, time_ms=U64, last_seq=U32)
+MEDIA = st.builds(
+    MediaChunk,
+    kind=st.sampled_from(MediaKind),
+    media_id=NAME,
+    index=U32,
+    last=st.booleans(),
+    data=st.binary(max_size=4096),
+)
 
 STRATEGIES: dict[type, st.SearchStrategy[Message]] = {
     Event: EVENTS,
@@ -125,6 +136,7 @@ STRATEGIES: dict[type, st.SearchStrategy[Message]] = {
     Ack: ACKS,
     PhotoChunk: photo_chunks(),
     Heartbeat: HEARTBEATS,
+    MediaChunk: MEDIA,
     Resume: st.builds(Resume, last_seq=U32),
     TagCounters: st.builds(
         TagCounters,
@@ -213,11 +225,15 @@ def test_published_codes_do_not_move() -> None:
         Ack: 6,
         PhotoChunk: 7,
         Heartbeat: 8,
+        MediaChunk: 11,
     }
     assert {s.cls: t for t, s in TABLES[2].items() if t not in TABLES[1]} == {
         Resume: 9,
         TagCounters: 10,
     }
+    assert v1.EVENT_TYPE_CODES.encode[EventType.CLIP_READY] == 28
+    assert v1.ACTION_CODES.encode[Action.CLIP] == 10
+    assert v1.MEDIA_KIND_CODES.encode[MediaKind.CLIP] == 2
 
 
 @pytest.mark.parametrize(

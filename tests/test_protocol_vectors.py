@@ -51,6 +51,7 @@ def test_the_document_has_enough_vectors() -> None:
         "Heartbeat",
         "Resume",
         "TagCounters",
+        "MediaChunk",
     }
 
 
@@ -59,11 +60,13 @@ def test_the_document_has_enough_vectors() -> None:
 CODES = {
     "type": "arming armed disarmed entry alarm panic duress tamper fire code_rejected "
     "tag_rejected keypad_locked keypad_unlocked arm_refused tag_revoked photo_requested "
-    "photo_ready restart alarm_end device_lost device_back storage_fault storage_ok store_reset",
+    "photo_ready restart alarm_end device_lost device_back storage_fault storage_ok store_reset "
+    "listen_started listen_ended clip_requested clip_ready",
     "method": "keypad tag app web system",
     "mode": "total partial night",
     "state": "disarmed arming armed_total armed_partial armed_night pending triggered",
-    "action": "arm disarm status photo sos unlock revoke_tag",
+    "action": "arm disarm status photo sos unlock revoke_tag listen listen_stop clip",
+    "kind": "audio clip",
     "via": "app web",
     "error": "bad_request unknown_user forbidden invalid_state panel_offline timeout busy",
 }
@@ -78,6 +81,7 @@ TYPES = {
     8: "Heartbeat",
     9: "Resume",
     10: "TagCounters",
+    11: "MediaChunk",
 }
 
 
@@ -162,6 +166,13 @@ def decode_payload(kind: str, payload: bytes) -> dict[str, Any]:
         p = r.take("B")
         out["temperature"] = optional(p, 0x01, lambda: r.take("d"))
         out["humidity"] = optional(p, 0x02, lambda: r.take("d"))
+    elif kind == "MediaChunk":
+        out = {"kind": code("kind", r.take("B"))}
+        flags = r.take("B")
+        assert flags & ~1 == 0
+        out["media_id"], out["index"] = r.str8(), r.take("I")
+        out["last"] = bool(flags & 1)
+        out["data"] = r.raw(r.take("H")).hex()
     elif kind == "Ack":
         out = {"upto_seq": r.take("I")}
     elif kind == "PhotoChunk":
@@ -258,6 +269,7 @@ def message_from_json(kind: str, fields: dict[str, Any]) -> Any:
         "action": messages.Action,
         "via": messages.Via,
         "error": messages.ErrorCode,
+        "kind": messages.MediaKind,
     }
     values: dict[str, Any] = {}
     for name, value in fields.items():

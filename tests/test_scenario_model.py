@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -206,6 +207,9 @@ def test_every_field_of_a_cloud_event_can_be_checked() -> None:
         7, 1_000, EventType.ARMED, Method.TAG, cid="3401", sia="CL", mode=Mode.TOTAL,
         user="alice", zone="z", tag="04A1B2C3", photo="p1-7", detail="d", clock_unsynced=True,
     )  # fmt: skip
-    assert set(event_json("demo", "p1", event, received_ms=2_000)) == EVENT_FIELDS
+    keys = set(event_json("demo", "p1", event, received_ms=2_000))
+    for media in (EventType.CLIP_READY, EventType.LISTEN_ENDED):  # their id is "clip", "audio"
+        keys |= set(event_json("demo", "p1", dataclasses.replace(event, type=media)))
+    assert keys == EVENT_FIELDS
     result = Result("c1", False, state=State.DISARMED, error=ErrorCode.FORBIDDEN, detail="x")
     assert set(result_json(result, "p1")) == RESULT_FIELDS

@@ -12,6 +12,64 @@
     box.className = "answer " + (ok ? "ok" : "refused");
   }
 
+  // A silent call plays in the page while it goes on; leaving the page ends it. The sound
+  // is fetched as it arrives and handed to Media Source Extensions, which play each piece
+  // at once (a plain <audio src> would wait to buffer seconds of a stream with no end).
+  var listening = null;  // the AbortController of the fetch in progress
+  function stopListen() {
+    if (listening) { listening.abort(); listening = null; }
+    var old = document.getElementById("listen-audio");
+    if (old) { old.pause(); old.removeAttribute("src"); old.load(); old.remove(); }
+  }
+  function streamInto(audio, url) {
+    var type = 'audio/webm; codecs="opus"';
+    if (!window.MediaSource || !window.AbortController || !MediaSource.isTypeSupported(type)) {
+      audio.src = url;
+      return;
+    }
+    var source = new MediaSource();
+    var controller = new AbortController();
+    listening = controller;
+    audio.src = URL.createObjectURL(source);
+    source.addEventListener("sourceopen", function () {
+      var buffer = source.addSourceBuffer(type);
+      var queue = [];
+      var done = false;
+      function feed() {
+        if (buffer.updating) { return; }
+        if (queue.length) { buffer.appendBuffer(queue.shift()); }
+        else if (done && source.readyState === "open") { source.endOfStream(); }
+      }
+      buffer.addEventListener("updateend", feed);
+      fetch(url, { credentials: "same-origin", signal: controller.signal }).then(function (r) {
+        var reader = r.body.getReader();
+        function read() {
+          return reader.read().then(function (part) {
+            if (part.done) { done = true; feed(); return; }
+            queue.push(part.value);
+            feed();
+            return read();
+          });
+        }
+        return read();
+      }).catch(function () {});
+    });
+  }
+  function playListen(url, label) {
+    stopListen();
+    var audio = document.createElement("audio");
+    audio.id = "listen-audio";
+    audio.controls = true;
+    audio.autoplay = true;
+    audio.setAttribute("aria-label", label);
+    var box = answerBox();
+    (box && box.parentNode ? box.parentNode : body).insertBefore(audio, box ? box.nextSibling : null);
+    streamInto(audio, url);
+    var started = audio.play();
+    if (started && started.catch) { started.catch(function () {}); }
+  }
+  window.addEventListener("pagehide", stopListen);
+
   document.querySelectorAll("form.command").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
@@ -31,6 +89,7 @@
         credentials: "same-origin"
       }).then(function (r) { return r.json(); }).then(function (data) {
         say(data.message, data.ok);
+        if (data.ok && data.play) { playListen(data.play, form.dataset.listening || "Silent call"); }
         if (data.ok && form.dataset.reload) { window.setTimeout(function () { window.location.reload(); }, 1500); }
       }).catch(function () {
         say(form.dataset.failed || "Error", false);
@@ -83,7 +142,7 @@
   source.addEventListener("event", function (ev) {
     var d = JSON.parse(ev.data);
     var page = body.dataset.page;
-    if (page === "photos" && (d.type === "photo_requested" || d.type === "photo_ready")) {
+    if (page === "photos" && /^(photo|clip)_(requested|ready)$/.test(d.type)) {
       refreshPhotos();
     }
     if (page === "activity" && window.location.search === "") {
