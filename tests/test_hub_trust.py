@@ -54,6 +54,7 @@ async def test_an_online_status_never_makes_a_silent_panel_available(
     ):
         await panel.send(Heartbeat(T0, 0))
         await cloud.wait(lambda: cloud.texts("p1/availability") == ["online"])
+        await until(hub.idle)  # every frame the panel sent is handled before time moves on
         await clock.advance(90)  # the panel died without a will reaching the hub
         await cloud.wait(lambda: cloud.texts("p1/availability") == ["online", "offline"])
 

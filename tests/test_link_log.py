@@ -99,9 +99,10 @@ async def test_a_refused_password_names_broker_user_and_reason(
 
 
 async def test_a_second_copy_with_the_same_client_id_is_named_and_waits(
-    caplog: pytest.LogCaptureFixture, mosquitto: Mosquitto
+    caplog: pytest.LogCaptureFixture, broker_factory: Callable[[], Mosquitto]
 ) -> None:
     caplog.set_level(logging.INFO)
+    mosquitto = broker_factory()
     config = BrokerConfig("127.0.0.1", mosquitto.port, False)
     first_sleeps: list[float] = []
     first = _link(config, "centinela-hub-twin", first_sleeps)
