@@ -25,6 +25,8 @@ from typing import Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from protocol.stream import crc16_arc as crc16_arc  # the same CRC the serial line uses
+
 MAX_FRAME: Final = 1024
 """A longer frame is refused (DC-09 messages are short; receivers read 1000 bytes at once)."""
 KEY_SIZES: Final = (16, 24, 32)
@@ -64,28 +66,6 @@ class Dc09Message:
     timestamp_ms: int | None = None
     encrypted: bool = False
     pad: str = field(default="", repr=False)
-
-
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE: Final = _crc_table()
-
-
-def crc16_arc(data: bytes) -> int:
-    """CRC-16/ARC (poly 0x8005 reflected as 0xA001, init 0, no final xor), a byte at a time."""
-    crc = 0
-    table = _CRC_TABLE
-    for byte in data:
-        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-    return crc
 
 
 def format_timestamp(time_ms: int) -> str:
