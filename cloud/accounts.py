@@ -77,16 +77,18 @@ class Accounts:
     def __init__(self, config: CloudConfig, store: Store) -> None:
         self.config = config
         self.store = store
-        # Keywords are kept as argon2 hashes only, never as given in the file.
-        self._keywords = {
-            (i.number, h.user): HASHER.hash(h.keyword)
-            for i in config.installations
-            for h in i.holders
-        }
+        # Keywords are compared with argon2 hashes only, never as given in the file. Each is
+        # hashed when its installation is first named (an operator lists 100,000 of them:
+        # hashing every one at start would take hours).
+        self._keywords: dict[tuple[str, str], str] = {}
 
     def _holder_for(self, inst: Installation, keyword: str) -> str | None:
         for holder in inst.holders:
-            if verify(self._keywords[(inst.number, holder.user)], keyword):
+            key = (inst.number, holder.user)
+            hashed = self._keywords.get(key)
+            if hashed is None:
+                hashed = self._keywords[key] = HASHER.hash(holder.keyword)
+            if verify(hashed, keyword):
                 return holder.user
         return None
 

@@ -69,14 +69,25 @@ class CloudConfig:
     store_password: str | None = field(default=None, repr=False)  # PostgreSQL's, from a file
     share_group: str | None = None  # MQTT 5 shared subscriptions: workers share the ingest
     session_expiry: int = 3600  # seconds the broker keeps a worker's session and its messages
+    # Lookups by number and by site: an operator's file lists 100,000 installations, and
+    # every message and request names one.
+    _by_number: dict[str, Installation] = field(init=False, repr=False, compare=False)
+    _by_site: dict[str, Installation] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_site: dict[str, Installation] = {}
+        for inst in self.installations:
+            by_site.setdefault(inst.site, inst)  # the first one listed, as before
+        object.__setattr__(self, "_by_number", {i.number: i for i in self.installations})
+        object.__setattr__(self, "_by_site", by_site)
 
     def installation(self, number: str) -> Installation | None:
         """The installation with this number."""
-        return next((i for i in self.installations if i.number == number), None)
+        return self._by_number.get(number)
 
     def by_site(self, site: str) -> Installation | None:
         """The installation of this site."""
-        return next((i for i in self.installations if i.site == site), None)
+        return self._by_site.get(site)
 
 
 def load_cloud_file(path: str | Path) -> CloudConfig:
@@ -185,10 +196,12 @@ def load_cloud_mapping(data: dict[str, object], file: str, base: Path | None = N
         mail = MailConfig(sp.hostname, mport, sender)
 
     installations: list[Installation] = []
+    numbers: set[str] = set()
     for sec in root.get_sections("installations"):
         number = sec.get_str("number", pattern=NUMBER_RE, what="4 to 12 digits")
-        if any(i.number == number for i in installations):
+        if number in numbers:
             raise sec.error("number", f"installation {number} is listed twice")
+        numbers.add(number)
         site = sec.get_str("site", pattern=NAME_RE, what="1 to 32 of a-z 0-9 _ -")
         panel = sec.get_opt_str("panel", pattern=NAME_RE, what="1 to 32 of a-z 0-9 _ -")
         cameras = sec.get_str_list("cameras", [], pattern=NAME_RE, what="a camera name")

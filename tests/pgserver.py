@@ -136,6 +136,11 @@ class PgServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def server_pid(self) -> int:
+        """The postmaster's PID (under ``runuser`` it is not the process started)."""
+        assert self.proc is not None
+        return self._postmaster_pid() or self.proc.pid
+
     def _postmaster_pid(self) -> int | None:
         try:
             return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])

@@ -19,6 +19,7 @@ import pytest
 from sim.broker import Mosquitto
 from tests.cloud_app import sign_up
 from tests.cloud_workers import CONFIG, DEADLINE, Worker
+from tests.pgserver import PgServer
 
 EVENTS = 300
 pytestmark = pytest.mark.timeout(900)
@@ -142,15 +143,26 @@ async def test_any_worker_serves_the_customer_and_its_live_page(
     assert len(seen) == 6  # every event, whichever worker stored it
 
 
-def test_a_short_fleet_run_stores_every_event(
-    tmp_path: Path, mosquitto: Mosquitto, postgres_server: object
-) -> None:
+def test_a_short_fleet_run_measures_every_part(tmp_path: Path, postgres_server: PgServer) -> None:
+    """``make fleet`` in small: every event stored, every probe on its page, the API answers."""
     from tests.fleet import (
-        run,  # (the fixtures above skip it where mosquitto or PostgreSQL is missing)
+        QUICK,  # (the fixture above skips it where PostgreSQL is missing)
+        run,
     )
 
-    got = run(events=200, sites=4, workers=[2], tmp=tmp_path)
-    assert got["events"] == 200
-    assert isinstance(got["baseline_events_per_s"], float) and got["baseline_events_per_s"] > 0
-    rates = got["fleet_ingest_events_per_s"]
-    assert isinstance(rates, dict) and rates["2"] > 0  # every event stored (run waits for all)
+    got = run(["ingest", "live", "activity"], QUICK, tmp_path, postgres_server)
+    ingest = got["ingest"]
+    assert ingest["events"] == 200
+    assert ingest["baseline_events_per_s"] > 0
+    assert ingest["fleet_ingest_events_per_s"]["2"] > 0  # run() waits for every event stored
+    live = got["live"]
+    latency = live["fleet_event_to_browser_ms"]
+    assert latency["lost"] == 0, live
+    assert latency["samples"] == live["probes_sent"] > 0
+    assert set(live["app_api_ms_p95"]) == {"state", "events", "climate"}
+    assert live["cpu_s"]["postgresql"] > 0
+    activity = got["activity"]
+    assert activity["events"] == 200 * 20
+    assert activity["telemetry_rows"] == 200 * 10
+    assert activity["fleet_activity_api_ms"]["requests"] == 16
+    assert activity["bytes_per_event"] > activity["heap_bytes_per_event"] > 0
