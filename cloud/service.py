@@ -115,8 +115,8 @@ class CloudService:
             _LOGGER.debug("retention: another worker is purging")
         elif any(counts.values()):
             _LOGGER.info(
-                "retention: deleted %s (keeping events %d days, telemetry %d, images %d)",
-                ", ".join(f"{n} {table}" for table, n in counts.items() if n),
+                "retention: deleted %s (kept: events %d days, telemetry %d, images %d)",
+                ", ".join(f"{table} {n}" for table, n in counts.items() if n),
                 keep.events_days,
                 keep.telemetry_days,
                 keep.media_days,

@@ -117,7 +117,8 @@ def test_each_version_migrates_from_the_previous_one_keeping_data(store_url: str
             assert step.version() == version
             if version == 5:  # images before 006 had no time of their own in the cloud
                 step._run(
-                    "INSERT INTO photos (site, panel, photo_id, ready, jpeg) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO photos (site, panel, photo_id, ready, jpeg)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     ("casa", "p1", "old", "2026-11-01T10:00:02.000Z", b"\xff\xd8"),
                 )
                 step._run(
