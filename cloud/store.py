@@ -654,25 +654,31 @@ class SqlStore:
         def before(days: float) -> str:
             return iso(moment - timedelta(days=days))
 
-        plan: list[tuple[str, str, str | int, int]] = [  # table, column, cut-off, rows at once
-            ("events", "time", before(keep.events_days), batch),
-            ("telemetry", "time", before(keep.telemetry_days), batch),
-            ("photos", "stored", before(keep.media_days), max(1, min(batch, MEDIA_BATCH))),
-            ("sessions", "created", before(SESSION_DAYS), batch),
-            ("photo_reasons", "added", before(PHOTO_REASON_DAYS), batch),
-            ("rate_hits", "at_ms", int(moment.timestamp() * 1000) - RATE_WINDOW_MS, batch),
+        media = max(1, min(batch, MEDIA_BATCH))
+        now_ms = int(moment.timestamp() * 1000)
+        plan: list[tuple[str, str, str | int, str | int, int]] = [
+            # table, column, lowest value, cut-off, rows per statement
+            ("events", "time", "", before(keep.events_days), batch),
+            ("telemetry", "time", "", before(keep.telemetry_days), batch),
+            ("photos", "stored", "", before(keep.media_days), media),
+            ("sessions", "created", "", before(SESSION_DAYS), batch),
+            ("photo_reasons", "added", "", before(PHOTO_REASON_DAYS), batch),
+            ("rate_hits", "at_ms", -(2**62), now_ms - RATE_WINDOW_MS, batch),
         ]
         counts: dict[str, int] = {}
         with self._purging() as db:
             if db is None:
                 return None
-            for table, column, cutoff, size in plan:
+            for table, column, low, cutoff, size in plan:
                 counts[table] = 0
                 while stop is None or not stop.is_set():
-                    gone = db.run(self._purge_sql(table, column), (cutoff, size, cutoff))
-                    counts[table] += gone
-                    if gone < size:
+                    gone = db.all(self._purge_sql(table, column), (low, cutoff, size, cutoff))
+                    counts[table] += len(gone)
+                    if len(gone) < size:
                         break
+                    # The next statement starts where this one ended, not at the index's
+                    # left edge, past the entries of rows just deleted.
+                    low = max(row[column] for row in gone)
         return counts
 
     def _purging(self) -> AbstractContextManager[_Db | None]:
@@ -680,8 +686,9 @@ class SqlStore:
         raise NotImplementedError
 
     def _purge_sql(self, table: str, column: str) -> str:
-        """Delete up to ``?`` rows of ``table`` whose ``column`` is before ``?``, oldest first
-        (arguments: cut-off, batch size, cut-off again)."""
+        """Delete the oldest rows of ``table`` whose ``column`` is from a lowest value up to
+        (not including) a cut-off, at most a batch of them, returning their ``column``
+        (arguments: lowest, cut-off, batch size, cut-off again)."""
         raise NotImplementedError
 
     def first_panel(self, site: str) -> str | None:
@@ -783,7 +790,8 @@ class SqliteStore(SqlStore):
     def _purge_sql(self, table: str, column: str) -> str:
         return (
             f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table}"  # noqa: S608 (names are ours)
-            f" WHERE {column} < ? ORDER BY {column} LIMIT ?) AND {column} < ?"
+            f" WHERE {column} >= ? AND {column} < ? ORDER BY {column} LIMIT ?) AND {column} < ?"
+            f" RETURNING {column}"
         )
 
     def close(self) -> None:
@@ -902,7 +910,8 @@ class PostgresStore(SqlStore):
         # bytes arriving) is judged on its new version.
         return (
             f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table}"  # noqa: S608 (names are ours)
-            f" WHERE {column} < ? ORDER BY {column} LIMIT ?)) AND {column} < ?"
+            f" WHERE {column} >= ? AND {column} < ? ORDER BY {column} LIMIT ?)) AND {column} < ?"
+            f" RETURNING {column}"
         )
 
     def announce(self, site: str, kind: str, value: Any) -> bool:

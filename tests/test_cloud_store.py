@@ -423,11 +423,13 @@ def test_a_backlog_larger_than_a_batch_is_purged_whole(store: SqlStore) -> None:
     now = datetime.now(UTC)
     store.add_events(_event(seq, time=_ago(now, 400 + seq / 1000)) for seq in range(1, 251))
     store.add_events(_event(seq, time=_ago(now, 10)) for seq in range(251, 261))
+    same = _ago(now, 399)  # more rows of one time than a batch holds
+    store.add_events(_event(seq, panel="p2", time=same) for seq in range(1, 21))
     for n in range(5):
         store.photo_bytes("casa", "p1", f"ph{n}", b"\xff\xd8")
     store._run("UPDATE photos SET stored = ?", (_ago(now, 40),))
     counts = store.purge(Retention(), now=now, batch=7)
-    assert counts is not None and counts["events"] == 250 and counts["photos"] == 5
+    assert counts is not None and counts["events"] == 270 and counts["photos"] == 5
     left = store.events("casa", EventFilter(), 100)
     assert sorted(e["seq"] for e in left) == list(range(251, 261))
 
@@ -474,7 +476,8 @@ def test_postgresql_one_worker_purges_at_a_time(postgres_url: str) -> None:
             assert one.purge(Retention(), now=now) is None  # skipped, nothing deleted
             assert two.purge(Retention(), now=now) is None
             assert len(one.events("casa", EventFilter(), 10)) == 1
-        counts = two.purge(Retention(), now=now)  # the lock went with that connection
+            other.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))  # that purge ended
+        counts = two.purge(Retention(), now=now)
         assert counts is not None and counts["events"] == 1
         again = one.purge(Retention(), now=now)  # and each purge gives it back
         assert again is not None and again["events"] == 0
@@ -502,7 +505,8 @@ def test_postgresql_purge_reads_the_age_index_not_the_table(postgres_url: str) -
                 conn.execute(f"ANALYZE {table}")
                 cutoff = iso(base + timedelta(minutes=30))
                 plan = conn.execute(
-                    "EXPLAIN " + _pg_sql(s._purge_sql(table, column)), (cutoff, 100, cutoff)
+                    "EXPLAIN " + _pg_sql(s._purge_sql(table, column)),
+                    ("2026-01-01T00:10:00.000Z", cutoff, 100, cutoff),
                 ).fetchall()
             text = "\n".join(str(next(iter(r.values()))) for r in plan)
             assert f"{table}_by_age" in text, text
