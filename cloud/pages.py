@@ -523,7 +523,14 @@ async def _photos(
         reason = p.get("reason") or ""
         rows.append({**p, "camera_name": place(p.get("camera")), "why": _reason(reason, _)})
     return render(
-        request, "photos.html", inst=inst, photos=rows, answer=answer_text, ok=ok, rendered=since
+        request,
+        "photos.html",
+        inst=inst,
+        photos=rows,
+        answer=answer_text,
+        ok=ok,
+        rendered=since,
+        media_days=ctx(request).config.retention.media_days,
     )
 
 

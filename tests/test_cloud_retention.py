@@ -105,9 +105,12 @@ async def test_an_event_whose_photo_was_deleted_says_so_instead_of_linking(
             assert (await c.get("/i/1234567/photos/p1-1.jpg")).status_code == 404
             photos = await c.get("/i/1234567/photos")
             assert "p-p1-3" in photos.text and "p-p1-1" not in photos.text
+            assert "Photos and clips are deleted after 30 days." in photos.text
         async with client_for(svc, headers={"accept-language": "es"}) as c:
             await sign_up(c, "bob@example.org", keyword="amapola")
             page = await c.get("/i/1234567/activity")
             assert "foto borrada a los 30 días" in page.text
+            photos = await c.get("/i/1234567/photos")
+            assert "Las fotos y los vídeos se borran a los 30 días." in photos.text
     finally:
         svc.store.close()
