@@ -24,7 +24,7 @@ from cloud.charts import line_chart
 from cloud.config import Installation
 from cloud.i18n import LANGUAGES, N_, gettext_for
 from cloud.security import SESSION_COOKIE
-from cloud.store import EventFilter, now_iso
+from cloud.store import EventFilter, iso, now_iso
 from cloud.web import ctx, gettext, installation_of, lang_of, render
 from cloud.words import (
     ALARM_TYPES,
@@ -427,8 +427,7 @@ def _event_row(event: dict[str, Any], _: Any, lang: str, inst: Installation) -> 
 
 def _older_than(time: Any, days: int) -> bool:
     """Whether an event time is more than ``days`` days ago."""
-    cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    return isinstance(time, str) and time < cutoff
+    return isinstance(time, str) and time < iso(datetime.now(UTC) - timedelta(days=days))
 
 
 def _filter(request: Request, inst: Installation) -> tuple[EventFilter, dict[str, str]]:

@@ -592,7 +592,8 @@ class SqlStore:
     def rate_hit(self, key: str, now_ms: int, per_minute: int) -> bool:
         """Count one attempt for ``key`` in the minute before ``now_ms``; False when over."""
         with self._tx() as db:
-            db.run("DELETE FROM rate_hits WHERE key = ? AND at_ms <= ?", (key, now_ms - 60_000))
+            stale = now_ms - RATE_WINDOW_MS
+            db.run("DELETE FROM rate_hits WHERE key = ? AND at_ms <= ?", (key, stale))
             rows = db.all("SELECT count(*) AS n FROM rate_hits WHERE key = ?", (key,))
             if int(rows[0]["n"]) >= per_minute:
                 return False
