@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+from cloud.store import Retention
 from common.configcheck import NAME_RE, Section, load_toml, parse_broker_url, read_secret_file
 from common.extras import require
 from common.mqtt import BrokerConfig
@@ -15,6 +16,7 @@ from common.mqtt import BrokerConfig
 NUMBER_RE: Final = re.compile(r"[0-9]{4,12}")
 UID_RE: Final = re.compile(r"(?:[0-9A-Fa-f]{2}){4,10}")
 ROLES: Final = ("master", "user", "arm_only")
+KEEP_DAYS_MAX: Final = 36_500  # a hundred years: "keep everything"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class CloudConfig:
     store_password: str | None = field(default=None, repr=False)  # PostgreSQL's, from a file
     share_group: str | None = None  # MQTT 5 shared subscriptions: workers share the ingest
     session_expiry: int = 3600  # seconds the broker keeps a worker's session and its messages
+    retention: Retention = field(default_factory=Retention)  # how long things are kept
     # Lookups by number and by site: an operator's file lists 100,000 installations, and
     # every message and request names one.
     _by_number: dict[str, Installation] = field(init=False, repr=False, compare=False)
@@ -162,6 +165,12 @@ def load_cloud_mapping(data: dict[str, object], file: str, base: Path | None = N
         )
     elif not store_path(url).parent.is_dir():
         raise store.error("url", f"no such directory: {store_path(url).parent}")
+    keep = Retention()  # the defaults
+    retention = Retention(
+        events_days=_days(store, "keep_events_days", keep.events_days),
+        telemetry_days=_days(store, "keep_telemetry_days", keep.telemetry_days),
+        media_days=_days(store, "keep_media_days", keep.media_days),
+    )
     store.finish()
 
     web = root.get_section("web", required=True)
@@ -252,4 +261,10 @@ def load_cloud_mapping(data: dict[str, object], file: str, base: Path | None = N
         store_password,
         share_group,
         session_expiry,
+        retention,
     )
+
+
+def _days(section: Section, key: str, default: int) -> int:
+    """A number of days to keep something: a whole number from 1 up."""
+    return section.get_int(key, default, minimum=1, maximum=KEEP_DAYS_MAX)

@@ -24,7 +24,7 @@ from cloud.charts import line_chart
 from cloud.config import Installation
 from cloud.i18n import LANGUAGES, N_, gettext_for
 from cloud.security import SESSION_COOKIE
-from cloud.store import EventFilter, now_iso
+from cloud.store import EventFilter, iso, now_iso
 from cloud.web import ctx, gettext, installation_of, lang_of, render
 from cloud.words import (
     ALARM_TYPES,
@@ -420,8 +420,14 @@ def _event_row(event: dict[str, Any], _: Any, lang: str, inst: Installation) -> 
         "type": event.get("type"),
         "alarm": event.get("type") in ALARM_TYPES,
         "photo": event.get("photo"),
+        "photo_gone": False,
         "tag": event.get("tag"),
     }
+
+
+def _older_than(time: Any, days: int) -> bool:
+    """Whether an event time is more than ``days`` days ago."""
+    return isinstance(time, str) and time < iso(datetime.now(UTC) - timedelta(days=days))
 
 
 def _filter(request: Request, inst: Installation) -> tuple[EventFilter, dict[str, str]]:
@@ -466,8 +472,14 @@ async def activity(request: Request) -> Response:
     lang = lang_of(request)
     rows = [_event_row(e, _, lang, inst) for e in events]
     linked = store.photos_by_reason(inst.site, [f"{r['panel']}:{r['seq']}" for r in rows])
+    kept = store.photos_kept(inst.site, [str(r["photo"]) for r in rows if r["photo"]])
+    media_days = ctx(request).config.retention.media_days
     for row in rows:
         row["linked"] = linked.get(f"{row['panel']}:{row['seq']}", [])
+        if row["photo"] and row["photo"] not in kept:
+            # The retention rule deleted it (or it never arrived): no link to nothing.
+            row["photo"] = None
+            row["photo_gone"] = _older_than(row["time"], media_days)
     older = None
     if more and events:
         last = events[-1]
@@ -488,6 +500,7 @@ async def activity(request: Request) -> Response:
         tags=tag_uids,
         kinds=kinds,
         paged="before" in request.query_params,
+        media_days=media_days,
     )
 
 
@@ -509,7 +522,14 @@ async def _photos(
         reason = p.get("reason") or ""
         rows.append({**p, "camera_name": place(p.get("camera")), "why": _reason(reason, _)})
     return render(
-        request, "photos.html", inst=inst, photos=rows, answer=answer_text, ok=ok, rendered=since
+        request,
+        "photos.html",
+        inst=inst,
+        photos=rows,
+        answer=answer_text,
+        ok=ok,
+        rendered=since,
+        media_days=ctx(request).config.retention.media_days,
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -20,6 +21,9 @@ from cloud.store import Store, open_store
 from cloud.web import Context, create_app
 
 _LOGGER = logging.getLogger(__name__)
+
+PURGE_EVERY = 3600.0
+"""Seconds between two runs of the retention rule (the first runs at start)."""
 
 
 class _Server(uvicorn.Server):
@@ -48,6 +52,9 @@ class CloudService:
         self._task: asyncio.Task[Any] | None = None
         self._socket: socket.socket | None = None
         self._unlisten: Callable[[], None] | None = None
+        self._purge_task: asyncio.Task[None] | None = None
+        self._purge_job: asyncio.Task[dict[str, int] | None] | None = None
+        self._halt = threading.Event()  # tells a purge running in its thread to end
 
     @property
     def url(self) -> str:
@@ -96,10 +103,48 @@ class CloudService:
                 raise RuntimeError("the web server stopped at start")
             await asyncio.sleep(0.01)
         _LOGGER.info("customer area at %s", self.url)
+        self._purge_task = asyncio.create_task(self._purge_loop(), name="cloud-retention")
+
+    async def purge(self) -> dict[str, int] | None:
+        """Run the retention rule once, in a thread; how many rows went per table (None:
+        another worker is at it). Logs one line when it deleted anything."""
+        keep = self.config.retention
+        job = asyncio.create_task(
+            asyncio.to_thread(self.store.purge, keep, stop=self._halt), name="cloud-purge"
+        )
+        self._purge_job = job
+        counts = await asyncio.shield(job)  # a stop waits for the statement in progress
+        if counts is None:
+            _LOGGER.debug("retention: another worker is purging")
+        elif any(counts.values()):
+            _LOGGER.info(
+                "retention: deleted %s (kept: events %d days, telemetry %d, images %d)",
+                ", ".join(f"{table} {n}" for table, n in counts.items() if n),
+                keep.events_days,
+                keep.telemetry_days,
+                keep.media_days,
+            )
+        return counts
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                await self.purge()
+            except Exception:
+                _LOGGER.exception("retention: the purge failed; trying again later")
+            await asyncio.sleep(PURGE_EVERY)
 
     async def stop(self) -> None:
         """Close pages that follow live, stop the server, the link and the store."""
         self.context.stopping.set()
+        self._halt.set()
+        purge_task, self._purge_task = self._purge_task, None
+        if purge_task is not None:
+            purge_task.cancel()
+            await asyncio.gather(purge_task, return_exceptions=True)
+        job, self._purge_job = self._purge_job, None
+        if job is not None:
+            await asyncio.gather(job, return_exceptions=True)  # ends after its statement
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):

@@ -26,10 +26,37 @@ NAMES_CACHED = 100_000
 SESSION_DAYS = 30
 """Sessions and app tokens end after this many days; the customer logs in again."""
 
+RATE_WINDOW_MS = 60_000
+"""The rate limit counts attempts in this window (one minute)."""
+
+PHOTO_REASON_DAYS = 1
+"""A reason waiting for a photo that has not come in this long is dropped (the camera
+never answered): it must not label an unrelated photo taken days later."""
+
+PURGE_BATCH = 2000
+"""Rows deleted per statement (per transaction) when the retention rule runs."""
+
+MEDIA_BATCH = 50
+"""Images and clips deleted per statement (each can be hundreds of kilobytes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long the store keeps what grows with time (``[store] keep_*_days``)."""
+
+    events_days: int = 365
+    telemetry_days: int = 90
+    media_days: int = 30
+
+
+def iso(moment: datetime) -> str:
+    """``moment`` as the store writes times: ISO-8601 UTC with milliseconds and Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
 
 def now_iso() -> str:
     """The time now, ISO-8601 UTC with milliseconds and Z (as events carry it)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return iso(datetime.now(UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +135,7 @@ class Store(Protocol):
     def photos(self, site: str, limit: int = 50) -> list[dict[str, Any]]: ...
     def photo_jpeg(self, site: str, photo_id: str) -> bytes | None: ...
     def photos_by_reason(self, site: str, reasons: list[str]) -> dict[str, list[str]]: ...
+    def photos_kept(self, site: str, photo_ids: list[str]) -> set[str]: ...
     def event_tags(self, site: str) -> list[str]: ...
     def notify_settings(self, account_id: int) -> dict[str, bool]: ...
     def set_notify(self, account_id: int, settings: Mapping[str, bool]) -> None: ...
@@ -123,6 +151,13 @@ class Store(Protocol):
     def first_panel(self, site: str) -> str | None: ...
     def announce(self, site: str, kind: str, value: Any) -> bool: ...
     def listen(self, deliver: Deliver) -> Callable[[], None] | None: ...
+    def purge(
+        self,
+        keep: Retention,
+        now: datetime | None = None,
+        stop: threading.Event | None = None,
+        batch: int = PURGE_BATCH,
+    ) -> dict[str, int] | None: ...
 
 
 class _Db(Protocol):
@@ -417,8 +452,8 @@ class SqlStore:
     def photo_requested(self, site: str, panel: str, photo_id: str, **fields: Any) -> None:
         self._run(
             "INSERT INTO photos"
-            ' (site, panel, photo_id, camera, "user", method, requested, reason, kind)'
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ' (site, panel, photo_id, camera, "user", method, requested, reason, kind, stored)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, panel, photo_id) DO UPDATE SET camera = excluded.camera,"
             ' "user" = excluded."user", method = excluded.method,'
             " requested = excluded.requested, reason = coalesce(photos.reason, excluded.reason),"
@@ -433,21 +468,22 @@ class SqlStore:
                 fields.get("requested"),
                 fields.get("reason"),
                 fields.get("kind") or "photo",
+                now_iso(),
             ),
         )
 
     def photo_bytes(self, site: str, panel: str, photo_id: str, jpeg: bytes) -> None:
         self._run(
-            "INSERT INTO photos (site, panel, photo_id, jpeg) VALUES (?, ?, ?, ?)"
+            "INSERT INTO photos (site, panel, photo_id, jpeg, stored) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (site, panel, photo_id) DO UPDATE SET jpeg = excluded.jpeg",
-            (site, panel, photo_id, jpeg),
+            (site, panel, photo_id, jpeg, now_iso()),
         )
 
     def photo_ready(self, site: str, panel: str, photo_id: str, ready: str) -> None:
         self._run(
-            "INSERT INTO photos (site, panel, photo_id, ready) VALUES (?, ?, ?, ?)"
+            "INSERT INTO photos (site, panel, photo_id, ready, stored) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (site, panel, photo_id) DO UPDATE SET ready = excluded.ready",
-            (site, panel, photo_id, ready),
+            (site, panel, photo_id, ready, now_iso()),
         )
 
     def photos(self, site: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -476,6 +512,17 @@ class SqlStore:
         for r in rows:
             out.setdefault(r["reason"], []).append(r["photo_id"])
         return out
+
+    def photos_kept(self, site: str, photo_ids: list[str]) -> set[str]:
+        """Which of ``photo_ids`` the store still has (the retention rule deletes images)."""
+        if not photo_ids:
+            return set()
+        marks = ",".join("?" * len(photo_ids))
+        rows = self._all(
+            f"SELECT photo_id FROM photos WHERE site = ? AND photo_id IN ({marks})",  # noqa: S608
+            (site, *photo_ids),
+        )
+        return {str(r["photo_id"]) for r in rows}
 
     def event_tags(self, site: str) -> list[str]:
         rows = self._all(
@@ -545,7 +592,8 @@ class SqlStore:
     def rate_hit(self, key: str, now_ms: int, per_minute: int) -> bool:
         """Count one attempt for ``key`` in the minute before ``now_ms``; False when over."""
         with self._tx() as db:
-            db.run("DELETE FROM rate_hits WHERE key = ? AND at_ms <= ?", (key, now_ms - 60_000))
+            stale = now_ms - RATE_WINDOW_MS
+            db.run("DELETE FROM rate_hits WHERE key = ? AND at_ms <= ?", (key, stale))
             rows = db.all("SELECT count(*) AS n FROM rate_hits WHERE key = ?", (key,))
             if int(rows[0]["n"]) >= per_minute:
                 return False
@@ -584,6 +632,66 @@ class SqlStore:
         other worker can announce anything)."""
         return None
 
+    # -- the retention rule ------------------------------------------------------------
+
+    def purge(
+        self,
+        keep: Retention,
+        now: datetime | None = None,
+        stop: threading.Event | None = None,
+        batch: int = PURGE_BATCH,
+    ) -> dict[str, int] | None:
+        """Delete what the retention rule no longer keeps; how many rows went, per table.
+
+        Events, telemetry and images older than ``keep``'s days go, and what only made
+        sense for a while: expired sessions and app tokens, rate-limit attempts older than
+        the limit's minute, photo reasons no photo came for. Each statement deletes at most
+        ``batch`` rows (images: fewer) and commits, so a first purge of a long backlog never
+        holds a lock for long; ``stop`` set ends it between two statements. None when
+        another worker is purging (PostgreSQL: one at a time, the others skip).
+        """
+        moment = now or datetime.now(UTC)
+
+        def before(days: float) -> str:
+            return iso(moment - timedelta(days=days))
+
+        media = max(1, min(batch, MEDIA_BATCH))
+        now_ms = int(moment.timestamp() * 1000)
+        plan: list[tuple[str, str, str | int, str | int, int]] = [
+            # table, column, lowest value, cut-off, rows per statement
+            ("events", "time", "", before(keep.events_days), batch),
+            ("telemetry", "time", "", before(keep.telemetry_days), batch),
+            ("photos", "stored", "", before(keep.media_days), media),
+            ("sessions", "created", "", before(SESSION_DAYS), batch),
+            ("photo_reasons", "added", "", before(PHOTO_REASON_DAYS), batch),
+            ("rate_hits", "at_ms", -(2**62), now_ms - RATE_WINDOW_MS, batch),
+        ]
+        counts: dict[str, int] = {}
+        with self._purging() as db:
+            if db is None:
+                return None
+            for table, column, low, cutoff, size in plan:
+                counts[table] = 0
+                while stop is None or not stop.is_set():
+                    gone = db.all(self._purge_sql(table, column), (low, cutoff, size, cutoff))
+                    counts[table] += len(gone)
+                    if len(gone) < size:
+                        break
+                    # The next statement starts where this one ended, not at the index's
+                    # left edge, past the entries of rows just deleted.
+                    low = max(row[column] for row in gone)
+        return counts
+
+    def _purging(self) -> AbstractContextManager[_Db | None]:
+        """A connection to purge on, held for the whole purge; None when another has it."""
+        raise NotImplementedError
+
+    def _purge_sql(self, table: str, column: str) -> str:
+        """Delete the oldest rows of ``table`` whose ``column`` is from a lowest value up to
+        (not including) a cut-off, at most a batch of them, returning their ``column``
+        (arguments: lowest, cut-off, batch size, cut-off again)."""
+        raise NotImplementedError
+
     def first_panel(self, site: str) -> str | None:
         """A panel heard of at ``site`` (commands go to it when the config names none)."""
         row = self._one(
@@ -592,6 +700,19 @@ class SqlStore:
         if row is None:
             row = self._one("SELECT panel FROM events WHERE site = ? LIMIT 1", (site,))
         return str(row["panel"]) if row else None
+
+
+class _Statements:
+    """Each statement on its own through the store's ``_db`` (committed one by one)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self.store._all(sql, args)
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self.store._run(sql, args)
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -620,6 +741,7 @@ class SqliteStore(SqlStore):
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self._lock = threading.RLock()
+        self._purge_lock = threading.Lock()
         self._plain = _SqliteDb(self.db)
         self._migrate(version)
 
@@ -654,6 +776,25 @@ class SqliteStore(SqlStore):
                 raise
             self.db.execute("COMMIT")
 
+    @contextmanager
+    def _purging(self) -> Iterator[_Db | None]:
+        """One worker: a purge at a time in this process; other writers get the file
+        between two statements."""
+        if not self._purge_lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            yield _Statements(self)
+        finally:
+            self._purge_lock.release()
+
+    def _purge_sql(self, table: str, column: str) -> str:
+        return (
+            f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table}"  # noqa: S608 (names are ours)
+            f" WHERE {column} >= ? AND {column} < ? ORDER BY {column} LIMIT ?) AND {column} < ?"
+            f" RETURNING {column}"
+        )
+
     def close(self) -> None:
         self.db.close()
 
@@ -663,6 +804,7 @@ NOTIFY_MAX = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes
 _LOGGER = logging.getLogger(__name__)
 _MARK = re.compile(r"\?")
 MIGRATION_LOCK = 0x63656E74  # pg_advisory_xact_lock key: one worker migrates at a time
+PURGE_LOCK = MIGRATION_LOCK + 1  # pg_try_advisory_lock key: one worker purges at a time
 
 
 def _pg_sql(sql: str) -> str:
@@ -748,6 +890,30 @@ class PostgresStore(SqlStore):
     def _tx(self) -> Iterator[_Db]:
         with self.pool.connection() as conn, conn.transaction():
             yield _PgDb(conn)
+
+    @contextmanager
+    def _purging(self) -> Iterator[_Db | None]:
+        """The purge lock on one pooled connection, for the whole purge: a worker that
+        finds it taken skips this round; one that dies mid-way releases it with its
+        connection."""
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (PURGE_LOCK,)).fetchone()
+            if not row or not row["got"]:
+                yield None
+                return
+            try:
+                yield _PgDb(conn)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))
+
+    def _purge_sql(self, table: str, column: str) -> str:
+        # ctid: telemetry has no key. The outer test again: a row updated since (a photo's
+        # bytes arriving) is judged on its new version.
+        return (
+            f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table}"  # noqa: S608 (names are ours)
+            f" WHERE {column} >= ? AND {column} < ? ORDER BY {column} LIMIT ?)) AND {column} < ?"
+            f" RETURNING {column}"
+        )
 
     def announce(self, site: str, kind: str, value: Any) -> bool:
         """NOTIFY every worker (PostgreSQL's LISTEN/NOTIFY: delivered on commit, to each

@@ -8,6 +8,7 @@ import pytest
 
 from centinela.cli import main
 from cloud.config import load_cloud_file
+from cloud.store import Retention
 
 GOOD = """
 [broker]
@@ -74,6 +75,10 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
             "store.password_file",
             "no such file",
         ),
+        (("[web]", "keep_media_days = 0\n[web]"), "store.keep_media_days", "between 1 and"),
+        (("[web]", 'keep_events_days = "1y"\n[web]'), "store.keep_events_days", "integer"),
+        (("[web]", "keep_telemetry_days = 7.5\n[web]"), "store.keep_telemetry_days", "integer"),
+        (("[web]", "keep_events_days = -3\n[web]"), "store.keep_events_days", "between 1 and"),
     ],
 )
 def test_a_bad_file_is_one_line_and_exit_2(
@@ -103,6 +108,16 @@ def test_a_postgresql_store_and_shared_subscriptions(tmp_path: Path) -> None:
     assert cfg.store_url == "postgresql://centinela@db:5433/cloud"
     assert cfg.store_password == "s3cret" and "s3cret" not in repr(cfg)
     assert cfg.share_group == "cloud" and cfg.session_expiry == 600
+
+
+def test_the_retention_rule_defaults_and_its_keys(tmp_path: Path) -> None:
+    cfg = load_cloud_file(write(tmp_path, GOOD))
+    assert cfg.retention == Retention(events_days=365, telemetry_days=90, media_days=30)
+    text = GOOD.replace(
+        "[web]", "keep_events_days = 730\nkeep_telemetry_days = 30\nkeep_media_days = 7\n[web]"
+    )
+    cfg = load_cloud_file(write(tmp_path, text))
+    assert cfg.retention == Retention(events_days=730, telemetry_days=30, media_days=7)
 
 
 def test_a_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cloud.store import EventFilter, PostgresStore, SqliteStore, SqlStore, migrations, open_store
+from cloud.store import (
+    PURGE_LOCK,
+    EventFilter,
+    PostgresStore,
+    Retention,
+    SqliteStore,
+    SqlStore,
+    iso,
+    migrations,
+    open_store,
+)
 
 LATEST = migrations("sqlite")[-1][0]
 
@@ -104,6 +115,16 @@ def test_each_version_migrates_from_the_previous_one_keeping_data(store_url: str
         step = _open(store_url, version=version)
         try:
             assert step.version() == version
+            if version == 5:  # images before 006 had no time of their own in the cloud
+                step._run(
+                    "INSERT INTO photos (site, panel, photo_id, ready, jpeg)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    ("casa", "p1", "old", "2026-11-01T10:00:02.000Z", b"\xff\xd8"),
+                )
+                step._run(
+                    "INSERT INTO photos (site, panel, photo_id, jpeg) VALUES (?, ?, ?, ?)",
+                    ("casa", "p1", "orphan", b"\xff\xd8"),
+                )
         finally:
             step.close()
     s = _open(store_url)
@@ -113,6 +134,13 @@ def test_each_version_migrates_from_the_previous_one_keeping_data(store_url: str
         assert s.event_tags("casa") == ["04A1B2C3"]
         acc = s.account_by_email("ana@example.org")
         assert acc is not None and acc.lang == "en"  # 003's default for existing accounts
+        # 006 dated the images it found: by their ready time, else the migration's time.
+        stored = {r["photo_id"]: r["stored"] for r in s._all("SELECT photo_id, stored FROM photos")}
+        assert stored["old"] == "2026-11-01T10:00:02.000Z"
+        assert stored["orphan"] >= iso(datetime.now(UTC) - timedelta(hours=1))
+        counts = s.purge(Retention(), now=datetime.now(UTC) + timedelta(days=14))
+        assert counts is not None and counts["photos"] == 1 and counts["events"] == 0
+        assert s.photos_kept("casa", ["old", "orphan"]) == {"orphan"}
     finally:
         s.close()
 
@@ -217,6 +245,10 @@ def test_state_telemetry_photos_and_tags(store: SqlStore) -> None:
 
 def test_the_pages_queries_have_their_indexes(store: SqlStore, store_url: str) -> None:
     wanted = {
+        "events_by_age",
+        "telemetry_by_age",
+        "photos_by_age",
+        "sessions_by_age",
         "events_by_time",
         "events_by_user",
         "events_by_tag",
@@ -327,5 +359,157 @@ def test_sqlite_has_no_other_worker_to_tell(tmp_path: Path) -> None:
     try:
         assert not s.announce("casa", "event", {})
         assert s.listen(lambda *_: None) is None
+    finally:
+        s.close()
+
+
+# -- the retention rule ------------------------------------------------------------------
+
+
+def _ago(now: datetime, days: float) -> str:
+    return iso(now - timedelta(days=days))
+
+
+def test_the_retention_rule_deletes_only_what_is_older_than_its_limits(store: SqlStore) -> None:
+    now = datetime.now(UTC)
+    keep = Retention(events_days=365, telemetry_days=90, media_days=30)
+    store.add_event(_event(1, time=_ago(now, 366), user="old"))
+    store.add_event(_event(2, time=_ago(now, 364), user="ana"))
+    store.add_telemetry("casa", "p1", {"time": _ago(now, 91), "temperature": 18.0})
+    store.add_telemetry("casa", "p1", {"time": _ago(now, 89), "temperature": 19.0})
+    for photo_id in ("gone", "kept"):
+        store.photo_requested("casa", "p1", photo_id, camera="door", requested=_ago(now, 31))
+        store.photo_bytes("casa", "p1", photo_id, b"\xff\xd8jpeg")
+    # Images count from when the cloud stored them, whatever time the panel gave.
+    store._run("UPDATE photos SET stored = ? WHERE photo_id = 'gone'", (_ago(now, 31),))
+    store._run("UPDATE photos SET stored = ? WHERE photo_id = 'kept'", (_ago(now, 29),))
+    acc = store.create_account("ana@example.org", "Ana", "+34600", "$h", "1234", "ana")
+    assert acc is not None
+    store.add_session("expired", acc.id, "web", "c1")
+    store.add_session("current", acc.id, "web", "c2")
+    store._run("UPDATE sessions SET created = ? WHERE token_hash = 'expired'", (_ago(now, 31),))
+    now_ms = int(now.timestamp() * 1000)
+    assert store.rate_hit("login stale", now_ms - 120_000, 5)
+    assert store.rate_hit("login fresh", now_ms - 1000, 5)
+    store.expect_photo("casa", "door", "stolen:never")
+    store.expect_photo("casa", "hall", "stolen:waiting")
+    store._run("UPDATE photo_reasons SET added = ? WHERE camera = 'door'", (_ago(now, 2),))
+
+    counts = store.purge(keep, now=now)
+
+    assert counts == {
+        "events": 1,
+        "telemetry": 1,
+        "photos": 1,
+        "sessions": 1,
+        "photo_reasons": 1,
+        "rate_hits": 1,
+    }
+    assert [e["seq"] for e in store.events("casa", EventFilter(), 10)] == [2]
+    assert [r["temperature"] for r in store.telemetry("casa", _ago(now, 1000))] == [19.0]
+    assert [p["photo_id"] for p in store.photos("casa")] == ["kept"]
+    assert store.photo_jpeg("casa", "gone") is None
+    assert store.photos_kept("casa", ["gone", "kept"]) == {"kept"}
+    assert store.session("current", "web") == (acc.id, "c2")
+    assert store._all("SELECT token_hash FROM sessions") == [{"token_hash": "current"}]
+    assert store._all("SELECT key FROM rate_hits") == [{"key": "login fresh"}]
+    assert store.take_photo_reason("casa", "door") is None
+    assert store.take_photo_reason("casa", "hall") == "stolen:waiting"
+    assert store.event_users("casa") == ["ana", "old"]  # the filter list keeps its names
+    assert store.purge(keep, now=now) == dict.fromkeys(counts, 0)  # nothing more to do
+
+
+def test_a_backlog_larger_than_a_batch_is_purged_whole(store: SqlStore) -> None:
+    now = datetime.now(UTC)
+    store.add_events(_event(seq, time=_ago(now, 400 + seq / 1000)) for seq in range(1, 251))
+    store.add_events(_event(seq, time=_ago(now, 10)) for seq in range(251, 261))
+    same = _ago(now, 399)  # more rows of one time than a batch holds
+    store.add_events(_event(seq, panel="p2", time=same) for seq in range(1, 21))
+    for n in range(5):
+        store.photo_bytes("casa", "p1", f"ph{n}", b"\xff\xd8")
+    store._run("UPDATE photos SET stored = ?", (_ago(now, 40),))
+    counts = store.purge(Retention(), now=now, batch=7)
+    assert counts is not None and counts["events"] == 270 and counts["photos"] == 5
+    left = store.events("casa", EventFilter(), 100)
+    assert sorted(e["seq"] for e in left) == list(range(251, 261))
+
+
+class _StopAfter(threading.Event):
+    """Set once it has been asked ``n`` times: a stop that arrives mid-purge."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def is_set(self) -> bool:
+        self.left -= 1
+        return self.left < 0 or super().is_set()
+
+
+def test_a_purge_is_one_bounded_statement_at_a_time_and_stops_between_two(store: SqlStore) -> None:
+    now = datetime.now(UTC)
+    store.add_events(_event(seq, time=_ago(now, 400 + seq / 1000)) for seq in range(1, 51))
+    counts = store.purge(Retention(), now=now, stop=_StopAfter(2), batch=7)
+    assert counts is not None and counts["events"] == 14  # two statements of 7, then stopped
+    oldest_left = store.events("casa", EventFilter(), 100)[-1]
+    assert oldest_left["time"] == _ago(now, 400 + 36 / 1000)  # the oldest went first
+    assert store.purge(Retention(), now=now, batch=7) == {
+        "events": 36,
+        "telemetry": 0,
+        "photos": 0,
+        "sessions": 0,
+        "photo_reasons": 0,
+        "rate_hits": 0,
+    }
+
+
+def test_postgresql_one_worker_purges_at_a_time(postgres_url: str) -> None:
+    import psycopg
+
+    one, two = PostgresStore(postgres_url, max_size=2), PostgresStore(postgres_url, max_size=2)
+    now = datetime.now(UTC)
+    one.add_event(_event(1, time=_ago(now, 400)))
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as other:  # a worker purging
+            got = other.execute("SELECT pg_try_advisory_lock(%s)", (PURGE_LOCK,)).fetchone()
+            assert got == (True,)
+            assert one.purge(Retention(), now=now) is None  # skipped, nothing deleted
+            assert two.purge(Retention(), now=now) is None
+            assert len(one.events("casa", EventFilter(), 10)) == 1
+            other.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))  # that purge ended
+        counts = two.purge(Retention(), now=now)
+        assert counts is not None and counts["events"] == 1
+        again = one.purge(Retention(), now=now)  # and each purge gives it back
+        assert again is not None and again["events"] == 0
+    finally:
+        one.close()
+        two.close()
+
+
+def test_postgresql_purge_reads_the_age_index_not_the_table(postgres_url: str) -> None:
+    from cloud.store import _pg_sql
+
+    s = PostgresStore(postgres_url, max_size=2)
+    try:
+        base = datetime(2026, 1, 1, tzinfo=UTC)
+        s.add_events(
+            _event(i % 60, site=f"s{i // 60}", time=iso(base + timedelta(minutes=i)))
+            for i in range(3000)
+        )
+        with s._tx() as db:
+            for i in range(3000):
+                reading = (f"s{i // 60}", "p1", iso(base + timedelta(minutes=i)), 20.0, None)
+                db.run("INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)", reading)
+        for table, column in (("events", "time"), ("telemetry", "time")):
+            with s.pool.connection() as conn:
+                conn.execute(f"ANALYZE {table}")
+                cutoff = iso(base + timedelta(minutes=30))
+                plan = conn.execute(
+                    "EXPLAIN " + _pg_sql(s._purge_sql(table, column)),
+                    ("2026-01-01T00:10:00.000Z", cutoff, 100, cutoff),
+                ).fetchall()
+            text = "\n".join(str(next(iter(r.values()))) for r in plan)
+            assert f"{table}_by_age" in text, text
+            assert "Seq Scan" not in text, text
     finally:
         s.close()
