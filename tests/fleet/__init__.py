@@ -128,8 +128,11 @@ def run(
 
 
 def keep_days() -> dict[str, int]:
-    """The retention rule's defaults (see docs/deployment.md)."""
-    return {"events": 365, "telemetry": 90, "media": 30}
+    """The retention rule's defaults (docs/deployment.md, section 12)."""
+    from cloud.store import Retention
+
+    keep = Retention()
+    return {"events": keep.events_days, "telemetry": keep.telemetry_days, "media": keep.media_days}
 
 
 def table(results: dict[str, Any]) -> str:

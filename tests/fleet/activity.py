@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ SELECT site, 'p1', n, t, kind, CASE WHEN kind IN ('arming', 'armed') THEN 'total
            'tag', CASE WHEN how = 'tag' THEN '04A1B2C3D4E5F6' END))::text
 FROM (
     SELECT 's' || s AS site, n,
-           to_char(timestamp '2025-12-01' + n * (interval '365 days' / {per_site})
+           to_char(timestamp '{start}' + n * (interval '360 days' / {per_site})
                    + (s % 86400) * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS".000Z"') AS t,
            (ARRAY['arming', 'armed', 'disarmed', 'arming', 'armed', 'disarmed',
                   'code_rejected', 'alarm'])[1 + (n + s) % 8] AS kind,
@@ -53,7 +54,7 @@ FROM (
 LOAD_TELEMETRY = """
 INSERT INTO telemetry
 SELECT 's' || s, 'p1',
-       to_char(timestamp '2026-11-30' + n * interval '5 minutes', 'YYYY-MM-DD"T"HH24:MI:SS".000Z"'),
+       to_char(timestamp '{start}' + n * interval '5 minutes', 'YYYY-MM-DD"T"HH24:MI:SS".000Z"'),
        19 + (s + n) % 50 / 10.0, 40 + (s + n) % 20
 FROM generate_series(0, {last}) s, generate_series(1, {per_site}) n
 """
@@ -64,6 +65,9 @@ CHUNK = 10_000  # installations per INSERT: progress is shown, no statement runs
 def _load(url: str, sites: int, per_site: int, telemetry_per_site: int) -> dict[str, float]:
     """Fill the events and telemetry tables; seconds taken by each step."""
     took: dict[str, float] = {}
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    # Inside the retention rule's reach: a worker purging at start must find nothing.
+    year_ago, yesterday = now - timedelta(days=361), now - timedelta(days=1)
     with psycopg.connect(url, autocommit=True) as db:
         indexes = db.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'events'"
@@ -75,7 +79,8 @@ def _load(url: str, sites: int, per_site: int, telemetry_per_site: int) -> dict[
         start = time.monotonic()
         for first in range(0, sites, CHUNK):
             last = min(sites, first + CHUNK) - 1
-            db.execute(LOAD_EVENTS.format(first=first, last=last, per_site=per_site).encode())
+            sql = LOAD_EVENTS.format(first=first, last=last, per_site=per_site, start=year_ago)
+            db.execute(sql.encode())
             print(f"  events: {(last + 1) * per_site:,} of {sites * per_site:,}", flush=True)
         took["load_events_s"] = time.monotonic() - start
         start = time.monotonic()
@@ -83,7 +88,8 @@ def _load(url: str, sites: int, per_site: int, telemetry_per_site: int) -> dict[
             db.execute(definition.encode())
         took["build_indexes_s"] = time.monotonic() - start
         start = time.monotonic()
-        db.execute(LOAD_TELEMETRY.format(last=sites - 1, per_site=telemetry_per_site).encode())
+        sql = LOAD_TELEMETRY.format(last=sites - 1, per_site=telemetry_per_site, start=yesterday)
+        db.execute(sql.encode())
         took["load_telemetry_s"] = time.monotonic() - start
         db.execute("VACUUM ANALYZE events")
         db.execute("VACUUM ANALYZE telemetry")
@@ -133,23 +139,31 @@ async def _customers(url: str, count: int, sites: int) -> list[tuple[str, httpx.
     return out
 
 
-QUERIES = ("", "?user=alice", "?type=alarm", "?limit=50&before=2026-06-01T00:00:00.000Z|1000")
+HALF_YEAR_AGO = (datetime.now(UTC) - timedelta(days=180)).strftime("%Y-%m-%dT00:00:00.000Z")
+QUERIES = {  # what the activity page asks: the latest, a filter, an older page
+    "latest": "",
+    "by_user": "?user=alice",
+    "by_type": "?type=alarm",
+    "older_page": f"?before={HALF_YEAR_AGO}|1000",
+}
 
 
 async def _api(url: str, customers: int, sites: int, requests: int) -> dict[str, Any]:
     who = await _customers(url, customers, sites)
-    samples: dict[str, list[float]] = {q or "latest": [] for q in QUERIES}
+    samples: dict[str, list[float]] = {name: [] for name in QUERIES}
+    names = list(QUERIES)
     try:
         for r in range(requests):
             path, client = who[r % len(who)]
-            query = QUERIES[r // len(who) % len(QUERIES)]
+            name = names[r // len(who) % len(names)]
+            query = QUERIES[name]
             start = time.monotonic()
             got = await client.get(path + query)
             elapsed = (time.monotonic() - start) * 1000
             got.raise_for_status()
             if not got.json()["events"]:
                 raise RuntimeError(f"no events on {path}{query}")
-            samples[query or "latest"].append(elapsed)
+            samples[name].append(elapsed)
     finally:
         for _path, client in who:
             await client.aclose()

@@ -10,7 +10,6 @@ NOTHING``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import subprocess
 import sys
@@ -48,17 +47,8 @@ asyncio.run(main(*sys.argv[1:]))
 
 
 def _event(site: int, seq: int) -> bytes:
-    body = {
-        "site": f"s{site}",
-        "panel": "p1",
-        "seq": seq,
-        "time": f"2026-11-01T{seq // 3600 % 24:02d}:{seq // 60 % 60:02d}:{seq % 60:02d}.000Z",
-        "type": "armed" if seq % 2 else "disarmed",
-        "mode": "away",
-        "user": "alice",
-        "method": "keypad",
-    }
-    return json.dumps(body, separators=(",", ":")).encode()
+    kind = "armed" if seq % 2 else "disarmed"
+    return fleet.event(site, seq, kind, time.time(), mode="total", user="alice", method="keypad")
 
 
 async def _publish(broker: Mosquitto, events: int, sites: int) -> None:

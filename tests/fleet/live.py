@@ -280,7 +280,7 @@ def run(
         def cpu() -> dict[str, float]:
             got = {name: cpu_seconds(p) for name, p in pids.items()}
             got["postgresql"] = cpu_seconds(children(pg.server_pid()))
-            got["mosquitto"] = cpu_seconds([broker.proc.pid])  # type: ignore[union-attr]
+            got["mosquitto"] = cpu_seconds(children(broker.proc.pid))  # type: ignore[union-attr]
             got["fleet load"] = cpu_seconds([load.pid])  # type: ignore[union-attr]
             return got
 
