@@ -320,34 +320,30 @@ class SqlStore:
         count = db.run(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, panel, seq) DO NOTHING",
-            (
-                event["site"],
-                event["panel"],
-                int(event["seq"]),
-                str(event["time"]),
-                str(event["type"]),
-                event.get("mode"),
-                event.get("user"),
-                str(event.get("method") or "system"),
-                event.get("zone"),
-                event.get("tag"),
-                event.get("photo"),
-                event.get("detail"),
-                json.dumps(dict(event), separators=(",", ":")),
-            ),
+            _event_values(event),
         )
         if count != 1:
             return False
+        for name in self._new_names(event):
+            db.run("INSERT INTO event_names VALUES (?, ?, ?) ON CONFLICT DO NOTHING", name)
+        self._names_listed(event)
+        return True
+
+    def _new_names(self, event: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """(site, kind, value) of the event's user and tag not known to be listed yet (a
+        round trip that would change nothing is skipped)."""
+        names = []
         for kind in ("user", "tag"):
             if event.get(kind):
                 name = (str(event["site"]), kind, str(event[kind]))
-                if name in self._names:
-                    continue  # already listed: skip a round trip that would change nothing
-                db.run("INSERT INTO event_names VALUES (?, ?, ?) ON CONFLICT DO NOTHING", name)
-                if len(self._names) > NAMES_CACHED:
-                    self._names.clear()
-                self._names.add(name)
-        return True
+                if name not in self._names:
+                    names.append(name)
+        return names
+
+    def _names_listed(self, event: Mapping[str, Any]) -> None:
+        if len(self._names) > NAMES_CACHED:
+            self._names.clear()
+        self._names.update(self._new_names(event))
 
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> int:
         """Bulk insert (benchmarks and imports); returns how many were new."""
@@ -715,6 +711,25 @@ class _Statements:
         return self.store._run(sql, args)
 
 
+def _event_values(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The events table's columns of ``event``, in order."""
+    return (
+        event["site"],
+        event["panel"],
+        int(event["seq"]),
+        str(event["time"]),
+        str(event["type"]),
+        event.get("mode"),
+        event.get("user"),
+        str(event.get("method") or "system"),
+        event.get("zone"),
+        event.get("tag"),
+        event.get("photo"),
+        event.get("detail"),
+        json.dumps(dict(event), separators=(",", ":")),
+    )
+
+
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
 
@@ -914,6 +929,24 @@ class PostgresStore(SqlStore):
             f" WHERE {column} >= ? AND {column} < ? ORDER BY {column} LIMIT ?)) AND {column} < ?"
             f" RETURNING {column}"
         )
+
+    def add_event(self, event: Mapping[str, Any]) -> bool:
+        """One statement, one round trip: the event and, when it is new, its user and tag
+        in the filter lists (a transaction of its own: both or neither)."""
+        names = {kind: value for _site, kind, value in self._new_names(event)}
+        row = self._one(
+            "WITH e AS (INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (site, panel, seq) DO NOTHING RETURNING site),"
+            " n AS (INSERT INTO event_names SELECT e.site, v.kind, v.value"
+            " FROM e, (VALUES ('user', ?::text), ('tag', ?::text)) AS v (kind, value)"
+            " WHERE v.value IS NOT NULL ON CONFLICT DO NOTHING)"
+            " SELECT count(*) AS new FROM e",
+            (*_event_values(event), names.get("user"), names.get("tag")),
+        )
+        if not row or not row["new"]:
+            return False
+        self._names_listed(event)
+        return True
 
     def announce(self, site: str, kind: str, value: Any) -> bool:
         """NOTIFY every worker (PostgreSQL's LISTEN/NOTIFY: delivered on commit, to each
