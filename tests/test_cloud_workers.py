@@ -155,7 +155,7 @@ def test_a_short_fleet_run_measures_every_part(tmp_path: Path, postgres_server: 
     assert ingest["events"] == 200
     assert ingest["baseline_events_per_s"] > 0
     assert ingest["fleet_ingest_events_per_s"]["2"] > 0  # run() waits for every event stored
-    live = got["live"]
+    live = got["live"]["speed_100"]
     latency = live["fleet_event_to_browser_ms"]
     assert latency["lost"] == 0, live
     assert latency["samples"] == live["probes_sent"] > 0

@@ -290,6 +290,10 @@ def run(
         per_day = fleet.RATES.per_day()
         offered = sum(per_day.values()) * sites / 86_400 * speed + 1 / PROBE_EVERY_S
         result["offered_messages_per_s"] = round(offered, 1)
+        messages = offered * result["measured_s"]
+        result["cpu_ms_per_message"] = {
+            name: round(seconds * 1000 / messages, 3) for name, seconds in result["cpu_s"].items()
+        }
         return result
     finally:
         if load is not None and load.poll() is None:
