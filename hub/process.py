@@ -80,6 +80,20 @@ def _payload(message: aiomqtt.Message) -> bytes:
     return b"" if payload is None else str(payload).encode("utf-8", "replace")
 
 
+def _deadline(hub_ms: int, received_ms: int, message: aiomqtt.Message, expires: int | None) -> int:
+    """A command's deadline: the hub's own, or sooner when its sender set one.
+
+    A command that waited in the broker (a kept session while the hub was away) is
+    bounded by what its sender said: the MQTT 5 Message Expiry Interval the broker
+    hands over (what is left of it) or the command's ``expires`` time.
+    """
+    deadline = hub_ms
+    left_s = getattr(message.properties, "MessageExpiryInterval", None)
+    if isinstance(left_s, int):
+        deadline = min(deadline, received_ms + left_s * 1000)
+    return deadline if expires is None else min(deadline, expires)
+
+
 MAX_HELD: Final = 64
 """Commands kept per panel while the hub has not heard from its store yet."""
 
@@ -143,7 +157,7 @@ class HubProcess:
         return MqttLink(
             "cloud",
             self.config.cloud,
-            identifier=f"centinela-hub-{site}-cloud",
+            identifier=self.config.cloud_client_id,
             subscriptions=[
                 self.topics.command,
                 self.topics.diagnostics_request,
@@ -157,6 +171,8 @@ class HubProcess:
             # A flood is answered `busy` as it arrives, never held in the hub's memory.
             max_queued=INCOMING_LIMIT,
             on_overflow=self._overflow,
+            # > 0: the broker keeps commands sent while the hub is away (docs/deployment.md).
+            session_expiry=self.config.cloud_session_expiry,
         )
 
     # -- public surface -----------------------------------------------------------------
@@ -473,9 +489,11 @@ class HubProcess:
             return
         assert isinstance(parsed, Accepted)
         panel = parsed.panel
-        deadline = self.pending.deadline(received_ms)
+        deadline = _deadline(
+            self.pending.deadline(received_ms), received_ms, message, parsed.expires_ms
+        )
         command = dataclasses.replace(parsed.command, deadline_ms=deadline)
-        refusal = self._refusal(command, deadline)
+        refusal = self._refusal(command, deadline, received_ms)
         if refusal is not None:
             self._respond(refusal, panel, response_topic, correlation)
             return
@@ -522,12 +540,16 @@ class HubProcess:
             panel, response_topic, correlation,
         )  # fmt: skip
 
-    def _refusal(self, command: Command, deadline: int) -> Result | None:
+    def _refusal(self, command: Command, deadline: int, received_ms: int) -> Result | None:
         """Why ``command`` is answered at once without going to the panel (None: send it)."""
         if command.id in self.pending:
             self._counters.drop("bad_command", f"{command.id}: id already in flight")
             return Result(command.id, False, error=ErrorCode.BAD_REQUEST,
                           detail="id: a command with this id is still in flight")  # fmt: skip
+        if deadline <= received_ms:
+            self._counters.drop("command_expired", f"{command.id}: expired before it arrived")
+            return Result(command.id, False, error=ErrorCode.TIMEOUT,
+                          detail="the command expired before it reached the hub")  # fmt: skip
         if self.clock.now_ms() >= deadline:
             self._counters.drop("command_expired", f"{command.id}: waited past its deadline")
             return Result(command.id, False, error=ErrorCode.TIMEOUT,
