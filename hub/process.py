@@ -10,6 +10,7 @@ results come back up through the relay, or a timeout on the clock answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sqlite3
@@ -69,6 +70,10 @@ MAX_IN_FLIGHT: Final = 256
 """Most commands sent to the panels and not answered yet; beyond it: ``busy``."""
 BATCH: Final = 256
 """Most frames committed in one transaction."""
+LOCAL_FIRST_S: Final = 5.0
+"""With a kept cloud session, how long the cloud link waits at start for the panels' link:
+commands the broker kept for the hub arrive right after it connects and must find the
+panels reachable, not be answered ``panel_offline`` by a hub still starting."""
 RESTART_S: Final = 0.5
 """First delay before a failed worker starts again (it doubles while the worker keeps failing)."""
 
@@ -102,9 +107,15 @@ class HubProcess:
     """One hub: its store, its two broker links, its panels' sessions."""
 
     def __init__(
-        self, config: HubConfig, *, clock: Clock | None = None, backoff_cap: float = 2.0
+        self,
+        config: HubConfig,
+        *,
+        clock: Clock | None = None,
+        backoff_cap: float = 2.0,
+        local_first_s: float = LOCAL_FIRST_S,
     ) -> None:
         self.config = config
+        self._local_first_s = local_first_s
         self.clock: Clock = clock or RealClock()
         self.topics = Topics(config.site)
         self.listeners: list[Callable[[], None]] = []
@@ -123,6 +134,7 @@ class HubProcess:
         self.pending = PendingCommands(self.clock, config.command_timeout, self._timed_out)
         self.local = self._link("local")
         self.cloud = self._link("cloud")
+        self._local_up = asyncio.Event()  # the panels' link has been up since the start
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue()
         # Bounded: beyond it a command is answered `busy` at once (docs/cloud-api.md).
         self._commands: asyncio.Queue[tuple[int, aiomqtt.Message]] = asyncio.Queue(
@@ -151,7 +163,7 @@ class HubProcess:
                 identifier=f"centinela-hub-{site}-local",
                 subscriptions=subscriptions,
                 on_message=self._on_local,
-                on_state=self._on_link_state,
+                on_state=self._on_local_state,
                 backoff=Backoff(base=0.05, cap=self._backoff_cap),
             )
         return MqttLink(
@@ -209,7 +221,7 @@ class HubProcess:
         self.diagnostics_publisher.start()
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "local link": self.local.run,
-            "cloud link": self.cloud.run,
+            "cloud link": self._run_cloud,
             "frames": self._process_frames,
             "commands": self._process_commands,
             "outbox": self.outbox.run,
@@ -271,6 +283,18 @@ class HubProcess:
         task = asyncio.create_task(coro)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
+
+    def _on_local_state(self, state: LinkState) -> None:
+        if state is LinkState.UP:
+            self._local_up.set()
+        self._on_link_state(state)
+
+    async def _run_cloud(self) -> None:
+        if self.config.cloud_session_expiry and not self._local_up.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._local_first_s):
+                    await self._local_up.wait()
+        await self.cloud.run()
 
     def _on_link_state(self, state: LinkState) -> None:
         if state is LinkState.UP and self.outbox is not None:
