@@ -400,3 +400,46 @@ async def test_kept_commands_wait_for_the_panels_link_of_a_starting_hub(
                 assert [c.id for c in panel.commands] == ["away"]
             finally:
                 await hub.stop()
+
+
+async def test_the_operators_cloud_gives_its_commands_an_expiry(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """``centinela cloud`` on MQTT 5 lets the broker drop a command once nobody waits for it."""
+    from cloud.config import load_cloud_mapping
+    from cloud.link import CloudLink
+    from cloud.live import Live
+    from cloud.store import open_store
+
+    site = new_site()
+    config = load_cloud_mapping(
+        {
+            "broker": {"url": mosquitto.url, "client_id": f"w-{site}", "share_group": "g1",
+                       "session_expiry": 0},
+            "store": {"url": f"sqlite:///{tmp_path / 'cloud.db'}"},
+            "web": {"command_timeout": 7.5},
+            "installations": [{"number": "1234", "site": site, "panel": "p1",
+                               "holders": [{"user": "alice", "keyword": "secret"}]}],
+        },
+        "cloud.toml",
+    )  # fmt: skip
+    store = open_store(config.store_url)
+    link = CloudLink(config, store, Live())
+    async with Cloud(mosquitto, site) as hub_side:
+        await link.start()
+        try:
+            await asyncio.wait_for(link.connected.wait(), 10)
+            sent = asyncio.create_task(link.command(site, "status", "alice", "app"))
+            await hub_side.wait(lambda: bool(hub_side.on("command")))
+            command = hub_side.on("command")[0]
+            body = hub_side.json("command")[0]
+            await hub_side.client.publish(
+                f"centinela/{site}/result", f'{{"id":"{body["id"]}","ok":true}}', qos=1
+            )
+            assert (await sent)["ok"] is True
+        finally:
+            await link.stop()
+            store.close()
+    left = getattr(command.properties, "MessageExpiryInterval", None)
+    assert left is not None
+    assert 0 < left <= 8  # its command_timeout, rounded up, less what the hop took
