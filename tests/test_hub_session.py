@@ -443,3 +443,21 @@ async def test_the_operators_cloud_gives_its_commands_an_expiry(
     left = getattr(command.properties, "MessageExpiryInterval", None)
     assert left is not None
     assert 0 < left <= 8  # its command_timeout, rounded up, less what the hop took
+
+
+def test_doctor_shows_the_cloud_session(tmp_path: Path) -> None:
+    import io
+
+    from centinela import doctor
+
+    path = tmp_path / "hub.toml"
+    path.write_text(
+        '[hub]\nsite = "demo"\n[local]\nbroker = "mqtt://127.0.0.1:9"\n'
+        '[cloud]\nbroker = "mqtt://127.0.0.1:9"\nclient_id = "acme-demo"\nsession_expiry = 900\n'
+        f'[[panels]]\nid = "p1"\nkey = "{new_key().hex()}"\n'
+    )
+    out = io.StringIO()
+    doctor.report(str(path), out=out)
+    line = next(x for x in out.getvalue().splitlines() if "cloud session" in x)
+    assert line.split()[0] == "ok"
+    assert line.endswith("client id acme-demo, session kept 900 s while the hub is away")
