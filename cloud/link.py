@@ -150,7 +150,7 @@ class CloudLink:
         properties = None
         if self.config.share_group is not None:  # MQTT 5: dropped once nobody waits for it
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            properties.MessageExpiryInterval = math.ceil(self.config.command_timeout)
+            properties.MessageExpiryInterval = max(1, math.floor(self.config.command_timeout))
         try:
             await client.publish(
                 f"centinela/{site}/command",
