@@ -461,3 +461,38 @@ def test_doctor_shows_the_cloud_session(tmp_path: Path) -> None:
     line = next(x for x in out.getvalue().splitlines() if "cloud session" in x)
     assert line.split()[0] == "ok"
     assert line.endswith("client id acme-demo, session kept 900 s while the hub is away")
+
+
+async def test_a_command_sent_while_a_killed_hub_process_is_down(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """``centinela hub`` killed with SIGKILL: its kept session holds the command meanwhile."""
+    from tests.procs import Proc
+
+    site, key = new_site(), new_key()
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[hub]\nsite = "{site}"\nstore = "hub.db"\n'
+        f'[local]\nbroker = "{mosquitto.url}"\n'
+        f'[cloud]\nbroker = "{mosquitto.url}"\nclient_id = "hub-{site}"\nsession_expiry = 600\n'
+        f'[[panels]]\nid = "p1"\nkey = "{key.hex()}"\n'
+    )
+    hub = Proc(["hub", "--config", str(config)], tmp_path / "hub.log")
+    async with contextlib.AsyncExitStack() as stack:
+        cloud = await stack.enter_async_context(Cloud(mosquitto, site))
+        try:
+            hub.start()
+            await cloud.wait(lambda: cloud.texts("hub/availability")[-1:] == ["online"])
+            panel = await stack.enter_async_context(
+                RawPanel(mosquitto, site, "p1", key, answer=_answer)
+            )
+            # The hub has stored the panel's epoch: after a restart it can send at once.
+            await cloud.wait(lambda: cloud.texts("p1/availability")[-1:] == ["online"])
+            hub.kill()  # no DISCONNECT: the broker publishes the hub's will
+            await cloud.wait(lambda: cloud.texts("hub/availability")[-1:] == ["offline"])
+            await cloud.command({**ARM, "id": "away"})
+            hub.start()
+            assert (await cloud.wait_result("away"))["ok"] is True
+            assert [c.id for c in panel.commands] == ["away"]
+        finally:
+            hub.stop()
