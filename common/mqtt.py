@@ -98,10 +98,6 @@ Link frames are at most 8 KiB and cloud commands at most 4 KiB: a broker that kn
 the limit drops anything bigger instead of handing it over to be buffered."""
 
 
-MAX_SESSION_EXPIRY: Final = 7 * 86_400
-"""The longest session a hub asks its cloud broker to keep while it is away (seconds)."""
-
-
 def link_options(cfg: BrokerConfig, *, session_expiry: int = 0) -> dict[str, Any]:
     """``client_options`` plus the session and, on MQTT 5, the announced ``MAX_PACKET``.
 

@@ -17,12 +17,15 @@ from common.configcheck import (
     parse_hex_key,
     read_secret_file,
 )
-from common.mqtt import MAX_SESSION_EXPIRY, BrokerConfig
+from common.mqtt import BrokerConfig
 from hub.arc.config import ArcConfig, parse_arc
 from hub.homeassistant import HaConfig, parse_homeassistant
 from hub.linkkeys import derived_key_id
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+MAX_SESSION_EXPIRY = 7 * 86_400
+"""The longest ``[cloud] session_expiry``: seconds the broker keeps a hub's session while it
+is away (and the commands sent meanwhile)."""
 CLIENT_ID_RE = re.compile(r"[!-~]{1,128}")
 """A cloud client id: 1 to 128 printable ASCII characters, no spaces (MQTT itself only
 promises 23 of 0-9 a-z A-Z; every broker in use takes more)."""

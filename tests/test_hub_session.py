@@ -21,10 +21,10 @@ from paho.mqtt.properties import Properties
 
 from common.clock import VirtualClock
 from common.errors import ConfigError
-from common.mqtt import MAX_SESSION_EXPIRY, BrokerConfig, LinkState, link_options
+from common.mqtt import BrokerConfig, LinkState, link_options
 from hub.cloudapi import iso_ms
 from hub.commands import Accepted, Rejected, parse_command
-from hub.config import HubConfig, load_hub_mapping
+from hub.config import MAX_SESSION_EXPIRY, HubConfig, load_hub_mapping
 from hub.process import HubProcess
 from protocol.messages import Action, Command, Result, State
 from sim.broker import Mosquitto
