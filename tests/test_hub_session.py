@@ -292,6 +292,13 @@ async def test_a_command_sent_while_the_hub_restarts(
                 # (it would have come before "after": one topic, one session, in order).
                 assert "away" not in cloud.results()
                 assert [c.id for c in panel.commands] == ["after"]
+        if session_expiry:
+            # Both were acknowledged to the broker ("away" before the subscriptions were
+            # even sent again): a third start of the hub gets neither a second time.
+            async with running(config, VirtualClock(T0)):
+                await cloud.command({**ARM, "id": "third"})
+                await cloud.wait_result("third")
+                assert [c.id for c in panel.commands] == ["away", "after", "third"]
     level = "p5" if protocol == "5" else "p2"  # mosquitto logs 3.1.1 as p2
     clean = "c0" if session_expiry else "c1"
     assert f"as {client_id} ({level}, {clean}, k30)" in log.text()
