@@ -202,6 +202,9 @@ def _hub_checks(path: str, raw: dict[str, Any]) -> list[Check]:
         if name == "cloud" and broker == hub.local:
             continue
         checks.append(Check(f"broker ({name})", *broker_login(broker), True))
+    kept = hub.cloud_session_expiry
+    session = f"session kept {kept} s while the hub is away" if kept else "clean session"
+    checks.append(Check("cloud session", OK, f"client id {hub.cloud_client_id}, {session}"))
     if hub.arc is not None:
         checks += arc_checks(hub.arc, hub.store)
     return checks

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -146,9 +147,16 @@ class CloudLink:
         body.update({k: v for k, v in extra.items() if v is not None})
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
+        properties = None
+        if self.config.share_group is not None:  # MQTT 5: dropped once nobody waits for it
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.MessageExpiryInterval = max(1, math.floor(self.config.command_timeout))
         try:
             await client.publish(
-                f"centinela/{site}/command", json.dumps(body, separators=(",", ":")), qos=1
+                f"centinela/{site}/command",
+                json.dumps(body, separators=(",", ":")),
+                qos=1,
+                properties=properties,
             )
             return await asyncio.wait_for(fut, self.config.command_timeout)
         except TimeoutError:

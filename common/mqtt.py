@@ -98,18 +98,24 @@ Link frames are at most 8 KiB and cloud commands at most 4 KiB: a broker that kn
 the limit drops anything bigger instead of handing it over to be buffered."""
 
 
-def link_options(cfg: BrokerConfig) -> dict[str, Any]:
-    """``client_options`` plus a clean session and, on MQTT 5, the announced ``MAX_PACKET``."""
+def link_options(cfg: BrokerConfig, *, session_expiry: int = 0) -> dict[str, Any]:
+    """``client_options`` plus the session and, on MQTT 5, the announced ``MAX_PACKET``.
+
+    ``session_expiry`` 0 asks for a clean session (nothing kept while disconnected); more
+    keeps the session, its subscriptions and its QoS 1 messages that long after a
+    disconnect (MQTT 5: clean start off with that Session Expiry Interval; MQTT 3.1.1:
+    clean session off, kept for as long as the broker's own settings say).
+    """
     options = client_options(cfg)
     if not cfg.mqtt5:
-        return {**options, "clean_session": True}
+        return {**options, "clean_session": session_expiry == 0}
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.MaximumPacketSize = MAX_PACKET
-    properties.SessionExpiryInterval = 0
+    properties.SessionExpiryInterval = session_expiry
     return {
         **options,
         "protocol": aiomqtt.ProtocolVersion.V5,
-        "clean_start": True,
+        "clean_start": session_expiry == 0,
         "properties": properties,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Callable, Collection, Mapping
@@ -20,7 +21,7 @@ MAX_RESPONSE_TOPIC: Final = 256
 
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 _FIELDS: Final = frozenset(
-    {"id", "panel", "action", "mode", "user", "via", "camera", "tag", "seconds"}
+    {"id", "panel", "action", "mode", "user", "via", "camera", "tag", "seconds", "expires"}
 )
 _NEEDS: Final = {
     Action.ARM: "mode",
@@ -38,6 +39,7 @@ class Accepted:
 
     panel: str
     command: Command
+    expires_ms: int | None = None  # the sender's own deadline ("expires"), epoch ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,21 @@ def parse_command(payload: bytes, panels: Collection[str]) -> Parsed:
             tag=data["tag"].upper() if action is Action.REVOKE_TAG else None,
             seconds=data["seconds"] if action in MAX_SECONDS else None,
         ),
+        _expires_ms(data.get("expires")),
     )
+
+
+def _expires_ms(value: object) -> int | None:
+    """``expires`` (an ISO 8601 time with its offset) as epoch ms; None when absent or bad."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return round(moment.timestamp() * 1000)
 
 
 def _valid_id(value: str) -> bool:
@@ -157,6 +173,8 @@ def _problem(data: Mapping[str, Any], panels: Collection[str]) -> str | None:
     via = data.get("via")
     if via not in {v.value for v in Via}:
         return f"via: must be one of {_choices([v.value for v in Via])}"
+    if "expires" in data and _expires_ms(data["expires"]) is None:
+        return "expires: must be a time with its offset, such as 2026-11-26T10:00:05.000Z"
     longest = MAX_SECONDS.get(Action(action))
     seconds = data.get("seconds")
     if longest is None and "seconds" in data:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,12 @@ from hub.homeassistant import HaConfig, parse_homeassistant
 from hub.linkkeys import derived_key_id
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+MAX_SESSION_EXPIRY = 7 * 86_400
+"""The longest ``[cloud] session_expiry``: seconds the broker keeps a hub's session while it
+is away (and the commands sent meanwhile)."""
+CLIENT_ID_RE = re.compile(r"[!-~]{1,128}")
+"""A cloud client id: 1 to 128 printable ASCII characters, no spaces (MQTT itself only
+promises 23 of 0-9 a-z A-Z; every broker in use takes more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +59,14 @@ class HubConfig:
     command_queue: int = 64  # commands waiting to be handled; beyond it: `busy`
     arc: ArcConfig | None = None  # [arc]: SIA DC-09 to an alarm receiving centre
     homeassistant: HaConfig | None = None  # [homeassistant]: MQTT discovery
+    cloud_client_id: str = ""  # [cloud] client_id ("" = centinela-hub-<site>-cloud)
+    cloud_session_expiry: int = 0  # [cloud] session_expiry: seconds; 0 = a clean session
 
     def __post_init__(self) -> None:
         if not self.response_prefix:
             object.__setattr__(self, "response_prefix", default_response_prefix(self.site))
+        if not self.cloud_client_id:
+            object.__setattr__(self, "cloud_client_id", default_client_id(self.site))
 
     @property
     def cloud_mqtt5(self) -> bool:
@@ -70,6 +81,11 @@ class HubConfig:
     def panel_ids(self) -> frozenset[str]:
         """Ids of every configured panel."""
         return frozenset(p.id for p in self.panels)
+
+
+def default_client_id(site: str) -> str:
+    """The hub's client id on the cloud broker unless configured."""
+    return f"centinela-hub-{site}-cloud"
 
 
 def default_response_prefix(site: str) -> str:
@@ -107,7 +123,22 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
 
     local_sec = root.get_section("local")
     local = _broker(local_sec, base)
-    cloud = _broker(root.get_section("cloud"), base) if root.has("cloud") else local
+    cloud, client_id, session_expiry = local, default_client_id(site), 0
+    if root.has("cloud"):
+        cloud_sec = root.get_section("cloud")
+        client_id = cloud_sec.get_str(
+            "client_id", client_id, pattern=CLIENT_ID_RE,
+            what="1 to 128 printable ASCII characters without spaces",
+        )  # fmt: skip
+        session_expiry = cloud_sec.get_int(
+            "session_expiry", 0, minimum=0, maximum=MAX_SESSION_EXPIRY
+        )
+        cloud = _broker(cloud_sec, base)
+        same_broker = (cloud.host, cloud.port) == (local.host, local.port)
+        if same_broker and client_id == f"centinela-hub-{site}-local":
+            raise cloud_sec.error(
+                "client_id", "is the hub's own client id on that broker for the panels' link"
+            )
 
     panels: list[PanelKeys] = []
     sections = root.get_sections("panels")
@@ -149,6 +180,8 @@ def load_hub_mapping(data: Mapping[str, Any], source: str) -> HubConfig:
         command_queue=command_queue,
         arc=arc,
         homeassistant=homeassistant,
+        cloud_client_id=client_id,
+        cloud_session_expiry=session_expiry,
     )
 
 

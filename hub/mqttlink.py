@@ -70,6 +70,7 @@ class MqttLink:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_queued: int = 0,
         on_overflow: Callable[[aiomqtt.Message], None] | None = None,
+        session_expiry: int = 0,
     ) -> None:
         self.name = name
         self.broker = broker
@@ -87,6 +88,7 @@ class MqttLink:
         self.connect_waits = 0
         self._max_queued = max_queued  # messages waiting to be handed on; 0: no limit
         self._on_overflow = on_overflow
+        self._session_expiry = session_expiry  # 0: a clean session (common.mqtt.link_options)
         self._client: aiomqtt.Client | None = None
         self._lost = asyncio.Event()
 
@@ -102,7 +104,7 @@ class MqttLink:
                 self._on_state(state)
 
     def _client_for(self) -> aiomqtt.Client:
-        options = link_options(self.broker)
+        options = link_options(self.broker, session_expiry=self._session_expiry)
         return aiomqtt.Client(
             **options,
             identifier=self._identifier,
@@ -123,6 +125,10 @@ class MqttLink:
             try:
                 async with self._client_for() as client:
                     client.pending_calls_threshold = 10_000
+                    # With a kept session the broker hands over what it queued right after
+                    # the CONNACK, before these subscriptions are sent again: aiomqtt holds
+                    # those messages in client.messages, dispatched below like any other.
+                    # Subscribing again to a kept subscription only replaces it.
                     for topic in self._subscriptions:
                         if self._v5:
                             # Retain-as-published: a retained command stays visible as one.

@@ -10,6 +10,7 @@ results come back up through the relay, or a timeout on the clock answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sqlite3
@@ -69,6 +70,10 @@ MAX_IN_FLIGHT: Final = 256
 """Most commands sent to the panels and not answered yet; beyond it: ``busy``."""
 BATCH: Final = 256
 """Most frames committed in one transaction."""
+LOCAL_FIRST_S: Final = 5.0
+"""With a kept cloud session, how long the cloud link waits at start for the panels' link:
+commands the broker kept for the hub arrive right after it connects and must find the
+panels reachable, not be answered ``panel_offline`` by a hub still starting."""
 RESTART_S: Final = 0.5
 """First delay before a failed worker starts again (it doubles while the worker keeps failing)."""
 
@@ -80,6 +85,20 @@ def _payload(message: aiomqtt.Message) -> bytes:
     return b"" if payload is None else str(payload).encode("utf-8", "replace")
 
 
+def _deadline(hub_ms: int, received_ms: int, message: aiomqtt.Message, expires: int | None) -> int:
+    """A command's deadline: the hub's own, or sooner when its sender set one.
+
+    A command that waited in the broker (a kept session while the hub was away) is
+    bounded by what its sender said: the MQTT 5 Message Expiry Interval the broker
+    hands over (what is left of it) or the command's ``expires`` time.
+    """
+    deadline = hub_ms
+    left_s = getattr(message.properties, "MessageExpiryInterval", None)
+    if isinstance(left_s, int):
+        deadline = min(deadline, received_ms + left_s * 1000)
+    return deadline if expires is None else min(deadline, expires)
+
+
 MAX_HELD: Final = 64
 """Commands kept per panel while the hub has not heard from its store yet."""
 
@@ -88,9 +107,15 @@ class HubProcess:
     """One hub: its store, its two broker links, its panels' sessions."""
 
     def __init__(
-        self, config: HubConfig, *, clock: Clock | None = None, backoff_cap: float = 2.0
+        self,
+        config: HubConfig,
+        *,
+        clock: Clock | None = None,
+        backoff_cap: float = 2.0,
+        local_first_s: float = LOCAL_FIRST_S,
     ) -> None:
         self.config = config
+        self._local_first_s = local_first_s
         self.clock: Clock = clock or RealClock()
         self.topics = Topics(config.site)
         self.listeners: list[Callable[[], None]] = []
@@ -109,6 +134,7 @@ class HubProcess:
         self.pending = PendingCommands(self.clock, config.command_timeout, self._timed_out)
         self.local = self._link("local")
         self.cloud = self._link("cloud")
+        self._local_up = asyncio.Event()  # the panels' link has been up since the start
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue()
         # Bounded: beyond it a command is answered `busy` at once (docs/cloud-api.md).
         self._commands: asyncio.Queue[tuple[int, aiomqtt.Message]] = asyncio.Queue(
@@ -137,13 +163,13 @@ class HubProcess:
                 identifier=f"centinela-hub-{site}-local",
                 subscriptions=subscriptions,
                 on_message=self._on_local,
-                on_state=self._on_link_state,
+                on_state=self._on_local_state,
                 backoff=Backoff(base=0.05, cap=self._backoff_cap),
             )
         return MqttLink(
             "cloud",
             self.config.cloud,
-            identifier=f"centinela-hub-{site}-cloud",
+            identifier=self.config.cloud_client_id,
             subscriptions=[
                 self.topics.command,
                 self.topics.diagnostics_request,
@@ -157,6 +183,8 @@ class HubProcess:
             # A flood is answered `busy` as it arrives, never held in the hub's memory.
             max_queued=INCOMING_LIMIT,
             on_overflow=self._overflow,
+            # > 0: the broker keeps commands sent while the hub is away (docs/deployment.md).
+            session_expiry=self.config.cloud_session_expiry,
         )
 
     # -- public surface -----------------------------------------------------------------
@@ -193,7 +221,7 @@ class HubProcess:
         self.diagnostics_publisher.start()
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "local link": self.local.run,
-            "cloud link": self.cloud.run,
+            "cloud link": self._run_cloud,
             "frames": self._process_frames,
             "commands": self._process_commands,
             "outbox": self.outbox.run,
@@ -255,6 +283,18 @@ class HubProcess:
         task = asyncio.create_task(coro)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
+
+    def _on_local_state(self, state: LinkState) -> None:
+        if state is LinkState.UP:
+            self._local_up.set()
+        self._on_link_state(state)
+
+    async def _run_cloud(self) -> None:
+        if self.config.cloud_session_expiry and not self._local_up.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._local_first_s):
+                    await self._local_up.wait()
+        await self.cloud.run()
 
     def _on_link_state(self, state: LinkState) -> None:
         if state is LinkState.UP and self.outbox is not None:
@@ -473,9 +513,11 @@ class HubProcess:
             return
         assert isinstance(parsed, Accepted)
         panel = parsed.panel
-        deadline = self.pending.deadline(received_ms)
+        deadline = _deadline(
+            self.pending.deadline(received_ms), received_ms, message, parsed.expires_ms
+        )
         command = dataclasses.replace(parsed.command, deadline_ms=deadline)
-        refusal = self._refusal(command, deadline)
+        refusal = self._refusal(command, deadline, received_ms)
         if refusal is not None:
             self._respond(refusal, panel, response_topic, correlation)
             return
@@ -522,12 +564,16 @@ class HubProcess:
             panel, response_topic, correlation,
         )  # fmt: skip
 
-    def _refusal(self, command: Command, deadline: int) -> Result | None:
+    def _refusal(self, command: Command, deadline: int, received_ms: int) -> Result | None:
         """Why ``command`` is answered at once without going to the panel (None: send it)."""
         if command.id in self.pending:
             self._counters.drop("bad_command", f"{command.id}: id already in flight")
             return Result(command.id, False, error=ErrorCode.BAD_REQUEST,
                           detail="id: a command with this id is still in flight")  # fmt: skip
+        if deadline <= received_ms:
+            self._counters.drop("command_expired", f"{command.id}: expired before it arrived")
+            return Result(command.id, False, error=ErrorCode.TIMEOUT,
+                          detail="the command expired before it reached the hub")  # fmt: skip
         if self.clock.now_ms() >= deadline:
             self._counters.drop("command_expired", f"{command.id}: waited past its deadline")
             return Result(command.id, False, error=ErrorCode.TIMEOUT,

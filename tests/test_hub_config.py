@@ -51,7 +51,8 @@ def test_a_full_file(tmp_path: Path) -> None:
     for name in ("ca.pem", "hub.pem", "hub.key"):
         (tmp_path / name).write_text("x")
     (tmp_path / "hub.secret").write_text("pw-from-file\n")
-    p2_key = generate_key()
+    other_id = derived_key_id(bytes.fromhex(OTHER))  # key ids are 1-255: keys may share one
+    p2_key = next(k for k in iter(generate_key, "") if derived_key_id(bytes.fromhex(k)) != other_id)
     (tmp_path / "p2.key").write_text(p2_key + "\n")
     for name in ("hub.key", "hub.secret", "p2.key"):
         (tmp_path / name).chmod(0o600)  # secrets are owner-only or refused
