@@ -54,9 +54,6 @@ class Rates:
             "photo": self.photos,
         }
 
-    def events_per_day(self) -> float:
-        return self.per_day()["event"]
-
 
 RATES = Rates()
 
