@@ -45,7 +45,7 @@ class Retention:
     """How long the store keeps what grows with time (``[store] keep_*_days``)."""
 
     events_days: int = 365
-    telemetry_days: int = 90
+    telemetry_days: int = 31
     media_days: int = 30
 
 

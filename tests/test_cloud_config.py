@@ -112,7 +112,7 @@ def test_a_postgresql_store_and_shared_subscriptions(tmp_path: Path) -> None:
 
 def test_the_retention_rule_defaults_and_its_keys(tmp_path: Path) -> None:
     cfg = load_cloud_file(write(tmp_path, GOOD))
-    assert cfg.retention == Retention(events_days=365, telemetry_days=90, media_days=30)
+    assert cfg.retention == Retention(events_days=365, telemetry_days=31, media_days=30)
     text = GOOD.replace(
         "[web]", "keep_events_days = 730\nkeep_telemetry_days = 30\nkeep_media_days = 7\n[web]"
     )

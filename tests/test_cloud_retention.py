@@ -59,7 +59,7 @@ async def test_the_service_purges_at_start_and_says_what_went(
     async with svc:
         await asyncio.wait_for(retention_log.arrived.wait(), 60)
         assert retention_log.lines == [
-            "retention: deleted events 1, telemetry 1 (kept: events 365 days, telemetry 90,"
+            "retention: deleted events 1, telemetry 1 (kept: events 365 days, telemetry 31,"
             " images 30)"
         ]
         assert [e["seq"] for e in svc.store.events("demo", EventFilter(), 10)] == [2]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from cloud.store import PostgresStore
 from sim.broker import Mosquitto
 from tests.cloud_workers import DEADLINE, Worker
 from tests.fleet import sites as fleet
+from tests.fleet.live import children, cpu_seconds
 from tests.pgserver import PgServer
 
 BASELINE = """
@@ -73,7 +75,13 @@ def _count(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _stored_rate(broker: Mosquitto, url: str, events: int, sites: int) -> float:
+def _stored_rate(
+    broker: Mosquitto, url: str, events: int, sites: int, stores: dict[str, list[int]]
+) -> tuple[float, dict[str, float]]:
+    """Events stored per second, and the cores each part kept busy meanwhile."""
+    assert broker.proc is not None
+    parts = {**stores, "mosquitto": children(broker.proc.pid), "publisher": [os.getpid()]}
+    before = {name: cpu_seconds(pids) for name, pids in parts.items()}
     start = time.monotonic()
     asyncio.run(_publish(broker, events, sites))
     deadline = start + DEADLINE
@@ -81,7 +89,11 @@ def _stored_rate(broker: Mosquitto, url: str, events: int, sites: int) -> float:
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {n} of {events} events stored in {DEADLINE:.0f} s")
         time.sleep(0.05)  # poll interval for the database
-    return events / (time.monotonic() - start)
+    elapsed = time.monotonic() - start
+    cores = {
+        name: round((cpu_seconds(pids) - before[name]) / elapsed, 2) for name, pids in parts.items()
+    }
+    return events / elapsed, cores
 
 
 def run(
@@ -99,13 +111,16 @@ def run(
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != b"ready":
             raise RuntimeError("the baseline subscriber did not start")
-        baseline = _stored_rate(broker, url, events, sites)
+        stores = {"subscriber": [proc.pid], "postgresql": children(pg.server_pid())}
+        baseline, cores = _stored_rate(broker, url, events, sites, stores)
+        results["baseline_cores"] = cores
     finally:
         proc.terminate()
         proc.wait()
     pg.drop_db(url)
     results["baseline_events_per_s"] = round(baseline, 1)
     per_workers: dict[str, float] = {}
+    busy: dict[str, dict[str, float]] = {}
     for n in workers:
         url = pg.create_db()
         tag = uuid.uuid4().hex[:6]
@@ -114,7 +129,12 @@ def run(
         try:
             for i in range(n):
                 started.append(Worker(config, f"w{i}", tmp).start())
-            rate = _stored_rate(broker, url, events, sites)
+            stores = {
+                "workers": [w.proc.pid for w in started if w.proc is not None],
+                "postgresql": children(pg.server_pid()),
+            }
+            rate, cores = _stored_rate(broker, url, events, sites, stores)
+            busy[str(n)] = cores
         finally:
             for w in started:
                 w.stop()
@@ -122,9 +142,11 @@ def run(
         per_workers[str(n)] = round(rate, 1)
         print(
             f"  {n} worker(s): {rate:9.1f}/s, baseline {baseline:9.1f}/s,"
-            f" ratio {rate / baseline:5.2f}",
+            f" ratio {rate / baseline:5.2f}; cores busy: "
+            + ", ".join(f"{k} {v}" for k, v in cores.items()),
             flush=True,
         )
     results["fleet_ingest_events_per_s"] = per_workers
     results["ratio_to_baseline"] = {k: round(v / baseline, 3) for k, v in per_workers.items()}
+    results["cores_busy"] = busy  # CPU seconds per second of each part: where the time went
     return results
