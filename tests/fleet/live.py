@@ -106,12 +106,22 @@ class Follower:
 class Probe:
     sent: dict[tuple[int, int], float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    when: list[float] = field(default_factory=list)  # each latency's publish, from the start
     counting: bool = False
+    started: float = 0.0
 
     def arrived(self, site: int, seq: int) -> None:
         start = self.sent.pop((site, seq), None)
         if start is not None and self.counting:
             self.latencies.append((time.monotonic() - start) * 1000)
+            self.when.append(start - self.started)
+
+    def by_window(self, seconds: float = 10.0) -> list[float]:
+        """The p99 of each ``seconds`` of the run: a queue that grows shows here."""
+        windows: dict[int, list[float]] = {}
+        for at, latency in zip(self.when, self.latencies, strict=True):
+            windows.setdefault(int(at // seconds), []).append(latency)
+        return [round(pct(windows[w], 99), 1) for w in sorted(windows)]
 
 
 async def _customers(urls: list[str], count: int) -> list[Follower]:
@@ -165,6 +175,7 @@ async def _measure(
         line = await asyncio.to_thread(load.stdout.readline)
         if line.strip() != b"burst done":
             raise RuntimeError(f"the fleet load did not start: {line!r}")
+        burst_done = time.monotonic()
         async with aiomqtt.Client(broker.host, broker.port, identifier="fleet-probe") as hub:
             # A state no other message sets, on every followed installation: once each page
             # has shown it, its worker has worked through the burst before it.
@@ -181,12 +192,16 @@ async def _measure(
                 while "armed_night" not in f.states:
                     await asyncio.wait_for(f.seen.wait(), PAGE_TIMEOUT_S)
                     f.seen.clear()
+            caught_up = time.monotonic() - burst_done
+            assert load.stdin is not None
+            load.stdin.write(b"go\n")  # the daily traffic, from a cloud side that caught up
+            load.stdin.flush()
             stop = asyncio.Event()
             api_times: dict[str, list[float]] = {"state": [], "events": [], "climate": []}
             users = [asyncio.create_task(_use_api(f, api_times, stop)) for f in followers]
             before = cpu()
             probe.counting = True
-            started = time.monotonic()
+            started = probe.started = time.monotonic()
             seq = 0
             sent = 0
             while time.monotonic() - started < seconds:
@@ -225,8 +240,10 @@ async def _measure(
             "max": round(max(lat), 1) if lat else None,
             "samples": len(lat),
             "lost": len(probe.sent),
+            "p99_each_10_s": probe.by_window(),
         },
         "probes_sent": sent,
+        "retained_burst_caught_up_s": round(caught_up, 1),
         "app_api_ms_p95": {k: round(pct(v, 95), 1) for k, v in api_times.items() if v},
         "cpu_s": {k: round(after[k] - before[k], 2) for k in after},
         "measured_s": round(elapsed, 1),
@@ -272,6 +289,7 @@ def run(
                 "--seconds",
                 str(seconds + 600),
             ],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
         pids = {f"worker {w.name}": [w.proc.pid] for w in started if w.proc is not None}

@@ -3,7 +3,8 @@
     python -m tests.fleet.load HOST PORT --sites N [--quiet-sites K] [--speed X] [--seconds S]
 
 First every site's retained state and availability (what a broker holds for each hub),
-then "burst done" on stdout; then the daily traffic of ``tests.fleet.sites.RATES`` for
+then "burst done" on stdout; once a line comes on stdin (the cloud side has caught up),
+the daily traffic of ``tests.fleet.sites.RATES`` for
 every site, ``--speed`` times faster than real, for ``--seconds``; then one JSON line
 with what was sent. Sites below ``--quiet-sites`` get telemetry and state but no events
 (their events come from the probe, so that each one's latency is known).
@@ -151,6 +152,7 @@ async def main(argv: list[str] | None = None) -> int:
         load = Fleet(client, args.sites, args.quiet_sites)
         await load.burst()
         print("burst done", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
         started = time.monotonic()
         await load.run(args.speed, args.seconds)
         elapsed = time.monotonic() - started
