@@ -20,7 +20,7 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiomqtt
@@ -39,6 +39,9 @@ ATTEMPT_LOOKBACK = 10
 """How many of a tag's latest rejected attempts are searched for the one a photo is of."""
 
 EventHook = Callable[[str, dict[str, Any]], None]
+INGEST_BATCH = 100
+"""Most messages handled together (their events stored in one statement)."""
+IMAGE_EVENTS = frozenset({"photo_requested", "photo_ready", "clip_requested", "clip_ready"})
 
 
 class CloudLink:
@@ -181,15 +184,15 @@ class CloudLink:
                     backoff.reset()
                     _LOGGER.info("cloud link up: %s", self.config.broker.url)
                     async for message in client.messages:
-                        payload = message.payload
-                        raw = payload if isinstance(payload, bytes) else str(payload).encode()
-                        try:
-                            self.take(message.topic.value, raw)
-                        except Exception:
-                            self._count("bad_message")
-                            _LOGGER.exception("could not handle a message on %s", message.topic)
-                        if message.qos > 0:
-                            client._client.ack(message.mid, message.qos)
+                        # What has arrived meanwhile is handled with it: its events are
+                        # stored in one statement and one commit (acknowledged after).
+                        batch = [message]
+                        while len(batch) < INGEST_BATCH and len(client.messages):
+                            batch.append(await anext(client.messages))
+                        self.take_all([(m.topic.value, _raw(m)) for m in batch])
+                        for m in batch:
+                            if m.qos > 0:
+                                client._client.ack(m.mid, m.qos)
             except aiomqtt.MqttError as exc:
                 _LOGGER.info("cloud link down: %s", exc)
             finally:
@@ -197,6 +200,43 @@ class CloudLink:
                 self.state = LinkState.DOWN
                 self.connected.clear()
             await asyncio.sleep(backoff.next())
+
+    def take_all(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Handle ``(topic, payload)`` messages in order, as ``take`` does, but store their
+        events first and together: one statement, one commit. Those after an image's event
+        (which has rows of its own to write) are taken one by one."""
+        ready: dict[int, dict[str, Any]] = {}
+        for n, (topic, raw) in enumerate(messages):
+            parts = topic.split("/")
+            if len(parts) != 3 or parts[0] != "centinela" or parts[2] != "event":
+                continue
+            if self.config.by_site(parts[1]) is None:
+                continue
+            try:
+                event = _json(raw)
+            except ValueError:
+                continue  # take() counts it
+            if event.get("site") != parts[1] or not isinstance(event.get("seq"), int):
+                continue
+            if event.get("type") in IMAGE_EVENTS:
+                break  # it and what follows one by one: pages see events in their order
+            ready[n] = event
+        stored: dict[int, bool] = {}
+        if ready:
+            try:
+                new = self.store.store_events(list(ready.values()), announce=True)
+                stored = dict(zip(ready, new, strict=True))
+            except Exception:
+                _LOGGER.exception("could not store %d events together; one by one", len(ready))
+        for n, (topic, raw) in enumerate(messages):
+            try:
+                if n in stored:
+                    self._event(topic.split("/")[1], ready[n], stored[n])
+                else:
+                    self.take(topic, raw)
+            except Exception:
+                self._count("bad_message")
+                _LOGGER.exception("could not handle a message on %s", topic)
 
     def take(self, topic: str, raw: bytes) -> None:
         """Handle one message of the cloud API."""
@@ -225,8 +265,9 @@ class CloudLink:
                 self.live.publish(site, "availability", {"panel": rest[0], "availability": text})
         elif len(rest) == 2 and rest[1] == "telemetry":
             reading = _json(raw)
-            self.store.add_telemetry(site, rest[0], reading)
-            self._live(site, "telemetry", reading)
+            self.store.add_telemetry(site, rest[0], reading, announce=True)
+            if not self.store.announces:
+                self.live.publish(site, "telemetry", reading)
         elif len(rest) == 3 and rest[1] == "photo" and _PHOTO_ID.fullmatch(rest[2]):
             self.store.photo_bytes(site, rest[0], rest[2], raw)
         elif len(rest) == 3 and rest[1] == "audio" and _PHOTO_ID.fullmatch(rest[2]):
@@ -255,13 +296,19 @@ class CloudLink:
     def _seen(self, site: str, panel: str) -> None:
         self.panels.setdefault(site, panel)
 
-    def _event(self, site: str, event: dict[str, Any]) -> None:
+    def _event(self, site: str, event: dict[str, Any], stored: bool | None = None) -> None:
+        """One event; ``stored``: whether it was new, when ``take_all`` stored it already
+        (and announced it)."""
         if event.get("site") != site or not isinstance(event.get("seq"), int):
             self._count("bad_event")
             return
         panel = str(event.get("panel"))
         self._seen(site, panel)
-        if not self.store.add_event(event):
+        # An image's events are announced once their rows below are written too.
+        plain = event.get("type") not in IMAGE_EVENTS
+        if stored is None:
+            stored = self.store.add_event(event, announce=plain)
+        if not stored:
             self._count("duplicate_event")
             return
         photo = event.get("photo")
@@ -293,7 +340,8 @@ class CloudLink:
             )
         elif event.get("type") == "clip_ready" and isinstance(clip, str):
             self.store.photo_ready(site, panel, clip, str(event.get("time") or now_iso()))
-        self._live(site, "event", event)
+        if not (plain and self.store.announces):  # (else announced with the event's row)
+            self._live(site, "event", event)
         for hook in list(self.event_hooks):
             try:
                 hook(site, event)
@@ -320,6 +368,11 @@ class CloudLink:
 
 MAX_CLIP = 32 * 1024 * 1024
 """Largest clip kept (30 s of VP8 is a few MiB)."""
+
+
+def _raw(message: aiomqtt.Message) -> bytes:
+    payload = message.payload
+    return payload if isinstance(payload, bytes) else str(payload).encode()
 
 
 def _json(raw: bytes) -> dict[str, Any]:

@@ -120,14 +120,23 @@ class Store(Protocol):
     def session(self, token_hash: str, kind: str) -> tuple[int, str] | None: ...
     def drop_session(self, token_hash: str) -> None: ...
     def drop_sessions(self, account_id: int) -> None: ...
-    def add_event(self, event: Mapping[str, Any]) -> bool: ...
+
+    announces: bool
+    """Whether ``announce`` reaches every worker (and ``announce=True`` below is done)."""
+
+    def add_event(self, event: Mapping[str, Any], announce: bool = False) -> bool: ...
+    def store_events(
+        self, events: Sequence[Mapping[str, Any]], announce: bool = False
+    ) -> list[bool]: ...
     def events(self, site: str, flt: EventFilter, limit: int) -> list[dict[str, Any]]: ...
     def event_users(self, site: str) -> list[str]: ...
     def last_tag_use(self, site: str, uid: str) -> dict[str, Any] | None: ...
     def set_state(self, site: str, panel: str, state: Mapping[str, Any] | None) -> None: ...
     def set_availability(self, site: str, panel: str, availability: str) -> None: ...
     def panel_states(self, site: str) -> list[dict[str, Any]]: ...
-    def add_telemetry(self, site: str, panel: str, reading: Mapping[str, Any]) -> None: ...
+    def add_telemetry(
+        self, site: str, panel: str, reading: Mapping[str, Any], announce: bool = False
+    ) -> None: ...
     def telemetry(self, site: str, since: str) -> list[dict[str, Any]]: ...
     def photo_requested(self, site: str, panel: str, photo_id: str, **fields: Any) -> None: ...
     def photo_bytes(self, site: str, panel: str, photo_id: str, jpeg: bytes) -> None: ...
@@ -198,6 +207,7 @@ class SqlStore:
 
     _names: set[tuple[str, str, str]]
     """(site, kind, value) known to be in event_names (a cache: losing it costs a query)."""
+    announces = False
 
     def _db(self) -> AbstractContextManager[_Db]:
         raise NotImplementedError
@@ -312,7 +322,9 @@ class SqlStore:
 
     # -- what the hub sends -----------------------------------------------------------
 
-    def add_event(self, event: Mapping[str, Any]) -> bool:
+    def add_event(self, event: Mapping[str, Any], announce: bool = False) -> bool:
+        """Store ``event`` once; False when it was already stored. With ``announce`` and
+        an engine that ``announces``, a new event is announced in the same transaction."""
         with self._tx() as db:
             return self._add_event(db, event)
 
@@ -347,8 +359,15 @@ class SqlStore:
 
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> int:
         """Bulk insert (benchmarks and imports); returns how many were new."""
+        return sum(self.store_events(list(events)))
+
+    def store_events(
+        self, events: Sequence[Mapping[str, Any]], announce: bool = False
+    ) -> list[bool]:
+        """Several events in one transaction (one commit); for each, whether it was new.
+        ``announce`` as in ``add_event``."""
         with self._tx() as db:
-            return sum(self._add_event(db, e) for e in events)
+            return [self._add_event(db, e) for e in events]
 
     def events(self, site: str, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
         where = ["site = ?"]
@@ -426,16 +445,12 @@ class SqlStore:
             for r in rows
         ]
 
-    def add_telemetry(self, site: str, panel: str, reading: Mapping[str, Any]) -> None:
+    def add_telemetry(
+        self, site: str, panel: str, reading: Mapping[str, Any], announce: bool = False
+    ) -> None:
+        """Store a reading (announced in the same statement: see ``add_event``)."""
         self._run(
-            "INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)",
-            (
-                site,
-                panel,
-                str(reading.get("time") or now_iso()),
-                _num(reading.get("temperature")),
-                _num(reading.get("humidity")),
-            ),
+            "INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)", _reading_values(site, panel, reading)
         )
 
     def telemetry(self, site: str, since: str) -> list[dict[str, Any]]:
@@ -711,6 +726,25 @@ class _Statements:
         return self.store._run(sql, args)
 
 
+def _announcement(site: str, kind: str, value: Any) -> str:
+    """A NOTIFY payload; one too big to carry goes without its value (the page reloads)."""
+    payload = json.dumps([site, kind, value], separators=(",", ":"))
+    if len(payload.encode()) > NOTIFY_MAX:
+        payload = json.dumps([site, kind, None])
+    return payload
+
+
+def _reading_values(site: str, panel: str, reading: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The telemetry table's columns of one reading, in order."""
+    return (
+        site,
+        panel,
+        str(reading.get("time") or now_iso()),
+        _num(reading.get("temperature")),
+        _num(reading.get("humidity")),
+    )
+
+
 def _event_values(event: Mapping[str, Any]) -> tuple[Any, ...]:
     """The events table's columns of ``event``, in order."""
     return (
@@ -930,31 +964,92 @@ class PostgresStore(SqlStore):
             f" RETURNING {column}"
         )
 
-    def add_event(self, event: Mapping[str, Any]) -> bool:
+    announces = True
+
+    def add_event(self, event: Mapping[str, Any], announce: bool = False) -> bool:
         """One statement, one round trip: the event and, when it is new, its user and tag
-        in the filter lists (a transaction of its own: both or neither)."""
+        in the filter lists and (``announce``) its NOTIFY, in one transaction: all or none,
+        and a page hears only of what is stored."""
         names = {kind: value for _site, kind, value in self._new_names(event)}
+        notify = _announcement(str(event["site"]), "event", dict(event)) if announce else None
         row = self._one(
             "WITH e AS (INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, panel, seq) DO NOTHING RETURNING site),"
             " n AS (INSERT INTO event_names SELECT e.site, v.kind, v.value"
             " FROM e, (VALUES ('user', ?::text), ('tag', ?::text)) AS v (kind, value)"
             " WHERE v.value IS NOT NULL ON CONFLICT DO NOTHING)"
-            " SELECT count(*) AS new FROM e",
-            (*_event_values(event), names.get("user"), names.get("tag")),
+            " SELECT count(*) AS new FROM e"
+            " LEFT JOIN LATERAL (SELECT pg_notify(?, ?::text) WHERE ?::text IS NOT NULL) AS x"
+            " ON true",
+            (
+                *_event_values(event),
+                names.get("user"),
+                names.get("tag"),
+                LIVE_CHANNEL,
+                notify,
+                notify,
+            ),
         )
         if not row or not row["new"]:
             return False
         self._names_listed(event)
         return True
 
+    def store_events(
+        self, events: Sequence[Mapping[str, Any]], announce: bool = False
+    ) -> list[bool]:
+        """One statement for the lot: the new events, their names in the filter lists and
+        (``announce``) one NOTIFY each, in the order given, all in one transaction."""
+        firsts: dict[tuple[str, str, int], int] = {}
+        rows: list[Any] = []
+        for n, event in enumerate(events):
+            key = (str(event["site"]), str(event["panel"]), int(event["seq"]))
+            if key in firsts:
+                continue  # the same event twice in one lot: the first one counts
+            firsts[key] = n
+            note = _announcement(key[0], "event", dict(event)) if announce else None
+            rows += [n, *_event_values(event), note]
+        if not rows:
+            return [False] * len(events)
+        one = "(?::int, ?, ?, ?::bigint, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::text)"
+        stored = self._all(
+            'WITH v (n, site, panel, seq, time, type, mode, "user", method, zone, tag, photo,'  # noqa: S608 (placeholders only)
+            " detail, body, note) AS (VALUES " + ", ".join([one] * len(firsts)) + "),"
+            ' e AS (INSERT INTO events SELECT site, panel, seq, time, type, mode, "user",'
+            " method, zone, tag, photo, detail, body FROM v"
+            ' ON CONFLICT (site, panel, seq) DO NOTHING RETURNING site, panel, seq, "user", tag),'
+            " names AS (INSERT INTO event_names SELECT DISTINCT e.site, k.kind, k.value FROM e,"
+            " LATERAL (VALUES ('user', e.\"user\"), ('tag', e.tag)) AS k (kind, value)"
+            " WHERE k.value IS NOT NULL ON CONFLICT DO NOTHING),"
+            " new AS (SELECT v.n, v.note FROM e JOIN v USING (site, panel, seq) ORDER BY v.n)"
+            " SELECT new.n FROM new LEFT JOIN LATERAL"
+            " (SELECT pg_notify(?, new.note) WHERE new.note IS NOT NULL) AS x ON true",
+            (*rows, LIVE_CHANNEL),
+        )
+        new = {int(r["n"]) for r in stored}
+        return [n in new for n in range(len(events))]
+
+    def add_telemetry(
+        self, site: str, panel: str, reading: Mapping[str, Any], announce: bool = False
+    ) -> None:
+        """The reading and (``announce``) its NOTIFY in one statement."""
+        if not announce:
+            super().add_telemetry(site, panel, reading)
+            return
+        self._all(
+            "WITH t AS (INSERT INTO telemetry VALUES (?, ?, ?, ?, ?) RETURNING site)"
+            " SELECT pg_notify(?, ?) FROM t",
+            (
+                *_reading_values(site, panel, reading),
+                LIVE_CHANNEL,
+                _announcement(site, "telemetry", dict(reading)),
+            ),
+        )
+
     def announce(self, site: str, kind: str, value: Any) -> bool:
         """NOTIFY every worker (PostgreSQL's LISTEN/NOTIFY: delivered on commit, to each
         listening connection once, in order)."""
-        payload = json.dumps([site, kind, value], separators=(",", ":"))
-        if len(payload.encode()) > NOTIFY_MAX:
-            payload = json.dumps([site, kind, None])  # too big to carry: the page reloads it
-        self._run("SELECT pg_notify(?, ?)", (LIVE_CHANNEL, payload))
+        self._run("SELECT pg_notify(?, ?)", (LIVE_CHANNEL, _announcement(site, kind, value)))
         return True
 
     def listen(self, deliver: Deliver) -> Callable[[], None] | None:

@@ -157,6 +157,17 @@ def test_event_ingest_is_idempotent_by_site_panel_and_seq(store: SqlStore) -> No
     assert store.event_users("casa") == ["ana"]
 
 
+def test_events_stored_together_each_once_in_one_transaction(store: SqlStore) -> None:
+    assert store.add_event(_event(1))
+    lot = [_event(2, user="ana"), _event(1), _event(2, type="again"), _event(3, tag="04AA")]
+    assert store.store_events(lot) == [True, False, False, True]
+    assert store.store_events([]) == []
+    rows = store.events("casa", EventFilter(), 10)
+    assert [(r["seq"], r["type"]) for r in rows] == [(3, "armed"), (2, "armed"), (1, "armed")]
+    assert store.event_users("casa") == ["ana"]
+    assert store.event_tags("casa") == ["04AA"]
+
+
 def test_activity_filters_and_paging(store: SqlStore) -> None:
     for seq in range(1, 11):
         store.add_event(
@@ -354,10 +365,73 @@ def test_postgresql_live_announcements_reach_every_worker(postgres_url: str) -> 
         listener.close()
 
 
+def test_postgresql_announces_what_it_stores_in_the_same_statement(postgres_url: str) -> None:
+    sender, listener = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    got: list[tuple[str, str, Any]] = []
+    done = threading.Event()
+
+    def deliver(site: str, kind: str, value: Any) -> None:
+        got.append((site, kind, value))
+        if value == "end":
+            done.set()
+
+    stop = listener.listen(deliver)
+    assert stop is not None and sender.announces
+    event = {"site": "casa", "panel": "p1", "seq": 1, "time": "2026-11-01T10:00:00.000Z"}
+    event |= {"type": "armed", "user": "ana", "method": "keypad"}
+    try:
+        assert sender.add_event(event, announce=True)
+        assert not sender.add_event(event, announce=True)  # stored once, announced once
+        assert sender.add_event({**event, "seq": 2})  # not asked to announce
+        sender.add_telemetry("casa", "p1", {"time": event["time"], "temperature": 20.5}, True)
+        sender.add_telemetry("casa", "p1", {"time": event["time"], "temperature": 21.0})
+        sender.announce("casa", "marker", "end")  # comes after all of the above
+        assert done.wait(60)
+        assert got == [
+            ("casa", "event", event),
+            ("casa", "telemetry", {"time": event["time"], "temperature": 20.5}),
+            ("casa", "marker", "end"),
+        ]
+        assert [e["seq"] for e in sender.events("casa", EventFilter(), 10)] == [2, 1]
+        assert sender.event_users("casa") == ["ana"]
+        assert len(sender.telemetry("casa", "2026-11-01T00:00:00.000Z")) == 2
+    finally:
+        stop()
+        sender.close()
+        listener.close()
+
+
+def test_postgresql_announces_events_stored_together_in_their_order(postgres_url: str) -> None:
+    sender, listener = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    got: list[Any] = []
+    done = threading.Event()
+
+    def deliver(site: str, kind: str, value: Any) -> None:
+        got.append(value["seq"] if kind == "event" else value)
+        if value == "end":
+            done.set()
+
+    stop = listener.listen(deliver)
+    assert stop is not None
+    try:
+        assert sender.add_event(_event(5))
+        lot = [_event(9), _event(5), _event(7), _event(9), _event(8)]
+        assert sender.store_events(lot, announce=True) == [True, False, True, False, True]
+        assert sender.store_events([_event(10)]) == [True]  # not asked to announce
+        sender.announce("casa", "marker", "end")
+        assert done.wait(60)
+        assert got == [9, 7, 8, "end"]  # the new ones, in the order given
+    finally:
+        stop()
+        sender.close()
+        listener.close()
+
+
 def test_sqlite_has_no_other_worker_to_tell(tmp_path: Path) -> None:
     s = SqliteStore(tmp_path / "c.db")
     try:
         assert not s.announce("casa", "event", {})
+        assert not s.announces  # the link hands everything to its own pages
         assert s.listen(lambda *_: None) is None
     finally:
         s.close()

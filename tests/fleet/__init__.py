@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 OUT = Path("build/fleet.json")
 PARTS = ("ingest", "live", "activity")
 FULL = {
-    "ingest": {"events": 6000, "sites": 50, "workers": [1, 2, 4]},
+    "ingest": {"events": 20_000, "sites": 500, "workers": [1, 2, 4]},
     # At 10× their rates, 10,000 installations send what 100,000 do.
     "live": {"sites": 10_000, "workers": 2, "followers": 20, "seconds": 60.0, "speeds": [1, 10]},
     "activity": {"sites": 100_000, "per_site": 100, "customers": 20, "requests": 400},
