@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import logging
 import re
 
@@ -28,6 +29,10 @@ def run_cloud(args: argparse.Namespace) -> int:
     service = CloudService(config)
 
     def started() -> None:
+        # What stays for the life of the process (an operator's file is 100,000
+        # installations) is left out of the collector's full passes, which would otherwise
+        # walk all of it every few hundred requests: tens of milliseconds each time.
+        gc.freeze()
         _LOGGER.info(
             "customer area at %s; cloud broker %s; %d installation(s)",
             service.url,

@@ -19,10 +19,12 @@ Prints a table and writes ``build/fleet.json``. ``--quick`` is the short run of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ from tests.fleet import sites as fleet
 from tests.fleet.ingest import run as run_ingest
 
 if TYPE_CHECKING:
+    from sim.broker import Mosquitto
     from tests.pgserver import PgServer
 
 OUT = Path("build/fleet.json")
@@ -92,32 +95,33 @@ def run(
     parts: list[str], sizes: dict[str, dict[str, Any]], tmp: Path, pg: PgServer | None = None
 ) -> dict[str, Any]:
     """Run the parts (on ``pg`` when given, else a server of their own); their figures, as
-    written to build/fleet.json. The broker is always their own: the fleet's retained
-    state must not reach anyone else."""
-    from sim.broker import Mosquitto
+    written to build/fleet.json. Each run has a broker of its own: the fleet's retained
+    state must reach no one else."""
     from tests.pgserver import PgServer
 
     results: dict[str, Any] = {}
     own_pg = pg is None
     pg = PgServer().start() if pg is None else pg
-    broker = Mosquitto().start()
     try:
         for part in parts:
             start = time.monotonic()
             print(f"fleet: {part} …", flush=True)
             if part == "ingest":
-                got = run_ingest(pg, broker, tmp, **sizes["ingest"])
+                with _broker() as broker:
+                    got = run_ingest(pg, broker, tmp, **sizes["ingest"])
             elif part == "live":
                 from tests.fleet.live import run as run_live
 
                 live = dict(sizes["live"])
                 got: dict[str, Any] = {}
                 for speed in live.pop("speeds"):
-                    got[f"speed_{speed}"] = run_live(pg, broker, tmp, speed=speed, **live)
+                    with _broker() as broker:  # no retained state of the run before
+                        got[f"speed_{speed}"] = run_live(pg, broker, tmp, speed=speed, **live)
             else:
                 from tests.fleet.activity import run as run_activity
 
-                got = run_activity(pg, broker, tmp, **sizes["activity"])
+                with _broker() as broker:
+                    got = run_activity(pg, broker, tmp, **sizes["activity"])
                 got["year"] = year_growth(
                     got["bytes_per_event"], got["bytes_per_reading"], keep_days()
                 )
@@ -125,10 +129,21 @@ def run(
             results[part] = got
             print(f"fleet: {part} done in {got['part_s']} s", flush=True)
     finally:
-        broker.close()
         if own_pg:
             pg.close()
     return results
+
+
+@contextlib.contextmanager
+def _broker() -> Iterator[Mosquitto]:
+    """A broker of the part's own (127.0.0.1, a free port), stopped by PID at the end."""
+    from sim.broker import Mosquitto
+
+    broker = Mosquitto().start()
+    try:
+        yield broker
+    finally:
+        broker.close()
 
 
 def keep_days() -> dict[str, int]:
