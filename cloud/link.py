@@ -30,7 +30,7 @@ from paho.mqtt.properties import Properties
 from cloud.config import CloudConfig
 from cloud.live import Live
 from cloud.media import AudioStreams
-from cloud.store import EventFilter, Store, now_iso
+from cloud.store import EventFilter, Store, StoreUnavailable, now_iso
 from common.mqtt import Backoff, LinkState, client_options
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class CloudLink:
         self._ids = 0
         self.audio = AudioStreams()  # silent calls, for the pages that play them
         self._clips: dict[tuple[str, str, str], bytearray] = {}  # clips still arriving
+        self._store_down = False  # the last lot could not be stored
 
     async def start(self) -> None:
         """Start connecting (in the background: the pages work while the broker is away)."""
@@ -190,11 +191,24 @@ class CloudLink:
                         while len(batch) < INGEST_BATCH and len(client.messages):
                             batch.append(await anext(client.messages))
                         self.take_all([(m.topic.value, _raw(m)) for m in batch])
+                        if self._store_down:
+                            self._store_down = False
+                            _LOGGER.info("cloud link: the store is back; taking in again")
                         for m in batch:
                             if m.qos > 0:
                                 client._client.ack(m.mid, m.qos)
             except aiomqtt.MqttError as exc:
                 _LOGGER.info("cloud link down: %s", exc)
+            except StoreUnavailable as exc:
+                # Nothing of the lot was acknowledged: the broker keeps it in this worker's
+                # session and hands it over again once the link is back.
+                if not self._store_down:
+                    _LOGGER.warning(
+                        "cloud link paused: the store is unavailable (%s); nothing taken in"
+                        " is lost, it is taken again when the store is back",
+                        exc,
+                    )
+                self._store_down = True
             finally:
                 self._client = None
                 self.state = LinkState.DOWN
@@ -226,6 +240,8 @@ class CloudLink:
             try:
                 new = self.store.store_events(list(ready.values()), announce=True)
                 stored = dict(zip(ready, new, strict=True))
+            except StoreUnavailable:
+                raise
             except Exception:
                 _LOGGER.exception("could not store %d events together; one by one", len(ready))
         for n, (topic, raw) in enumerate(messages):
@@ -234,6 +250,8 @@ class CloudLink:
                     self._event(topic.split("/")[1], ready[n], stored[n])
                 else:
                     self.take(topic, raw)
+            except StoreUnavailable:
+                raise  # the whole lot again later, none of it acknowledged
             except Exception:
                 self._count("bad_message")
                 _LOGGER.exception("could not handle a message on %s", topic)

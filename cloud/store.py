@@ -726,6 +726,29 @@ class _Statements:
         return self.store._run(sql, args)
 
 
+class StoreUnavailable(Exception):
+    """The database cannot be reached or cannot write now (not: this input is wrong).
+    What was being stored must be kept and tried again, not dropped."""
+
+
+POOL_WAIT_S = 10.0
+"""Longest wait for a pooled PostgreSQL connection before the store is unavailable."""
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """PostgreSQL's connection failures (lost, refused, none free in time) as
+    ``StoreUnavailable``."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    try:
+        yield
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreUnavailable(reason) from exc
+
+
 def _announcement(site: str, kind: str, value: Any) -> str:
     """A NOTIFY payload; one too big to carry goes without its value (the page reloads)."""
     payload = json.dumps([site, kind, value], separators=(",", ":"))
@@ -905,6 +928,7 @@ class PostgresStore(SqlStore):
                 **({"password": password} if password else {}),
             },
             open=False,
+            timeout=POOL_WAIT_S,
         )
         self.pool.open(wait=True, timeout=30)
         try:
@@ -932,12 +956,12 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _db(self) -> Iterator[_Db]:
-        with self.pool.connection() as conn:
+        with _unavailable(), self.pool.connection() as conn:
             yield _PgDb(conn)
 
     @contextmanager
     def _tx(self) -> Iterator[_Db]:
-        with self.pool.connection() as conn, conn.transaction():
+        with _unavailable(), self.pool.connection() as conn, conn.transaction():
             yield _PgDb(conn)
 
     @contextmanager

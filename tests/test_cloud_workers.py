@@ -99,6 +99,47 @@ async def test_a_worker_killed_mid_stream_loses_nothing(
     assert "Traceback" not in log_a
 
 
+def _outage(server: PgServer, url: str, down: bool) -> None:
+    """The database refuses every connection and drops those it has (``down``), or takes
+    them again."""
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(server.url(), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(not down).lower()}')
+        if down:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+
+
+async def test_events_that_arrive_while_the_database_is_down_are_stored_when_it_is_back(
+    workers: tuple[Worker, Worker],
+    mosquitto: Mosquitto,
+    postgres_server: PgServer,
+    postgres_url: str,
+) -> None:
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier=None) as hub:
+        for seq in range(1, 11):
+            await hub.publish("centinela/casa/event", _event(seq), qos=1)
+        _wait_for(postgres_url, lambda s: len(s) == 10, "the first events")
+        _outage(postgres_server, postgres_url, down=True)
+        try:
+            for seq in range(11, 41):
+                await hub.publish("centinela/casa/event", _event(seq), qos=1)
+            # Both workers find the store unavailable and acknowledge nothing.
+            for worker in workers:
+                deadline = time.monotonic() + DEADLINE
+                while "the store is unavailable" not in worker.log.read_text():
+                    assert time.monotonic() < deadline, worker.log.read_text()
+                    await asyncio.sleep(0.1)  # poll interval for the log line
+        finally:
+            _outage(postgres_server, postgres_url, down=False)
+        seqs = _wait_for(postgres_url, lambda s: len(s) >= 40, "every event")
+    assert seqs == list(range(1, 41))  # none lost, each stored once
+    for worker in workers:
+        assert "bad_message" not in worker.log.read_text()
+
+
 def _web_url(worker: Worker) -> str:
     found = re.search(r"customer area at (http://127\.0\.0\.1:\d+)", worker.log.read_text())
     assert found, worker.log.read_text()
