@@ -991,33 +991,8 @@ class PostgresStore(SqlStore):
     announces = True
 
     def add_event(self, event: Mapping[str, Any], announce: bool = False) -> bool:
-        """One statement, one round trip: the event and, when it is new, its user and tag
-        in the filter lists and (``announce``) its NOTIFY, in one transaction: all or none,
-        and a page hears only of what is stored."""
-        names = {kind: value for _site, kind, value in self._new_names(event)}
-        notify = _announcement(str(event["site"]), "event", dict(event)) if announce else None
-        row = self._one(
-            "WITH e AS (INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (site, panel, seq) DO NOTHING RETURNING site),"
-            " n AS (INSERT INTO event_names SELECT e.site, v.kind, v.value"
-            " FROM e, (VALUES ('user', ?::text), ('tag', ?::text)) AS v (kind, value)"
-            " WHERE v.value IS NOT NULL ON CONFLICT DO NOTHING)"
-            " SELECT count(*) AS new FROM e"
-            " LEFT JOIN LATERAL (SELECT pg_notify(?, ?::text) WHERE ?::text IS NOT NULL) AS x"
-            " ON true",
-            (
-                *_event_values(event),
-                names.get("user"),
-                names.get("tag"),
-                LIVE_CHANNEL,
-                notify,
-                notify,
-            ),
-        )
-        if not row or not row["new"]:
-            return False
-        self._names_listed(event)
-        return True
+        """One event as a lot of one (``store_events``): one statement, one round trip."""
+        return self.store_events([event], announce)[0]
 
     def store_events(
         self, events: Sequence[Mapping[str, Any]], announce: bool = False

@@ -4,6 +4,7 @@ and ``make fleet``."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,13 @@ class Worker:
                 raise WorkerFailed(f"worker {self.name} did not come up: {self.log.read_text()}")
             time.sleep(0.05)  # poll interval for the log line
         return self
+
+    def web_url(self) -> str:
+        """Where this worker serves the customer area (from its log)."""
+        found = re.search(r"customer area at (http://127\.0\.0\.1:\d+)", self.log.read_text())
+        if not found:
+            raise WorkerFailed(f"worker {self.name} printed no address: {self.log.read_text()}")
+        return found.group(1)
 
     def kill(self) -> None:
         assert self.proc is not None

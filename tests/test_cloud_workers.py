@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -140,26 +139,20 @@ async def test_events_that_arrive_while_the_database_is_down_are_stored_when_it_
         assert "bad_message" not in worker.log.read_text()
 
 
-def _web_url(worker: Worker) -> str:
-    found = re.search(r"customer area at (http://127\.0\.0\.1:\d+)", worker.log.read_text())
-    assert found, worker.log.read_text()
-    return found.group(1)
-
-
 async def test_any_worker_serves_the_customer_and_its_live_page(
     workers: tuple[Worker, Worker], mosquitto: Mosquitto
 ) -> None:
     a, b = workers
     # Signed up on one worker, the session works on the other (it is in the store).
-    async with httpx.AsyncClient(base_url=_web_url(a), timeout=60) as on_a:
+    async with httpx.AsyncClient(base_url=a.web_url(), timeout=60) as on_a:
         got = await sign_up(on_a, "ana@example.org")
         assert got.status_code in (200, 303), got.text
         cookies = on_a.cookies
-    async with httpx.AsyncClient(base_url=_web_url(b), cookies=cookies, timeout=60) as on_b:
+    async with httpx.AsyncClient(base_url=b.web_url(), cookies=cookies, timeout=60) as on_b:
         assert (await on_b.get("/i/1234567")).status_code == 200
         seen: list[str] = []
         # The live page, read off the socket (Server-Sent Events, one line at a time).
-        url = httpx.URL(_web_url(b))
+        url = httpx.URL(b.web_url())
         reader, writer = await asyncio.open_connection(url.host, url.port)
         cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
         writer.write(

@@ -26,7 +26,7 @@ from cloud.store import PostgresStore
 from sim.broker import Mosquitto
 from tests.cloud_workers import Worker
 from tests.fleet import sites as fleet
-from tests.fleet.live import pct, web_url
+from tests.fleet.live import pct
 from tests.pgserver import PgServer
 
 # One row per (installation, n): n-th event of the year; kinds and methods cycle so that
@@ -234,7 +234,7 @@ def run(
         worker = Worker(config, "a0", tmp).start()
         worker_start = time.monotonic() - start
         try:
-            api = asyncio.run(_api(web_url(worker), customers, sites, requests))
+            api = asyncio.run(_api(worker.web_url(), customers, sites, requests))
         finally:
             worker.stop()
         baseline = _baseline(url, sites, customers, requests)

@@ -67,15 +67,6 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def web_url(worker: Worker) -> str:
-    import re
-
-    found = re.search(r"customer area at (http://127\.0\.0\.1:\d+)", worker.log.read_text())
-    if not found:
-        raise RuntimeError(f"worker {worker.name} printed no address")
-    return found.group(1)
-
-
 @dataclass
 class Follower:
     """One customer: a live page on one worker, the app API on the other."""
@@ -272,7 +263,7 @@ def run(
         for i in range(workers):
             started.append(Worker(config, f"w{i}", tmp).start())
         startup = time.monotonic() - t0
-        urls = [web_url(w) for w in started]
+        urls = [w.web_url() for w in started]
         load = subprocess.Popen(
             [
                 sys.executable,
